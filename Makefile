@@ -1,0 +1,38 @@
+# Two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
+
+.PHONY: run test bench lint docker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/nnserve serve
+
+test: $(DEV)
+	$(BIN)/python -m pytest
+
+bench: $(DEV)
+	$(BIN)/python -m benchmarks
+
+lint: $(DEV)
+	$(BIN)/ruff check service tests benchmarks
+
+docker:
+	docker build -t nnserve:latest .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

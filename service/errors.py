@@ -1,0 +1,99 @@
+"""Domain errors. Each knows its HTTP status; the one handler turns them into problem+json."""
+
+
+class ServiceError(Exception):
+    """Something the service refuses, with the HTTP status that says why."""
+
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, detail, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type(self):
+        """Return the problem type: a stable slug of the error's class."""
+        return f"/problems/{self.title.lower().replace(' ', '-')}"
+
+
+class InvalidInput(ServiceError):
+    """A request that parsed but cannot be served (bad points, single-class data, ...)."""
+
+    status = 422
+    title = "Invalid Input"
+
+    def __init__(self, detail, field=None):
+        errors = [{"loc": list(field) if field else [], "msg": detail}]
+        super().__init__(detail, errors=errors)
+
+
+class LimitExceeded(ServiceError):
+    """A request over one of the configured limits; names the limit."""
+
+    status = 422
+    title = "Limit Exceeded"
+
+    def __init__(self, limit, value, maximum, field=None):
+        super().__init__(
+            f"{limit} is {value}, over the limit of {maximum} (setting NNSERVE_{limit.upper()})",
+            limit=limit,
+            maximum=maximum,
+            errors=[{"loc": list(field or [limit]), "msg": f"at most {maximum}"}],
+        )
+
+
+class InvalidName(ServiceError):
+    status = 422
+    title = "Invalid Name"
+
+
+class ModelNotFound(ServiceError):
+    status = 404
+    title = "Model Not Found"
+
+    def __init__(self, name, version=None):
+        super().__init__(f"model {name!r} version {version or 'latest'} not found")
+
+
+class CorruptModel(ServiceError):
+    """A stored version that fails validation: it is refused, never executed."""
+
+    status = 409
+    title = "Corrupt Model"
+
+
+class InvalidModelFile(ServiceError):
+    """An uploaded .npz that fails the same validation as a stored one."""
+
+    status = 422
+    title = "Invalid Model File"
+
+
+class StoreUnavailable(ServiceError):
+    status = 503
+    title = "Store Unavailable"
+
+
+class StoreFull(ServiceError):
+    status = 507
+    title = "Insufficient Storage"
+
+
+class JobNotFound(ServiceError):
+    status = 404
+    title = "Job Not Found"
+
+    def __init__(self, job_id):
+        super().__init__(f"training job {job_id!r} not found")
+
+
+class JobFinished(ServiceError):
+    status = 409
+    title = "Job Already Finished"
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    title = "Unauthorized"

@@ -1,0 +1,1 @@
+"""Pure NumPy neural networks: no files, no logging, no clock, no Flask."""

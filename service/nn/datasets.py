@@ -1,0 +1,77 @@
+"""The lab's data sets, two harder playground sets, and checked user points.
+
+Every function returns ``(x, y)``: ``x: (n, 2)`` float64 points and
+``y: (n,)`` float64 labels in {0, 1}.
+"""
+
+import math
+
+import numpy as np
+
+
+def linear(n=100, seed=0):
+    """Return n uniform points of the unit square; label 0 when x1 > x2, else 1."""
+    x = np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, 2))
+    return x, (x[:, 0] <= x[:, 1]).astype(np.float64)
+
+
+def xor():
+    """Return the lab's 21 XOR points: the diagonal is 0, the anti-diagonal 1 (but its centre)."""
+    points, labels = [], []
+    for i in range(11):
+        points.append((0.1 * i, 0.1 * i))
+        labels.append(0.0)
+        if i == 5:
+            continue
+        points.append((0.1 * i, 1.0 - 0.1 * i))
+        labels.append(1.0)
+    return np.array(points), np.array(labels)
+
+
+def circle(n=200, noise=0.05, seed=0):
+    """Return a disc (label 1) inside a ring (label 0), centred in the unit square."""
+    rng = np.random.default_rng(seed)
+    inner = np.arange(n) < n // 2
+    radius = np.where(inner, rng.uniform(0.0, 0.2, n), rng.uniform(0.3, 0.45, n))
+    angle = rng.uniform(0.0, 2.0 * math.pi, n)
+    x = 0.5 + radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+    x += rng.normal(0.0, noise, size=x.shape)
+    return x, inner.astype(np.float64)
+
+
+def spiral(n=200, noise=0.05, seed=0):
+    """Return two interleaved spirals (labels 0 and 1), centred in the unit square."""
+    rng = np.random.default_rng(seed)
+    label = (np.arange(n) % 2).astype(np.float64)
+    t = rng.uniform(0.0, 1.0, n)
+    angle = 3.0 * math.pi * t + math.pi * label
+    radius = 0.05 + 0.4 * t
+    x = 0.5 + radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+    x += rng.normal(0.0, noise, size=x.shape)
+    return x, label
+
+
+def check_points(x):
+    """Return x as a float64 (n, 2) array; raise ValueError if it is not finite 2-D points."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != 2 or len(x) == 0:
+        raise ValueError(f"points must have shape (n, 2) with n >= 1, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("points must be finite numbers (no NaN or infinity)")
+    return x
+
+
+def check_dataset(x, y):
+    """Return (x, y) as float64 arrays; raise ValueError if they cannot train a classifier."""
+    x = check_points(x)
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != (len(x),):
+        raise ValueError(f"labels must have shape ({len(x)},), got {y.shape}")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be 0 or 1")
+    if np.all(y == y[0]):
+        raise ValueError("the data set has a single class; it needs both 0 and 1")
+    return x, y
+
+
+DATASETS = {"linear": linear, "xor": xor, "circle": circle, "spiral": spiral}

@@ -1,0 +1,41 @@
+"""Losses over a batch, each averaged over the batch (mean, not sum).
+
+Shapes: ``z`` and ``a`` are the output layer's pre-activation and activation,
+``y`` the labels, all ``(n, 1)``. Each ``*_grad`` returns the gradient that
+starts back-propagation: ``mse_grad`` is dL/da, ``bce_grad`` is dL/dz, because
+binary cross-entropy is computed from the logit ``z`` of a sigmoid output so
+that saturated outputs give finite losses and gradients.
+"""
+
+import numpy as np
+
+
+def mse(z, a, y):
+    """Return L = mean(0.5 (a - y)^2), the lab's loss."""
+    e = (a - y).ravel()
+    return 0.5 * float(e @ e) / e.size
+
+
+def mse_grad(z, a, y):
+    """Return dL/da = (a - y) / n."""
+    return (a - y) * (1.0 / len(a))
+
+
+def bce(z, a, y):
+    """Return mean(-y log sigma(z) - (1 - y) log(1 - sigma(z))) = mean(softplus(z) - y z)."""
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def bce_grad(z, a, y):
+    """Return dL/dz = (sigma(z) - y) / n, with a = sigma(z)."""
+    return (a - y) * (1.0 / len(a))
+
+
+# name -> (loss, gradient, what the gradient is taken with respect to)
+LOSSES = {
+    "mse": (mse, mse_grad, "a"),
+    "bce": (bce, bce_grad, "z"),
+}
+
+# bce is defined on a sigmoid output's logit; an identity output has no logit.
+LOSS_OUTPUTS = {"mse": ("sigmoid", "identity"), "bce": ("sigmoid",)}

@@ -1,0 +1,58 @@
+"""Optimizers over the flat weight vector ``theta`` and its gradient ``g``.
+
+Each optimizer is a pair: ``*_init(theta) -> state`` (a plain dict of arrays
+and counters) and ``*_step(theta, g, state, hp)`` which updates ``theta`` in
+place; ``hp`` holds the hyper-parameters (learning_rate, momentum, beta1,
+beta2, eps).
+"""
+
+import numpy as np
+
+
+def sgd_init(theta):
+    """Return the (empty) state of plain gradient descent."""
+    return {}
+
+
+def sgd_step(theta, g, state, hp):
+    """theta <- theta - lr g."""
+    theta -= hp.learning_rate * g
+
+
+def momentum_init(theta):
+    """Return a zero velocity."""
+    return {"v": np.zeros_like(theta)}
+
+
+def momentum_step(theta, g, state, hp):
+    """v <- mu v - lr g; theta <- theta + v."""
+    v = state["v"]
+    v *= hp.momentum
+    v -= hp.learning_rate * g
+    theta += v
+
+
+def adam_init(theta):
+    """Return zero first and second moments and step count 0."""
+    return {"m": np.zeros_like(theta), "v": np.zeros_like(theta), "t": 0}
+
+
+def adam_step(theta, g, state, hp):
+    """Adam (Kingma & Ba 2015) with bias-corrected moments."""
+    m, v = state["m"], state["v"]
+    state["t"] = t = state["t"] + 1
+    m *= hp.beta1
+    m += (1.0 - hp.beta1) * g
+    v *= hp.beta2
+    v += (1.0 - hp.beta2) * (g * g)
+    # lr_t folds both bias corrections into one scalar (Algorithm 1, last line).
+    lr_t = hp.learning_rate * (1.0 - hp.beta2**t) ** 0.5 / (1.0 - hp.beta1**t)
+    eps_t = hp.eps * (1.0 - hp.beta2**t) ** 0.5
+    theta -= lr_t * m / (np.sqrt(v) + eps_t)
+
+
+OPTIMIZERS = {
+    "sgd": (sgd_init, sgd_step),
+    "momentum": (momentum_init, momentum_step),
+    "adam": (adam_init, adam_step),
+}

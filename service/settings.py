@@ -1,0 +1,52 @@
+"""All configuration, read once from NNSERVE_* environment variables."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """nnserve's settings; the README's configuration table lists the same fields."""
+
+    model_config = SettingsConfigDict(env_prefix="NNSERVE_", frozen=True)
+
+    store_dir: Path = Path("model_store")
+    """Directory of the model store (one folder per model name, one .npz per version)."""
+    jobs_db: Path | None = None
+    """SQLite file of the training jobs; default: .jobs.sqlite3 inside the store directory."""
+    cache_size: int = Field(32, ge=1)
+    """Loaded models kept in each worker's in-memory LRU cache."""
+    max_predict_points: int = Field(100_000, ge=1)
+    """Points in one prediction request."""
+    max_train_points: int = Field(100_000, ge=2)
+    """Points in one training data set."""
+    max_epochs: int = Field(100_000, ge=1)
+    """Epochs of one training job."""
+    max_work: float = Field(2e10, gt=0)
+    """Work of one training job: epochs x points x parameters."""
+    max_hidden_layers: int = Field(8, ge=1)
+    """Hidden layers of a network."""
+    max_hidden_units: int = Field(256, ge=1)
+    """Units in one hidden layer."""
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    """Size of a request body, in bytes (413 beyond)."""
+    max_running_jobs: int = Field(2, ge=1)
+    """Training jobs running at once across all workers; the rest wait queued."""
+    job_timeout_s: float = Field(600.0, gt=0)
+    """Wall-clock limit of one training job, after which it fails."""
+    max_wait_s: float = Field(60.0, ge=0)
+    """Longest ?wait= a training request may ask for."""
+    run_jobs: bool = True
+    """Whether this process runs training jobs (a worker thread per process)."""
+    api_token: SecretStr | None = None
+    """Bearer token required by mutating endpoints; unset means no authentication."""
+    protect_reads: bool = False
+    """Also require the token for reads and predictions."""
+    log_level: str = "INFO"
+    """Log level of the service's own logger."""
+
+    @property
+    def jobs_path(self):
+        """Return the SQLite path of the job backend."""
+        return self.jobs_db or self.store_dir / ".jobs.sqlite3"
