@@ -39,7 +39,7 @@ class TrainingConfig:
     """How to train: the loop's knobs, with defaults chosen for reliability."""
 
     epochs: int = 5000
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     optimizer: str = "adam"
     momentum: float = 0.9
     beta1: float = 0.9
@@ -52,6 +52,8 @@ class TrainingConfig:
     tolerance: float | None = None
     patience: int | None = None
     dtype: str = "float64"
+    starts: int = 4
+    probe_epochs: int = 300
 
     def check(self, arch):
         """Raise ValueError when the configuration cannot train the architecture."""
@@ -63,8 +65,8 @@ class TrainingConfig:
             raise ValueError(f"loss {self.loss!r} needs a sigmoid output activation")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}")
-        if self.epochs < 1 or (self.batch_size is not None and self.batch_size < 1):
-            raise ValueError("epochs and batch_size must be positive")
+        if min(self.epochs, self.starts, self.probe_epochs, self.batch_size or 1) < 1:
+            raise ValueError("epochs, starts, probe_epochs and batch_size must be positive")
 
     def to_dict(self):
         """Return the configuration as JSON-able metadata."""
@@ -120,59 +122,90 @@ class _Stopper:
 def fit(arch, x, y, config=TrainingConfig(), on_progress=None, report_every=100):
     """Return a FitResult: arch trained on points x (n, 2) and labels y (n,) with config.
 
+    With config.starts > 1, each of several seeded initialisations first trains
+    for probe_epochs and the one with the lowest loss continues: a small network
+    started in a poor basin (XOR's plateau) is dropped early. Epochs are counted
+    over all of them, so config.epochs bounds the whole run's work.
     on_progress(epoch, loss, accuracy) is called every report_every epochs;
     returning True stops training with stop_reason "cancelled".
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by the loss
+        return _fit(arch, x, y, config, on_progress, report_every)
+
+
+def _fit(arch, x, y, config, on_progress, report_every):
     config.check(arch)
     dtype = DTYPES[config.dtype]
     x, y = np.asarray(x, dtype), np.asarray(y, dtype).reshape(-1, 1)
     rng = np.random.default_rng(config.seed)
-    params = init_params(arch, rng, dtype)
-    grads = params_from_theta(arch, np.zeros_like(params["theta"]))
-    opt_init, opt_step = OPTIMIZERS[config.optimizer]
-    state = opt_init(params["theta"])
-    stopper, stride = _Stopper(config), history_stride(config.epochs)
+    stride = history_stride(config.epochs)
     history = {"epoch": [], "loss": [], "accuracy": []}
 
-    def observe(epoch, loss, acc):
+    def observe(run, epoch, loss, acc):
         if not math.isfinite(loss):
             raise Diverged(epoch, loss)
+        run.loss = loss
         if epoch % stride == 0:
             _record(history, epoch, loss, acc)
         if on_progress is not None and epoch % report_every == 0 and on_progress(epoch, loss, acc):
             return "cancelled"
-        return stopper.reason(loss, acc)
+        return run.stopper.reason(loss, acc)
 
-    def update(y_hat, cache, yb):
-        backward(params, cache, output_delta(y_hat, cache, yb, arch, config.loss), arch, grads)
-        opt_step(params["theta"], grads["theta"], state, config)
-
-    reason, epoch = "epochs", config.epochs
-    for e in range(config.epochs):
-        wants_acc = stopper.wants_accuracy() or e % stride == 0 or e % report_every == 0
-        stop = _run_epoch(e, _batches(x, y, config.batch_size, rng), arch, params, config.loss,
-                          wants_acc, observe, update)
+    epoch, runs = 0, []
+    while len(runs) < config.starts and epoch < config.epochs:
+        runs.append(_Run(arch, config, init_params(arch, rng, dtype)))
+        end = min(epoch + config.probe_epochs, config.epochs) if config.starts > 1 else config.epochs
+        epoch, stop = runs[-1].train(x, y, rng, epoch, end, stride, report_every, observe)
         if stop:
-            reason, epoch = stop, e
-            break
-    return _finish(arch, params, x, y, config.loss, epoch, reason, history)
+            return _finish(arch, runs[-1].params, x, y, config.loss, epoch, stop, history)
+    best = min(runs, key=lambda run: run.loss)
+    epoch, stop = best.train(x, y, rng, epoch, config.epochs, stride, report_every, observe)
+    return _finish(arch, best.params, x, y, config.loss, epoch, stop or "epochs", history)
 
 
-def _run_epoch(epoch, batches, arch, params, loss_name, wants_acc, observe, update):
+class _Run:
+    """One initialisation being trained: its weights, gradients, optimizer state and stopper."""
+
+    def __init__(self, arch, config, params):
+        self.arch, self.config, self.params = arch, config, params
+        self.grads = params_from_theta(arch, np.zeros_like(params["theta"]))
+        opt_init, self.opt_step = OPTIMIZERS[config.optimizer]
+        self.state = opt_init(params["theta"])
+        self.stopper, self.loss = _Stopper(config), math.inf
+
+    def update(self, y_hat, cache, yb):
+        """Back-propagate one batch and take one optimizer step."""
+        dz = output_delta(y_hat, cache, yb, self.arch, self.config.loss)
+        backward(self.params, cache, dz, self.arch, self.grads)
+        self.opt_step(self.params["theta"], self.grads["theta"], self.state, self.config)
+
+    def train(self, x, y, rng, first, end, stride, report_every, observe):
+        """Train epochs first..end-1; return (epoch reached, stop reason or None)."""
+        c = self.config
+        for e in range(first, end):
+            wants_acc = self.stopper.wants_accuracy() or e % stride == 0 or e % report_every == 0
+            batches = _batches(x, y, c.batch_size, rng)
+            stop = _run_epoch(e, batches, self, wants_acc, observe)
+            if stop:
+                return e, stop
+        return end, None
+
+
+def _run_epoch(epoch, batches, run, wants_acc, observe):
     """Run one epoch's batches; return a stop reason found before its last update, or None."""
     total = hits = 0.0
     last = len(batches) - 1
     for k, (xb, yb) in enumerate(batches):
-        y_hat, cache = forward(params, xb, arch)
-        total += loss_value(y_hat, cache, yb, loss_name) * len(yb)
+        y_hat, cache = forward(run.params, xb, run.arch)
+        total += loss_value(y_hat, cache, yb, run.config.loss) * len(yb)
         if wants_acc:
             hits += accuracy(y_hat, yb) * len(yb)
         if k == last:
             n = sum(len(b[1]) for b in batches) if last else len(yb)
-            stop = observe(epoch, total / n, hits / n if wants_acc else math.nan)
+            stop = observe(run, epoch, total / n, hits / n if wants_acc else math.nan)
             if stop:
                 return stop
-        update(y_hat, cache, yb)
+        run.update(y_hat, cache, yb)
     return None
 
 
