@@ -8,6 +8,7 @@ All weights live in one flat vector ``params["theta"]``; ``params["W"]`` and
 optimizer updates every layer with a handful of NumPy calls on two vectors.
 """
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -40,7 +41,7 @@ class Architecture:
     def shapes(self):
         """Return [(name, shape)] of every weight array, in the order of theta."""
         shapes = []
-        for i, (d_in, d_out) in enumerate(zip(self.layers, self.layers[1:])):
+        for i, (d_in, d_out) in enumerate(itertools.pairwise(self.layers)):
             shapes.append((f"W{i}", (d_in, d_out)))
             if self.bias:
                 shapes.append((f"b{i}", (d_out,)))

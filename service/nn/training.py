@@ -154,7 +154,8 @@ def _fit(arch, x, y, config, on_progress, report_every):
     epoch, runs = 0, []
     while len(runs) < config.starts and epoch < config.epochs:
         runs.append(_Run(arch, config, init_params(arch, rng, dtype)))
-        end = min(epoch + config.probe_epochs, config.epochs) if config.starts > 1 else config.epochs
+        probe = config.probe_epochs if config.starts > 1 else config.epochs
+        end = min(epoch + probe, config.epochs)
         epoch, stop = runs[-1].train(x, y, rng, epoch, end, stride, report_every, observe)
         if stop:
             return _finish(arch, runs[-1].params, x, y, config.loss, epoch, stop, history)

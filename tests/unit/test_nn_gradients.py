@@ -45,7 +45,7 @@ def _numeric_grad(theta, arch, x, y, loss):
 
 
 def _problem(arch):
-    """Return (params, x, y), the first seeded draw whose hidden pre-activations avoid relu's kink."""
+    """Return (params, x, y): the first seeded draw whose pre-activations avoid the kink."""
     for seed in range(100):
         rng = np.random.default_rng(seed)
         params = init_params(arch, rng)

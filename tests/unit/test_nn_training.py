@@ -1,4 +1,4 @@
-"""Behaviour of fit(): the lab's network learns the lab's sets, reproducibly, and stops when told."""
+"""fit(): the lab's network learns the lab's sets, reproducibly, and stops when told."""
 
 import math
 
