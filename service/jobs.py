@@ -175,6 +175,10 @@ class JobBackend(ABC):
         """Fail the running jobs whose worker is gone with "worker lost"; return their ids."""
 
     @abstractmethod
+    def counts(self):
+        """Return {status: number of jobs} for every status."""
+
+    @abstractmethod
     def ping(self):
         """Raise StoreUnavailable unless jobs can be read and written."""
 
@@ -203,7 +207,8 @@ class SqliteJobs(JobBackend):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(f"job database {self.path} unavailable: {exc}") from exc
+            log.error("job database %s unavailable: %s", self.path, exc)
+            raise StoreUnavailable(f"job database unavailable: {exc}") from exc
         with self._db() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
             conn.executescript(SCHEMA)
@@ -236,7 +241,8 @@ class SqliteJobs(JobBackend):
                 if conn.in_transaction:
                     conn.rollback()
         except sqlite3.DatabaseError as exc:  # locked past busy_timeout, read-only, full, corrupt
-            raise StoreUnavailable(f"job database {self.path} unavailable: {exc}") from exc
+            log.error("job database %s unavailable: %s", self.path, exc)
+            raise StoreUnavailable(f"job database unavailable: {exc}") from exc
 
     def _select(self, conn, where, args=(), tail=""):
         """Return the jobs matching an SQL condition, in the order tail gives."""
@@ -286,6 +292,12 @@ class SqliteJobs(JobBackend):
             tail = "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
             jobs = self._select(conn, where, [*args, limit, offset], tail)
         return jobs, total
+
+    def counts(self):
+        """Return {status: number of jobs} for every status."""
+        with self._db() as conn:
+            rows = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
+        return {status: rows.get(status, 0) for status in STATUSES}
 
     def claim(self, worker, max_running):
         """Return the oldest queued job, now running on worker, or None (none or no slot)."""

@@ -1,0 +1,88 @@
+"""gunicorn configuration: `gunicorn -c gunicorn.conf.py 'service:create_app()'`.
+
+Environment: HOST, PORT, WEB_CONCURRENCY (workers), GUNICORN_THREADS,
+GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, PROMETHEUS_MULTIPROC_DIR.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+
+from gunicorn import glogging
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1))))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "90"))  # > the longest ?wait (60 s)
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+
+# prometheus-client's multiprocess mode: every worker writes its samples here. It must be
+# set before a worker imports prometheus_client, so it is set while this file loads.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+METRICS_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="nnserve-metrics-")
+)
+
+
+class JsonAccessLogger(glogging.Logger):
+    """One JSON object per request, carrying the request id (and never any header value)."""
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        headers = {k.lower(): v for k, v in resp.headers}
+        status = str(resp.status).split(None, 1)[0]
+        record = {
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "request_id": headers.get("x-request-id"),
+            "remote": environ.get("REMOTE_ADDR"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING"),
+            "status": int(status) if status.isdigit() else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "pid": os.getpid(),
+        }
+        self.access_log.info(json.dumps(record))
+
+
+logger_class = JsonAccessLogger
+
+
+def on_starting(server):
+    """Start from an empty metrics directory and fail jobs left running by a previous run."""
+    os.makedirs(METRICS_DIR, exist_ok=True)
+    for entry in os.scandir(METRICS_DIR):
+        os.unlink(entry.path)
+    from service.jobs import SqliteJobs
+    from service.settings import Settings
+
+    SqliteJobs(Settings().jobs_path).fail_interrupted()
+
+
+def worker_exit(server, worker):
+    """Stop the worker's job runner: a job it was running fails as interrupted, not lost."""
+    app = getattr(worker, "wsgi", None)
+    service = getattr(app, "extensions", {}).get("nnserve")
+    if service is not None:
+        service.stop()
+
+
+def child_exit(server, worker):
+    """Tell prometheus-client the worker is gone (its live gauges stop counting)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this configuration made."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

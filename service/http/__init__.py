@@ -1,0 +1,1 @@
+"""Flask: blueprints per resource over the service layer, and the one error handler."""

@@ -1,0 +1,67 @@
+"""What the views share: the operation decorator, strict request parsing, JSON responses.
+
+A view declares its contract with @operation (who may call it, what it takes
+and answers); the auth hook and /openapi.json both read that declaration, so
+the documentation and the behaviour come from one place.
+"""
+
+import json
+from collections import Counter
+
+from flask import Response, current_app, request
+from pydantic import BaseModel
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+
+def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
+              content="application/json", errors=()):
+    """Attach the operation's contract to a view: access is "open", "read" or "write"."""
+
+    def attach(view):
+        view.operation = {"summary": summary, "access": access, "body": body, "query": query,
+                          "response": response, "status": status, "content": content,
+                          "errors": tuple(errors), "doc": (view.__doc__ or "").strip()}
+        return view
+
+    return attach
+
+
+def service():
+    """Return this app's Service."""
+    return current_app.extensions["nnserve"]
+
+
+def parse_body(model: type[BaseModel], **context):
+    """Return the JSON body validated by model; 415/400/422 problems otherwise."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as application/json (got {request.mimetype or 'no content type'!r})"
+        )
+    return model.model_validate(parse_json(request.get_data(cache=False)), context=context)
+
+
+def parse_json(raw: bytes):
+    """Return the decoded JSON document; refuse duplicate keys and absurd nesting (400)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:  # bad syntax or UTF-8; nesting past the stack
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def parse_query(model: type[BaseModel]):
+    """Return the query string validated by model (422 naming the parameter otherwise)."""
+    return model.model_validate(request.args.to_dict())
+
+
+def json_response(body, status=200, headers=None, content_type="application/json"):
+    """Return a compact JSON response."""
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return Response(text, status=status, headers=headers, content_type=content_type)
+
+
+def _no_duplicates(pairs):
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        dup = next(k for k, count in Counter(k for k, _ in pairs).items() if count > 1)
+        raise ValueError(f"duplicate key {dup!r} in an object")
+    return obj

@@ -1,0 +1,102 @@
+"""/v1/models: list, inspect, delete, export, import and predict."""
+
+from flask import Blueprint, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse, VersionMeta
+from .api import json_response, operation, parse_body, service
+
+bp = Blueprint("models", __name__, url_prefix="/v1/models")
+NPZ = "application/octet-stream"
+
+
+@bp.get("")
+@operation("List models", response=ModelList)
+def index():
+    """Every model name with its latest version and that version's metrics."""
+    return json_response({"models": service().list_models()})
+
+
+@bp.get("/<name>")
+@operation("Get a model's versions", response=ModelDetail, errors=(404, 422))
+def show(name):
+    """Each version's metadata, oldest first; a damaged version is reported corrupt."""
+    return json_response({"name": name, "versions": service().versions(name)})
+
+
+@bp.delete("/<name>")
+@operation("Delete a model", access="write", status=204, response=None, errors=(404, 422))
+def delete(name):
+    """Delete every version of the model."""
+    service().delete(name)
+    return "", 204
+
+
+@bp.get("/<name>/versions/<int:version>")
+@operation("Get a version's metadata", response=VersionMeta, errors=(404, 409, 422))
+def show_version(name, version):
+    """One version's metadata, read without loading its weights."""
+    return json_response(service().version(name, version))
+
+
+@bp.delete("/<name>/versions/<int:version>")
+@operation("Delete a version", access="write", status=204, response=None, errors=(404, 422))
+def delete_version(name, version):
+    """Delete one version."""
+    service().delete(name, version)
+    return "", 204
+
+
+@bp.get("/<name>/versions/<int:version>/npz")
+@operation("Download a version's .npz", response=None, content=NPZ, errors=(404, 409, 422))
+def export(name, version):
+    """The .npz file as stored, checked before it leaves."""
+    data, filename = service().export(name, version)
+    return data, 200, {"Content-Type": NPZ,
+                       "Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+@bp.post("/<name>/versions")
+@operation("Upload a .npz as a new version", access="write", response=VersionMeta, status=201,
+           body="npz", errors=(400, 413, 415, 422, 503, 507))
+def upload(name):
+    """The body is the .npz itself (application/octet-stream) or multipart with a 'file' part."""
+    meta = service().upload(name, _uploaded_bytes())
+    location = f"/v1/models/{name}/versions/{meta['version']}"
+    return json_response(meta, 201, {"Location": location})
+
+
+@bp.post("/<name>/predict")
+@operation("Classify points with the latest version", body=PredictRequest,
+           response=PredictResponse, errors=(400, 404, 409, 413, 415, 422))
+def predict(name):
+    """Labels and probabilities for the posted points, in the order posted."""
+    return _predict(name, None)
+
+
+@bp.post("/<name>/versions/<int:version>/predict")
+@operation("Classify points with a pinned version", body=PredictRequest,
+           response=PredictResponse, errors=(400, 404, 409, 413, 415, 422))
+def predict_version(name, version):
+    """Labels and probabilities for the posted points, in the order posted."""
+    return _predict(name, version)
+
+
+def _predict(name, version):
+    svc = service()
+    req = parse_body(PredictRequest, max_predict_points=svc.settings.max_predict_points)
+    version, scores, labels = svc.predict(name, version, req.points, req.threshold)
+    predictions = [{"label": label, "probability": p}
+                   for label, p in zip(labels.tolist(), scores.tolist(), strict=True)]
+    return json_response({"model": name, "version": version, "predictions": predictions})
+
+
+def _uploaded_bytes():
+    if request.mimetype == "multipart/form-data":
+        part = request.files.get("file")
+        if part is None:
+            raise BadRequest("multipart upload needs a 'file' part holding the .npz")
+        return part.read()
+    if request.mimetype not in (NPZ, "application/x-npz", "application/zip"):
+        raise UnsupportedMediaType("send the .npz as application/octet-stream or multipart")
+    return request.get_data(cache=False)

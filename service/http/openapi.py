@@ -1,0 +1,98 @@
+"""OpenAPI 3.1, generated from the routes' @operation declarations and the pydantic models."""
+
+import re
+from functools import cache
+
+from pydantic.json_schema import models_json_schema
+
+from ..schemas import NAME_PATTERN, Problem
+
+_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+_STATUS_TEXT = {400: "Malformed request", 401: "Missing or bad token", 404: "Not found",
+                405: "Method not allowed", 409: "Conflict with the resource's state",
+                413: "Body too large", 415: "Unsupported media type",
+                422: "Invalid input or over a limit", 500: "Internal error",
+                503: "Unavailable", 507: "Store full"}
+
+
+@cache
+def _schemas(models):
+    """Return ({(model, mode): schema ref}, {name: schema}): requests validate, responses dump."""
+    pairs = [(m, mode) for m in models for mode in ("validation", "serialization")]
+    refs, top = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
+    return refs, top.get("$defs", {})
+
+
+def openapi_document(app):
+    """Return the OpenAPI 3.1 document of app's routes."""
+    views = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if hasattr(view, "operation"):
+            views.append((rule, view.operation))
+    models = {m for _, op in views for m in (op["body"], op["query"], op["response"])
+              if isinstance(m, type)}
+    refs, components = _schemas(tuple(sorted(models | {Problem}, key=lambda m: m.__name__)))
+    paths = {}
+    for rule, op in sorted(views, key=lambda item: item[0].rule):
+        path = _PARAM.sub(r"{\2}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(rule, op, refs, app)
+    security = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return {"openapi": "3.1.0",
+            "info": {"title": "nnserve", "version": "1.0.0",
+                     "description": "Train tiny NumPy networks and serve their predictions."},
+            "paths": paths,
+            "components": {"schemas": components, "securitySchemes": security}}
+
+
+def _operation(rule, op, refs, app):
+    out = {"operationId": rule.endpoint.replace(".", "_"), "summary": op["summary"],
+           "description": op["doc"], "parameters": _parameters(rule, op, refs),
+           "responses": _responses(_PARAM.sub(r"{\2}", rule.rule), op, refs, app)}
+    if op["body"] == "npz":
+        binary = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+        multipart = {"schema": {"type": "object", "required": ["file"],
+                                "properties": {"file": binary["schema"]}}}
+        out["requestBody"] = {"required": True, "content": {
+            "application/octet-stream": binary, "multipart/form-data": multipart}}
+    elif op["body"] is not None:
+        out["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(op["body"], "validation")]}}}
+    if op["access"] != "open":
+        out["security"] = [{"bearer": []}, {}]
+    return out
+
+
+def _parameters(rule, op, refs):
+    params = []
+    for converter, name in _PARAM.findall(rule.rule):
+        schema = ({"type": "integer", "minimum": 1} if converter == "int"
+                  else {"type": "string", "pattern": NAME_PATTERN} if name == "name"
+                  else {"type": "string"})
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    if op["query"] is not None:
+        schema = op["query"].model_json_schema()
+        for name, prop in schema["properties"].items():
+            params.append({"name": name, "in": "query", "required": False, "schema": prop})
+    return params
+
+
+def _responses(path, op, refs, app):
+    ok = {"description": op["summary"]}
+    if op["response"] is not None:
+        ok["content"] = {op["content"]: {"schema": refs[(op["response"], "serialization")]}}
+    elif op["status"] != 204:
+        ok["content"] = {op["content"]: {"schema": {"type": "string"}}}
+    problem = {"application/problem+json": {"schema": refs[(Problem, "serialization")]}}
+    statuses = set(op["errors"]) | {405, 500}
+    if op["body"] is not None:
+        statuses |= {400, 413, 415, 422}
+    if "{" in path:
+        statuses |= {404}
+    if op["access"] != "open" and app.config.get("NNSERVE_AUTH"):
+        statuses.add(401)
+    responses = {str(op["status"]): ok}
+    for status in sorted(statuses):
+        responses[str(status)] = {"description": _STATUS_TEXT[status], "content": problem}
+    return responses

@@ -1,0 +1,59 @@
+"""The one error handler: every failure becomes an RFC 9457 application/problem+json body."""
+
+import logging
+
+from flask import current_app, g
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from ..errors import ServiceError
+from .api import json_response
+
+log = logging.getLogger("nnserve")
+PROBLEM = "application/problem+json"
+
+
+def problem(status, title, detail, headers=None, **extra):
+    """Return a problem+json response."""
+    slug = title.lower().replace(" ", "-")
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail,
+            **extra}
+    return json_response(body, status, headers, content_type=PROBLEM)
+
+
+def on_service_error(exc: ServiceError):
+    headers = {"WWW-Authenticate": 'Bearer realm="nnserve"'} if exc.status == 401 else None
+    return problem(exc.status, exc.title, exc.detail, headers, **exc.extra)
+
+
+def on_validation_error(exc: ValidationError):
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return problem(422, "Validation Error", f"{where}: {first['msg']}{more}", errors=errors)
+
+
+def on_http_exception(exc: HTTPException):
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"request body over the limit of {limit} bytes (NNSERVE_MAX_BODY_BYTES)"
+    else:
+        detail = exc.description or exc.name
+    allowed = getattr(exc, "valid_methods", None)
+    headers = {"Allow": ", ".join(allowed)} if allowed else None
+    return problem(exc.code or 500, exc.name, detail, headers)
+
+
+def on_unexpected(exc: Exception):
+    log.exception("unhandled error (request id %s)", g.get("request_id"))
+    return problem(500, "Internal Server Error",
+                   f"internal error; quote request id {g.get('request_id')} when reporting it")
+
+
+def register(app):
+    """Install the handlers on app."""
+    app.register_error_handler(ServiceError, on_service_error)
+    app.register_error_handler(ValidationError, on_validation_error)
+    app.register_error_handler(HTTPException, on_http_exception)
+    app.register_error_handler(Exception, on_unexpected)

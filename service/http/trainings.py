@@ -1,0 +1,49 @@
+"""/v1/trainings: submit, watch, list and cancel training jobs."""
+
+from flask import Blueprint
+
+from ..schemas import Job, JobList, JobListQuery, TrainingRequest, WaitQuery
+from .api import json_response, operation, parse_body, parse_query, service
+
+bp = Blueprint("trainings", __name__, url_prefix="/v1/trainings")
+
+
+def public(job):
+    """Return the job's documented fields (the backend's bookkeeping stays inside)."""
+    return {key: job[key] for key in Job.model_fields}
+
+
+@bp.post("")
+@operation("Start a training job", access="write", body=TrainingRequest, query=WaitQuery,
+           response=Job, status=202, errors=(400, 413, 415, 422, 503, 507))
+def create():
+    """Queue a job; with ?wait=S, answer when it ends or after S seconds (at most 60)."""
+    svc = service()
+    wait = parse_query(WaitQuery).wait
+    req = parse_body(TrainingRequest, max_train_points=svc.settings.max_train_points)
+    job = svc.submit(req, wait)
+    return json_response(public(job), 202, {"Location": f"/v1/trainings/{job['id']}"})
+
+
+@bp.get("")
+@operation("List training jobs", query=JobListQuery, response=JobList, errors=(422,))
+def index():
+    """Newest first, filtered by status and model, paginated by limit and offset."""
+    query = parse_query(JobListQuery)
+    jobs, total = service().list_jobs(query)
+    return json_response({"jobs": [public(job) for job in jobs], "total": total,
+                          "limit": query.limit, "offset": query.offset})
+
+
+@bp.get("/<job_id>")
+@operation("Get a training job", response=Job, errors=(404,))
+def show(job_id):
+    """Status, progress, history and result of one job."""
+    return json_response(public(service().job(job_id)))
+
+
+@bp.delete("/<job_id>")
+@operation("Cancel a training job", access="write", response=Job, errors=(404, 409))
+def cancel(job_id):
+    """Cancel a queued or running job (no model is saved); 409 if it has already ended."""
+    return json_response(public(service().cancel(job_id)))

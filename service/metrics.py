@@ -1,0 +1,60 @@
+"""Prometheus metrics, correct across gunicorn's worker processes.
+
+Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before the
+workers start, and prometheus-client then keeps each worker's samples in
+files there; a scrape aggregates them.
+"""
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+REQUESTS = Counter(
+    "nnserve_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "nnserve_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+POINTS_PREDICTED = Counter("nnserve_points_predicted_total", "Points classified")
+JOBS_SUBMITTED = Counter("nnserve_training_jobs_submitted_total", "Training jobs accepted")
+TRAINING_SECONDS = Histogram(
+    "nnserve_training_seconds",
+    "Wall-clock seconds of successful training runs",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600),
+)
+
+
+class JobsByStatus:
+    """A collector reading the job backend at scrape time: jobs by status, across workers."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def collect(self):
+        family = GaugeMetricFamily("nnserve_training_jobs", "Training jobs by status",
+                                   labels=["status"])
+        for status, count in sorted(self.jobs.counts().items()):
+            family.add_metric([status], count)
+        yield family
+
+
+def render(jobs):
+    """Return the Prometheus text exposition of every metric, aggregated over workers."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY as registry
+    registry_with_jobs = CollectorRegistry()
+    registry_with_jobs.register(JobsByStatus(jobs))
+    return generate_latest(registry) + generate_latest(registry_with_jobs)

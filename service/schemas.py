@@ -1,0 +1,286 @@
+"""Pydantic request and response models: the HTTP contract, and the source of /openapi.json.
+
+Defaults come from the network's own TrainingConfig and Architecture, so the
+API and the library cannot drift apart. Names picked by string are Literal
+types: a typo is a 422 naming the field, not a crash in the middle of training.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from .nn.network import Architecture
+from .nn.training import TrainingConfig
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Model name")]
+Point = tuple[float, float]
+Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+_DEFAULT_ARCH = Architecture()
+_DEFAULTS = TrainingConfig()
+
+
+class Strict(BaseModel):
+    """Base of every request model: unknown fields and non-finite numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _check_count(points, info: ValidationInfo, limit_name):
+    """Refuse a list longer than the configured limit before validating its items."""
+    limit = (info.context or {}).get(limit_name)
+    if limit is not None and isinstance(points, list) and len(points) > limit:
+        raise ValueError(f"{len(points)} points is over the limit of {limit} ({limit_name})")
+    return points
+
+
+class LinearData(Strict):
+    kind: Literal["linear"]
+    n: int = Field(100, ge=2)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class XorData(Strict):
+    kind: Literal["xor"]
+
+
+class CircleData(Strict):
+    kind: Literal["circle"]
+    n: int = Field(200, ge=2)
+    noise: float = Field(0.05, ge=0, le=1)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class SpiralData(CircleData):
+    kind: Literal["spiral"]
+
+
+class PointsData(Strict):
+    kind: Literal["points"]
+    points: list[Point] = Field(min_length=2)
+    labels: list[Literal[0, 1]] = Field(min_length=2)
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _not_too_many(cls, v, info: ValidationInfo):
+        return _check_count(v, info, "max_train_points")
+
+    @model_validator(mode="after")
+    def _labels_match_points(self):
+        if len(self.labels) != len(self.points):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.points)} points")
+        return self
+
+
+Dataset = Annotated[
+    LinearData | XorData | CircleData | SpiralData | PointsData, Field(discriminator="kind")
+]
+
+
+class NetworkSpec(Strict):
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: list(_DEFAULT_ARCH.layers[1:-1])
+    )
+    activation: Activation = _DEFAULT_ARCH.activation
+    output_activation: Literal["sigmoid", "identity"] = _DEFAULT_ARCH.output_activation
+    bias: bool = _DEFAULT_ARCH.bias
+    seed: int = Field(_DEFAULTS.seed, ge=0, le=2**32 - 1)
+
+
+class TrainingSpec(Strict):
+    epochs: int = Field(_DEFAULTS.epochs, ge=1)
+    learning_rate: float = Field(_DEFAULTS.learning_rate, gt=0, le=1e3)
+    optimizer: Literal["sgd", "momentum", "adam"] = _DEFAULTS.optimizer
+    momentum: float = Field(_DEFAULTS.momentum, ge=0, lt=1)
+    beta1: float = Field(_DEFAULTS.beta1, ge=0, lt=1)
+    beta2: float = Field(_DEFAULTS.beta2, ge=0, lt=1)
+    eps: float = Field(_DEFAULTS.eps, gt=0, le=1)
+    batch_size: int | None = Field(_DEFAULTS.batch_size, ge=1)
+    loss: Literal["mse", "bce"] = _DEFAULTS.loss
+    target_accuracy: float | None = Field(_DEFAULTS.target_accuracy, gt=0, le=1)
+    tolerance: float | None = Field(_DEFAULTS.tolerance, gt=0)
+    patience: int | None = Field(_DEFAULTS.patience, ge=1)
+    dtype: Literal["float64", "float32"] = _DEFAULTS.dtype
+    starts: int = Field(_DEFAULTS.starts, ge=1, le=16)
+    probe_epochs: int = Field(_DEFAULTS.probe_epochs, ge=1)
+
+
+class TrainingRequest(Strict):
+    """POST /v1/trainings: only model and dataset are required."""
+
+    model: Name
+    dataset: Dataset
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+    @model_validator(mode="after")
+    def _bce_needs_sigmoid(self):
+        if self.training.loss == "bce" and self.network.output_activation != "sigmoid":
+            raise ValueError("loss 'bce' needs output_activation 'sigmoid'; use loss 'mse'")
+        return self
+
+
+_PAIR = {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}],
+         "minItems": 2, "maxItems": 2}
+_XY = {"type": "object", "properties": {"x1": {"type": "number"}, "x2": {"type": "number"}},
+       "required": ["x1", "x2"], "additionalProperties": False}
+PointList = Annotated[
+    list[Point],
+    WithJsonSchema({"type": "array", "minItems": 1, "items": {"anyOf": [_PAIR, _XY]}}),
+]
+
+
+class PredictRequest(Strict):
+    """{"points": [[x1, x2], ...]}, {"points": [{"x1":.., "x2":..}, ...]} or {"x1":.., "x2":..}."""
+
+    points: PointList = Field(min_length=1)
+    threshold: float = 0.5
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_point(cls, data: Any):
+        if isinstance(data, dict) and "points" not in data and ("x1" in data or "x2" in data):
+            rest = {k: v for k, v in data.items() if k not in ("x1", "x2")}
+            return {**rest, "points": [{"x1": data.get("x1"), "x2": data.get("x2")}]}
+        return data
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _pairs(cls, v, info: ValidationInfo):
+        v = _check_count(v, info, "max_predict_points")
+        return [_pair(p) if isinstance(p, dict) else p for p in v] if isinstance(v, list) else v
+
+
+def _pair(point):
+    """Return [x1, x2] of a {"x1": .., "x2": ..} point."""
+    if set(point) != {"x1", "x2"}:
+        raise ValueError(f"a point object has exactly the keys x1 and x2, got {sorted(point)}")
+    return [point["x1"], point["x2"]]
+
+
+class WaitQuery(Strict):
+    wait: float = Field(0, ge=0)
+
+
+class JobListQuery(Strict):
+    status: JobStatus | None = None
+    model: Name | None = None
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+class PlotQuery(Strict):
+    width: int = Field(1200, ge=300, le=3000)
+    height: int = Field(400, ge=200, le=2000)
+
+
+# ----- responses -----
+
+
+class Prediction(BaseModel):
+    label: Literal[0, 1]
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Prediction]
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+    loss: float | None
+    accuracy: float | None
+    elapsed_s: float
+
+
+class History(BaseModel):
+    epoch: list[int]
+    loss: list[float | None]
+    accuracy: list[float | None]
+
+
+class Metrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    loss: float
+    accuracy: float
+    epochs: int
+    seconds: float
+
+
+class JobResult(BaseModel):
+    name: str
+    version: int
+    metrics: Metrics
+
+
+class Job(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    request: TrainingRequest
+    progress: Progress
+    history: History
+    result: JobResult | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+class VersionMeta(BaseModel):
+    """A version's metadata; a corrupt version has only version and corrupt."""
+
+    model_config = ConfigDict(extra="allow")
+    version: int
+    corrupt: str | None = None
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    latest: int | None
+    versions: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(BaseModel):
+    name: str
+    versions: list[VersionMeta]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,50 @@
+"""Fixtures shared by the layers: settings on a temporary store, the app, its test client."""
+
+import pytest
+
+from service import create_app
+from service.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings on an empty temporary store."""
+    return Settings(store_dir=tmp_path / "store")
+
+
+@pytest.fixture
+def app(settings):
+    """The Flask app with its job runner; stopped after the test."""
+    app = create_app(settings)
+    yield app
+    app.extensions["nnserve"].stop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    """Return a factory of test clients for custom settings (each app stopped afterwards)."""
+    apps = []
+
+    def make(**overrides):
+        overrides.setdefault("store_dir", tmp_path / "store")
+        app = create_app(Settings(**overrides))
+        apps.append(app)
+        return app.test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["nnserve"].stop()
+
+
+@pytest.fixture
+def xor_model(client):
+    """Train the lab's XOR model 'xor-demo' through the API; return its job."""
+    r = client.post("/v1/trainings?wait=30", json={"model": "xor-demo", "dataset": {"kind": "xor"}})
+    assert r.status_code == 202, r.json
+    assert r.json["status"] == "succeeded", r.json
+    return r.json
