@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """nnserve's settings; the README's configuration table lists the same fields."""
 
-    model_config = SettingsConfigDict(env_prefix="NNSERVE_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="NNSERVE_", frozen=True, use_attribute_docstrings=True
+    )
 
     store_dir: Path = Path("model_store")
     """Directory of the model store (one folder per model name, one .npz per version)."""
