@@ -31,8 +31,11 @@ bench: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check service tests benchmarks
 
+# The Dockerfile mounts the CA bundle as a BuildKit secret; DOCKER=/usr/bin/docker picks
+# a client with BuildKit built in where the default one lacks buildx.
+DOCKER ?= docker
 docker:
-	docker build -t nnserve:latest .
+	DOCKER_BUILDKIT=1 $(DOCKER) build -t nnserve:latest .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

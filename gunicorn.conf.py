@@ -86,3 +86,7 @@ def on_exit(server):
     """Remove the metrics directory this configuration made."""
     if _OWN_METRICS_DIR:
         shutil.rmtree(METRICS_DIR, ignore_errors=True)
+
+# gunicorn 25+ opens a control socket under $HOME by default; nnserve has no use for it,
+# and several servers on one machine would contend for the one path.
+control_socket_disable = True
