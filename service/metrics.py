@@ -22,7 +22,7 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "nnserve_http_request_duration_seconds",
     "Time to answer an HTTP request",
-    ["method", "route"],
+    ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 POINTS_PREDICTED = Counter("nnserve_points_predicted_total", "Points classified")

@@ -1,0 +1,41 @@
+"""The README's command-line examples, run as written (but on a temporary store)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..readme import code_blocks
+
+BIN = Path(sys.executable).parent
+
+
+def run(command, cwd):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_readme_commands_work_as_documented(tmp_path):
+    lines = [line.split("#")[0].strip() for line in code_blocks("Command line")[0].splitlines()]
+    commands = [line for line in lines if line.startswith("nnserve ") and " serve" not in line]
+    outputs = {cmd.split()[1] + str(i): run(cmd, tmp_path) for i, cmd in enumerate(commands)}
+    lab = next(out for key, out in outputs.items() if key.startswith("train"))
+    assert "epoch 0 loss:" in lab and "epoch 1000 loss:" in lab
+    assert "accuracy: 100.00%" in lab
+    predictions = [json.loads(line) for key, out in outputs.items() if key.startswith("predict")
+                   for line in out.splitlines()]
+    assert [p["label"] for p in predictions] == [1, 0]
+    listed = [json.loads(line) for key, out in outputs.items() if key.startswith("models")
+              for line in out.splitlines()]
+    assert [m["name"] for m in listed] == ["lin"]
+
+
+def test_cli_reports_a_missing_model_without_a_traceback(tmp_path):
+    done = subprocess.run([str(BIN / "nnserve"), "predict", "nope", "0.1", "0.2",
+                           "--store", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "not found" in done.stderr and "Traceback" not in done.stderr
