@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import plots
 from .errors import ServiceError
 from .nn import datasets
 from .nn.model import Model
@@ -21,7 +22,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (ValueError, LookupError, ServiceError) as exc:
+    except (ValueError, LookupError, OSError, ServiceError) as exc:
         print(f"nnserve: {exc}", file=sys.stderr)
         return 2
 
@@ -57,6 +58,9 @@ def train(args):
         mark = "" if label == truth else "  <- wrong"
         print(f"({x1:.3f}, {x2:.3f}) truth {int(truth)} prediction {score:.4f} label {label}{mark}")
     print(f"accuracy: {fit.accuracy:.2%} ({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
+    if args.plot:
+        Path(args.plot).write_bytes(plots.model_png(model, x, y, fit.history, title=args.dataset))
+        print(f"figure written to {args.plot}")
     if args.name:
         meta = _store(args).save(args.name, model, dataset=_summary(args, x), x=x, y=y,
                                  metrics={"loss": fit.loss, "accuracy": fit.accuracy,
@@ -127,6 +131,7 @@ def _parser():
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--starts", type=int, default=defaults.starts)
     p.add_argument("--name", help="also save the model under this name in the store")
+    p.add_argument("--plot", metavar="PNG", help="also write the figure to this PNG file")
     p.add_argument("--store", help="store directory (default: NNSERVE_STORE_DIR or model_store)")
     p.set_defaults(run=train)
 

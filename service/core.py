@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from . import metrics
+from . import metrics, plots
 from .errors import InvalidInput, LimitExceeded
 from .jobs import JobRunner, SqliteJobs
 from .nn.datasets import DATASETS, check_dataset
@@ -162,6 +162,19 @@ class Service:
         scores, labels = model.predict(np.asarray(points, dtype=np.float64), threshold)
         metrics.POINTS_PREDICTED.inc(len(scores))
         return meta["version"], scores, labels
+
+    def model_figure(self, name, version, width, height):
+        """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve."""
+        model, meta = self.store.load(name, version)
+        x, y = self.store.points(name, meta["version"])
+        title = f"{name} version {meta['version']}"
+        return plots.model_png(model, x, y, meta["history"], width, height, title)
+
+    def job_figure(self, job_id, width, height):
+        """Return the PNG of a job's learning curve so far."""
+        job = self.jobs.get(job_id)
+        title = f"{job['model']}: job {job['status']}"
+        return plots.curve_png(job["history"], width, height, title)
 
     # ----- operations -----
 

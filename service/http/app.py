@@ -5,6 +5,7 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 
 from flask import Flask, current_app, g, request
 
@@ -12,20 +13,21 @@ from .. import metrics
 from ..core import Service
 from ..errors import Unauthorized
 from ..settings import Settings
-from . import models, ops, problems, trainings
+from . import dashboard, models, ops, problems, trainings
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+PACKAGE = Path(__file__).resolve().parents[1]  # holds templates/ and static/
 
 
 def create_app(settings=None):
     """Return the nnserve Flask app for settings (default: from NNSERVE_* variables)."""
     settings = settings or Settings()
     logging.getLogger("nnserve").setLevel(settings.log_level.upper())
-    app = Flask("nnserve")
+    app = Flask("nnserve", root_path=str(PACKAGE))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["NNSERVE_AUTH"] = settings.api_token is not None
     app.extensions["nnserve"] = Service(settings).start()
-    for bp in (ops.bp, trainings.bp, models.bp):
+    for bp in (ops.bp, trainings.bp, models.bp, dashboard.bp):
         app.register_blueprint(bp)
     problems.register(app)
     app.before_request(_start)
@@ -60,9 +62,11 @@ def _finish(response):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Cache-Control", "no-store")
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    metrics.REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    status = str(response.status_code)
+    metrics.REQUESTS.labels(request.method, route, status).inc()
     if "started" in g:
-        metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - g.started)
+        metrics.LATENCY.labels(request.method, route, status).observe(
+            time.perf_counter() - g.started)
     return response
 
 

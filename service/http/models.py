@@ -3,11 +3,19 @@
 from flask import Blueprint, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse, VersionMeta
-from .api import json_response, operation, parse_body, service
+from ..schemas import (
+    ModelDetail,
+    ModelList,
+    PlotQuery,
+    PredictRequest,
+    PredictResponse,
+    VersionMeta,
+)
+from .api import json_response, operation, parse_body, parse_query, read_body, service
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 NPZ = "application/octet-stream"
+PNG = "image/png"
 
 
 @bp.get("")
@@ -82,6 +90,28 @@ def predict_version(name, version):
     return _predict(name, version)
 
 
+@bp.get("/<name>/plot.png")
+@operation("Plot the latest version", query=PlotQuery, response=None, content=PNG,
+           errors=(404, 409, 422))
+def plot(name):
+    """One PNG: ground truth vs predictions, decision boundary, learning curve."""
+    return _plot(name, None)
+
+
+@bp.get("/<name>/versions/<int:version>/plot.png")
+@operation("Plot a pinned version", query=PlotQuery, response=None, content=PNG,
+           errors=(404, 409, 422))
+def plot_version(name, version):
+    """One PNG: ground truth vs predictions, decision boundary, learning curve."""
+    return _plot(name, version)
+
+
+def _plot(name, version):
+    query = parse_query(PlotQuery)
+    png = service().model_figure(name, version, query.width, query.height)
+    return png, 200, {"Content-Type": PNG}
+
+
 def _predict(name, version):
     svc = service()
     req = parse_body(PredictRequest, max_predict_points=svc.settings.max_predict_points)
@@ -99,4 +129,4 @@ def _uploaded_bytes():
         return part.read()
     if request.mimetype not in (NPZ, "application/x-npz", "application/zip"):
         raise UnsupportedMediaType("send the .npz as application/octet-stream or multipart")
-    return request.get_data(cache=False)
+    return read_body()

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from ..schemas import Job, JobList, JobListQuery, TrainingRequest, WaitQuery
+from ..schemas import Job, JobList, JobListQuery, PlotQuery, TrainingRequest, WaitQuery
 from .api import json_response, operation, parse_body, parse_query, service
 
 bp = Blueprint("trainings", __name__, url_prefix="/v1/trainings")
@@ -47,3 +47,13 @@ def show(job_id):
 def cancel(job_id):
     """Cancel a queued or running job (no model is saved); 409 if it has already ended."""
     return json_response(public(service().cancel(job_id)))
+
+
+@bp.get("/<job_id>/plot.png")
+@operation("Plot a training job's learning curve", query=PlotQuery, response=None,
+           content="image/png", errors=(404, 422))
+def plot(job_id):
+    """Loss and accuracy against epoch so far, as a PNG (also while the job runs)."""
+    query = parse_query(PlotQuery)
+    png = service().job_figure(job_id, query.width, query.height)
+    return png, 200, {"Content-Type": "image/png"}

@@ -1,0 +1,144 @@
+"""Figures as PNG bytes: ground truth vs predictions, decision boundary, learning curve.
+
+matplotlib is imported inside the drawing functions, so importing nnserve or
+serving predictions never loads it. Each call draws its own Figure on the Agg
+canvas: no pyplot and no global state, so threads can draw at the same time.
+Points are ``x: (n, 2)`` with labels ``y: (n,)``; a history is
+``{"epoch": [...], "loss": [...], "accuracy": [...]}`` (None where unknown).
+"""
+
+import io
+
+import numpy as np
+
+DPI = 100  # at the natural size or larger; smaller figures get a lower DPI: smaller text
+MIN_SCALE = 0.4
+MODEL_SIZE = (1200, 400)  # the natural size in pixels of each figure
+CURVE_SIZE = (600, 400)
+GRID = 200  # probabilities computed per axis for the decision boundary
+COLORS = ("#d62728", "#1f77b4")  # class 0 red, class 1 blue, as the lab draws them
+CMAP = "RdBu"  # probability 0 red ... 1 blue, the same colours as the points
+WRONG = "#111111"
+PAD = 0.05  # margin around the points, as a fraction of their span
+
+
+def model_png(model, x, y, history, width=1200, height=400, title=None):
+    """Return the PNG of three panels: truth vs predictions, decision boundary, learning curve."""
+    fig = _figure(width, height, title, MODEL_SIZE)
+    truth, boundary, curve = fig.subfigures(1, 3, width_ratios=(2, 1.25, 1.25))
+    labels = model.predict(x)[1]
+    _draw_truth_vs_predictions(truth, x, y, labels)
+    _draw_boundary(boundary, model, x, y)
+    _draw_curve(curve.subplots(), history)
+    return _png(fig)
+
+
+def curve_png(history, width=600, height=400, title=None):
+    """Return the PNG of a learning curve: loss and accuracy against epoch."""
+    fig = _figure(width, height, title, CURVE_SIZE)
+    _draw_curve(fig.subplots(), history)
+    return _png(fig)
+
+
+def _figure(width, height, title, natural):
+    """Return an empty Figure of width x height pixels; text shrinks below the natural size."""
+    from matplotlib.figure import Figure
+
+    dpi = DPI * max(MIN_SCALE, min(1.0, width / natural[0], height / natural[1]))
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _png(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def _draw_truth_vs_predictions(subfig, x, y, labels):
+    """Draw the lab's comparison: ground truth and predictions side by side, errors ringed."""
+    truth_ax, pred_ax = subfig.subplots(1, 2, sharex=True, sharey=True)
+    wrong = labels != y
+    _scatter(truth_ax, x, y, "Ground truth")
+    _scatter(pred_ax, x, labels, f"Predictions ({np.count_nonzero(wrong)} wrong)")
+    pred_ax.scatter(x[wrong, 0], x[wrong, 1], s=3 * _size(x), facecolors="none",
+                    edgecolors=WRONG, linewidths=1.0, label="wrong")
+    truth_ax.legend(loc="best", fontsize="small")
+    if wrong.any():
+        pred_ax.legend(loc="best", fontsize="small")
+
+
+def _draw_boundary(subfig, model, x, y):
+    """Draw P(class 1) over the plane, its 0.5 contour, and the points on top."""
+    ax = subfig.subplots()
+    (x1_lo, x2_lo), (x1_hi, x2_hi) = _bounds(x)
+    g1, g2 = np.meshgrid(np.linspace(x1_lo, x1_hi, GRID), np.linspace(x2_lo, x2_hi, GRID))
+    p = model.predict_proba(np.column_stack([g1.ravel(), g2.ravel()])).reshape(g1.shape)
+    image = ax.imshow(p, origin="lower", extent=(x1_lo, x1_hi, x2_lo, x2_hi), cmap=CMAP,
+                      vmin=0.0, vmax=1.0, alpha=0.7, interpolation="bilinear")
+    if p.min() < 0.5 < p.max():  # a constant model has no boundary to draw
+        ax.contour(g1, g2, p, levels=[0.5], colors=WRONG, linewidths=1.5)
+    _scatter(ax, x, y, "Decision boundary")
+    subfig.colorbar(image, ax=ax, label="P(class 1)", shrink=0.8)
+
+
+def _draw_curve(ax, history):
+    """Draw loss (log scale when positive) and accuracy (right axis) against epoch."""
+    ax.set_title("Learning curve")
+    ax.set_xlabel("epoch")
+    epoch, loss, acc = (_floats(history.get(key)) for key in ("epoch", "loss", "accuracy"))
+    rows = min(len(epoch), len(loss), len(acc))  # an uploaded file's history may disagree
+    epoch, loss, acc = epoch[:rows], loss[:rows], acc[:rows]
+    if rows == 0:
+        ax.text(0.5, 0.5, "no epochs yet", ha="center", va="center", transform=ax.transAxes)
+        return
+    lines = ax.plot(epoch, loss, color="#444444", label="loss")
+    ax.set_ylabel("loss")
+    finite = loss[np.isfinite(loss)]
+    if finite.size and finite.min() > 0:
+        ax.set_yscale("log")
+    acc_ax = ax.twinx()
+    lines += acc_ax.plot(epoch, acc, color="#2ca02c", label="accuracy")
+    acc_ax.set_ylim(0.0, 1.05)
+    acc_ax.set_ylabel("accuracy")
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")
+
+
+def _scatter(ax, x, labels, title):
+    """Draw the points of x coloured by their 0/1 labels, on square axes bounding them."""
+    for label, color in enumerate(COLORS):
+        rows = labels == label
+        ax.scatter(x[rows, 0], x[rows, 1], s=_size(x), c=color, edgecolors="white",
+                   linewidths=0.5 if len(x) <= 200 else 0.0, label=f"class {label}")
+    (x1_lo, x2_lo), (x1_hi, x2_hi) = _bounds(x)
+    ax.set_xlim(x1_lo, x1_hi)
+    ax.set_ylim(x2_lo, x2_hi)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+
+
+def _bounds(x):
+    """Return (low, high) corners of a box holding the unit square and every point, padded."""
+    low = np.minimum(x.min(axis=0), 0.0)
+    high = np.maximum(x.max(axis=0), 1.0)
+    pad = PAD * (high - low)
+    return low - pad, high + pad
+
+
+def _size(x):
+    """Return a marker area that keeps 21 points readable and 10,000 points apart."""
+    return float(np.clip(2000.0 / len(x), 4.0, 40.0))
+
+
+def _floats(values):
+    """Return a list's numbers as a float array, NaN for anything else (None while unknown)."""
+    values = values if isinstance(values, list) else []
+    numbers = [v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+               for v in values]
+    return np.array(numbers, dtype=np.float64)

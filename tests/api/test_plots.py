@@ -1,0 +1,142 @@
+"""Figures and the dashboard: the PNG endpoints, the page, its fragments, its assets, auth."""
+
+import re
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+import service
+from service.schemas import Activation
+
+from ..unit.test_plots import assert_figure
+from .helpers import FAST, assert_problem, train
+
+PNG = "image/png"
+ASSETS = Path(service.__file__).parent
+TOKEN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def model(client):
+    """Train 'xor-demo' briefly; return its job."""
+    job = train(client, "xor-demo", training=FAST)
+    assert job.status == "succeeded", job.error
+    return job
+
+
+def get_png(client, path, headers=None):
+    r = client.get(path, headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    assert r.mimetype == PNG
+    return r.data
+
+
+def test_latest_figure_has_the_default_size(client, model):
+    assert_figure(get_png(client, "/v1/models/xor-demo/plot.png"), 1200, 400)
+
+
+def test_pinned_figure_has_the_asked_size(client, model):
+    png = get_png(client, "/v1/models/xor-demo/versions/1/plot.png?width=640&height=480")
+    assert_figure(png, 640, 480)
+
+
+@pytest.mark.parametrize("query, field", [
+    ("width=299", "width"), ("width=3001", "width"), ("height=199", "height"),
+    ("height=2001", "height"), ("width=wide", "width"), ("dpi=300", "dpi"),
+])
+def test_sizes_out_of_bounds_are_422(client, model, query, field):
+    problem = assert_problem(client.get(f"/v1/models/xor-demo/plot.png?{query}"), 422)
+    assert [e["loc"] for e in problem.errors] == [[field]]
+
+
+@pytest.mark.parametrize("path, status, title", [
+    ("/v1/models/nope/plot.png", 404, "Model Not Found"),
+    ("/v1/models/xor-demo/versions/9/plot.png", 404, "Model Not Found"),
+    ("/v1/models/Bad_Name/plot.png", 422, "Invalid Name"),
+    ("/v1/trainings/nope/plot.png", 404, "Job Not Found"),
+])
+def test_missing_things_are_problems(client, model, path, status, title):
+    assert_problem(client.get(path), status, title)
+
+
+def test_job_figure_draws_the_learning_curve(client, model):
+    png = get_png(client, f"/v1/trainings/{model.id}/plot.png?width=600&height=300")
+    assert_figure(png, 600, 300)
+
+
+def test_queued_job_figure_is_drawn_before_any_epoch(make_client):
+    client = make_client(run_jobs=False)
+    job = train(client, "later", wait=0)
+    assert job.status == "queued"
+    png = get_png(client, f"/v1/trainings/{job.id}/plot.png?width=600&height=300")
+    assert_figure(png, 600, 300)
+
+
+def test_openapi_documents_the_figures_and_the_page(client):
+    paths = client.get("/openapi.json").json["paths"]
+    for path in ("/v1/models/{name}/plot.png", "/v1/models/{name}/versions/{version}/plot.png",
+                 "/v1/trainings/{job_id}/plot.png"):
+        op = paths[path]["get"]
+        assert list(op["responses"]["200"]["content"]) == [PNG]
+        assert {p["name"] for p in op["parameters"] if p["in"] == "query"} == {"width", "height"}
+    page = paths["/"]["get"]
+    assert list(page["responses"]["200"]["content"]) == ["text/html"]
+    assert "security" not in page
+
+
+def test_page_is_html_with_the_schemas_choices(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.mimetype == "text/html"
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    html = r.get_data(as_text=True)
+    for name in get_args(Activation):
+        assert f"<option>{name}</option>" in html or f"<option selected>{name}</option>" in html
+    assert 'data-auth="off"' in html
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        assert client.get(asset).status_code == 200
+
+
+def test_assets_are_local_and_keep_no_token_on_disk():
+    files = [*ASSETS.glob("templates/*.html"), *ASSETS.glob("static/*")]
+    assert len(files) >= 5
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", text), path
+        assert "localStorage" not in text and "document.cookie" not in text, path
+
+
+def test_fragments_show_jobs_and_models(client, model):
+    jobs = client.get("/dashboard/jobs?limit=5").get_data(as_text=True)
+    assert f'data-job="{model.id}"' in jobs and 'data-status="succeeded"' in jobs
+    assert f'<progress max="{FAST["epochs"]}" value="{FAST["epochs"]}">' in jobs
+    models = client.get("/dashboard/models").get_data(as_text=True)
+    assert 'data-model="xor-demo"' in models
+    assert '<img src="/v1/models/xor-demo/versions/1/plot.png"' in models
+
+
+def test_fragments_say_when_empty(client):
+    assert "No training jobs yet" in client.get("/dashboard/jobs").get_data(as_text=True)
+    assert "No models yet" in client.get("/dashboard/models").get_data(as_text=True)
+
+
+def test_protected_reads_need_the_token_but_the_page_does_not(make_client):
+    client = make_client(api_token="s3cret", protect_reads=True)
+    page = client.get("/")
+    assert page.status_code == 200 and 'data-auth="required"' in page.get_data(as_text=True)
+    for path in ("/dashboard/jobs", "/dashboard/models", "/v1/models/m/plot.png",
+                 "/v1/trainings/j/plot.png"):
+        assert_problem(client.get(path), 401)
+    train(client, "m", training=FAST, headers=TOKEN)
+    models = client.get("/dashboard/models", headers=TOKEN).get_data(as_text=True)
+    assert '<img data-src="/v1/models/m/versions/1/plot.png"' in models  # the script adds the token
+    assert_figure(get_png(client, "/v1/models/m/plot.png", TOKEN), 1200, 400)
+
+
+def test_open_reads_serve_figures_without_the_token(make_client):
+    client = make_client(api_token="s3cret")
+    train(client, "m", training=FAST, headers=TOKEN)
+    models = client.get("/dashboard/models").get_data(as_text=True)
+    assert '<img src="/v1/models/m/versions/1/plot.png"' in models
+    get_png(client, "/v1/models/m/plot.png")

@@ -1,0 +1,117 @@
+"""Figures: exact sizes, not blank, errors ringed, safe in threads, matplotlib only on demand."""
+
+import io
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from matplotlib import image
+from matplotlib.figure import Figure
+
+from service import plots
+from service.cli import main
+from service.nn import datasets
+from service.nn.model import Model
+from service.nn.network import Architecture
+from service.nn.training import TrainingConfig
+
+
+def assert_figure(png, width, height):
+    """Check that png decodes to width x height pixels that are not blank; return them."""
+    pixels = image.imread(io.BytesIO(png), format="png")
+    assert pixels.shape[:2] == (height, width)
+    assert pixels.var() > 0
+    rgba = np.round(pixels * 255).astype(np.uint32).reshape(-1, pixels.shape[-1])
+    colours = np.unique(rgba @ (256 ** np.arange(rgba.shape[1], dtype=np.uint32)))
+    assert len(colours) > 50  # the shaded boundary alone has many
+    return pixels
+
+
+@pytest.fixture(scope="module")
+def xor_fit():
+    """Return (model, x, y, history) of a short XOR run."""
+    x, y = datasets.xor()
+    model, fit = Model.train(Architecture(), x, y, TrainingConfig(epochs=300, starts=1))
+    return model, x, y, fit.history
+
+
+def test_model_figure_has_the_default_size(xor_fit):
+    assert_figure(plots.model_png(*xor_fit), 1200, 400)
+
+
+@pytest.mark.parametrize("width, height", [(300, 200), (301, 506), (3000, 2000)])
+def test_model_figure_has_exactly_the_asked_size(xor_fit, width, height):
+    assert_figure(plots.model_png(*xor_fit, width=width, height=height, title="t"), width, height)
+
+
+def test_misclassified_points_are_counted_and_ringed():
+    x, y = datasets.xor()
+    labels = y.copy()
+    labels[[0, 3]] = 1 - labels[[0, 3]]
+    fig = Figure()
+    plots._draw_truth_vs_predictions(fig, x, y, labels)
+    truth, predictions = fig.axes
+    assert truth.get_title() == "Ground truth"
+    assert predictions.get_title() == "Predictions (2 wrong)"
+    rings = predictions.collections[-1]
+    assert rings.get_label() == "wrong"
+    np.testing.assert_array_equal(rings.get_offsets(), x[[0, 3]])
+
+
+@pytest.mark.parametrize("history", [
+    {"epoch": [], "loss": [], "accuracy": []},
+    {"epoch": [0, 100, 200], "loss": [None, 0.5, 0.25], "accuracy": [None, 0.5, 1.0]},
+    {"epoch": [0, 1], "loss": [None, None], "accuracy": [None, None]},
+    {"epoch": [0, 1, 2], "loss": [1.0, "x"], "accuracy": 7},  # an uploaded file's odd meta
+    {},
+])
+def test_learning_curve_draws_partial_histories(history):
+    png = plots.curve_png(history, width=600, height=300)
+    pixels = image.imread(io.BytesIO(png), format="png")
+    assert pixels.shape[:2] == (300, 600)
+    assert pixels.var() > 0
+
+
+def test_threads_draw_the_same_bytes_as_one_thread(xor_fit):
+    expected = plots.model_png(*xor_fit, width=600, height=300)
+    with ThreadPoolExecutor(4) as pool:
+        pngs = list(pool.map(lambda _: plots.model_png(*xor_fit, width=600, height=300), range(4)))
+    assert all(png == expected for png in pngs)
+
+
+def test_train_writes_the_figure(tmp_path, capsys):
+    out = tmp_path / "xor.png"
+    assert main(["train", "--epochs", "300", "--starts", "1", "--plot", str(out)]) == 0
+    assert f"figure written to {out}" in capsys.readouterr().out
+    assert_figure(out.read_bytes(), 1200, 400)
+
+
+STARTUP = """
+import sys
+from service import create_app
+from service.nn import datasets
+from service.nn.model import Model
+from service.nn.network import Architecture
+from service.nn.training import TrainingConfig
+from service.settings import Settings
+from service.store import ModelStore
+
+settings = Settings(store_dir=sys.argv[1], run_jobs=False)
+x, y = datasets.xor()
+model, fit = Model.train(Architecture(), x, y, TrainingConfig(epochs=100, starts=1))
+ModelStore(settings.store_dir).save("m", model, dataset={}, metrics={}, history=fit.history,
+                                    x=x, y=y)
+client = create_app(settings).test_client()
+assert client.post("/v1/models/m/predict", json={"x1": 0.1, "x2": 0.9}).status_code == 200
+assert client.get("/").status_code == 200
+print("matplotlib" in sys.modules)
+"""
+
+
+def test_start_up_and_predictions_do_not_import_matplotlib(tmp_path):
+    out = subprocess.run([sys.executable, "-c", STARTUP, str(tmp_path / "store")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
