@@ -44,9 +44,11 @@ class LimitExceeded(ServiceError):
         )
 
 
-class InvalidName(ServiceError):
-    status = 422
+class InvalidName(InvalidInput):
     title = "Invalid Name"
+
+    def __init__(self, detail):
+        super().__init__(detail, field=("name",))
 
 
 class ModelNotFound(ServiceError):
@@ -69,6 +71,9 @@ class InvalidModelFile(ServiceError):
 
     status = 422
     title = "Invalid Model File"
+
+    def __init__(self, detail, reason):
+        super().__init__(detail, reason=reason, errors=[{"loc": ["body"], "msg": reason}])
 
 
 class StoreUnavailable(ServiceError):

@@ -67,7 +67,7 @@ class SpiralData(CircleData):
 class PointsData(Strict):
     kind: Literal["points"]
     points: list[Point] = Field(min_length=2)
-    labels: list[Literal[0, 1]] = Field(min_length=2)
+    labels: list[Annotated[int, Field(strict=True, ge=0, le=1)]] = Field(min_length=2)
 
     @field_validator("points", mode="before")
     @classmethod
@@ -175,7 +175,7 @@ class JobListQuery(Strict):
     status: JobStatus | None = None
     model: Name | None = None
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=2**63 - 1)  # SQLite's largest integer
 
 
 class PlotQuery(Strict):

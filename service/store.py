@@ -44,6 +44,7 @@ FORMAT = 1
 # The first character excludes ".", "..", hidden names and "-options"; ASCII only.
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)
+MAX_VERSION = 10**18 - 1  # the most digits VERSION_RE lists
 MEMBER_RE = re.compile(r"(meta|train_x|train_y|[Wb][0-9]{1,3})\.npy", re.ASCII)
 MAX_MEMBERS = 64
 MAX_UNPACKED = 64 * 2**20  # bytes once inflated: refuses zip bombs before reading them
@@ -327,15 +328,14 @@ def weights_sha256(arrays):
 
 
 def map_os_error(exc, action):
-    """Return the domain error for an OSError met while doing action, or exc itself.
+    """Return the domain error for an OSError met while doing action: full (507) or else
+    unavailable (503: read-only, no permission, a file where a folder should be, I/O errors).
 
     The message names the action but never a path: it reaches HTTP clients."""
     why = os.strerror(exc.errno) if exc.errno else "unknown error"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StoreUnavailable(f"cannot {action}: model store unavailable ({why})")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StoreFull(f"cannot {action}: model store is full ({why})")
-    return exc
+    return StoreUnavailable(f"cannot {action}: model store unavailable ({why})")
 
 
 @contextlib.contextmanager
@@ -343,10 +343,7 @@ def _os_errors(action):
     try:
         yield
     except OSError as exc:
-        mapped = map_os_error(exc, action)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+        raise map_os_error(exc, action) from exc
 
 
 def _check_name(name):
@@ -362,8 +359,9 @@ def _check_name(name):
 
 def _check_version(version):
     """Return version if it is a positive int (bool excluded); else raise InvalidInput."""
-    if type(version) is not int or version < 1:
-        raise InvalidInput(f"version must be a positive integer, got {version!r:.40}", ("version",))
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}, "
+                           f"got {version!r:.40}", ("version",))
     return version
 
 
@@ -439,13 +437,17 @@ def _member(zf, key):
     f = io.BytesIO(data)
     version = np.lib.format.read_magic(f)
     if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
     else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-    if math.prod(shape) * dtype.itemsize > len(data):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+    if dtype.hasobject:
+        raise ValueError(f"{key}: object arrays cannot be loaded (pickles are refused)")
+    count, start = math.prod(shape), f.tell()
+    if count * dtype.itemsize > len(data) - start:
         raise ValueError(f"{key} declares more data than it holds")
-    f.seek(0)
-    return np.lib.format.read_array(f, allow_pickle=False)
+    # The header is parsed once (np.lib.format.read_array would parse it again: half the cost).
+    a = np.frombuffer(bytearray(data), dtype, count, offset=start)
+    return a.reshape(shape, order="F" if fortran_order else "C")
 
 
 def _read_meta(zf):

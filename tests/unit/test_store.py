@@ -285,10 +285,10 @@ def test_missing_models_and_versions_are_not_found(store, trained):
             call("xor", 9)
 
 
-@pytest.mark.parametrize("version", [0, -1, True, "1", 1.0])
+@pytest.mark.parametrize("version", [0, -1, True, "1", 1.0, 10**18, 10**300])
 def test_versions_must_be_positive_ints(store, trained, version):
     save(store, "xor", trained)
-    with pytest.raises(InvalidInput, match="positive integer"):
+    with pytest.raises(InvalidInput, match="integer from 1 to"):
         store.load("xor", version)
     with pytest.raises(InvalidInput):
         store.delete("xor", version)
@@ -707,6 +707,6 @@ def test_os_errors_map_to_domain_errors_without_paths(code, error):
     assert "/secret" not in mapped.detail and "save 'a'" in mapped.detail
 
 
-def test_other_os_errors_are_not_mapped():
-    exc = OSError(errno.EIO, "I/O error")
-    assert map_os_error(exc, "read") is exc
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOTDIR, errno.ENAMETOOLONG])
+def test_other_os_errors_make_the_store_unavailable(code):
+    assert isinstance(map_os_error(OSError(code, os.strerror(code)), "read"), StoreUnavailable)

@@ -1,0 +1,44 @@
+"""What the API test files share: checking a problem body, training and waiting for jobs."""
+
+import time
+
+from service.schemas import Job, Problem
+
+PROBLEM = "application/problem+json"
+FAST = {"epochs": 200}  # enough to finish quickly; for tests that need no accuracy
+
+
+def assert_problem(r, status, title=None, detail=None):
+    """Return the Problem of response r after checking its status, media type and fields."""
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == PROBLEM
+    problem = Problem.model_validate(r.json)
+    assert problem.status == status
+    assert problem.type == "/problems/" + problem.title.lower().replace(" ", "-")
+    if title is not None:
+        assert problem.title == title
+    if detail is not None:
+        assert detail in problem.detail, problem.detail
+    assert "Traceback" not in r.get_data(as_text=True)
+    return problem
+
+
+def train(client, model, dataset=None, wait=30, headers=None, **sections):
+    """Return the Job of a training request that must be accepted (202)."""
+    body = {"model": model, "dataset": dataset or {"kind": "xor"}, **sections}
+    r = client.post(f"/v1/trainings?wait={wait}", json=body, headers=headers)
+    assert r.status_code == 202, r.json
+    return Job.model_validate(r.json)
+
+
+def wait_for(client, job_id, statuses, timeout=15.0):
+    """Return the Job once its status is one of statuses; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/v1/trainings/{job_id}")
+        assert r.status_code == 200, r.json
+        job = Job.model_validate(r.json)
+        if job.status in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job still {job.status} after {timeout} s"
+        time.sleep(0.02)
