@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
+BENCH  := $(VENV)/.installed-bench
 
 .PHONY: run test bench lint docker clean
 
@@ -19,14 +20,19 @@ $(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP)
 
+$(BENCH): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@ $(DEV) $(STAMP)
+
 run: $(STAMP)
 	$(BIN)/nnserve serve
 
 test: $(DEV)
 	$(BIN)/python -m pytest
 
-bench: $(DEV)
-	$(BIN)/python -m benchmarks
+bench: $(BENCH)
+	@command -v wrk >/dev/null || echo "wrk not installed (apt-get install -y wrk): using the Python load client"
+	$(BIN)/python -m benchmarks $(ARGS)
 
 lint: $(DEV)
 	$(BIN)/ruff check service tests benchmarks

@@ -18,7 +18,9 @@ def mse(z, a, y):
 
 def mse_grad(z, a, y):
     """Return dL/da = (a - y) / n."""
-    return (a - y) * (1.0 / len(a))
+    g = a - y
+    g *= 1.0 / len(a)
+    return g
 
 
 def bce(z, a, y):
@@ -28,7 +30,9 @@ def bce(z, a, y):
 
 def bce_grad(z, a, y):
     """Return dL/dz = (sigma(z) - y) / n, with a = sigma(z)."""
-    return (a - y) * (1.0 / len(a))
+    g = a - y
+    g *= 1.0 / len(a)
+    return g
 
 
 # name -> (loss, gradient, what the gradient is taken with respect to)

@@ -102,12 +102,15 @@ def backward(params, cache, dz, arch, grads):
     _, hidden_grad = ACTIVATIONS[arch.activation]
     W, dW, db = params["W"], grads["W"], grads["b"]
     acts, zs = cache
+    # db = 1^T dz: as a matrix product it is many times faster than a sum over axis 0
+    ones = np.ones(len(dz), dz.dtype) if db else None
     for i in range(len(W) - 1, -1, -1):
         np.matmul(acts[i].T, dz, out=dW[i])
         if db:
-            np.sum(dz, axis=0, out=db[i])
+            np.matmul(ones, dz, out=db[i])
         if i:
-            dz = (dz @ W[i].T) * hidden_grad(zs[i - 1], acts[i])
+            dz = dz @ W[i].T
+            dz *= hidden_grad(zs[i - 1], acts[i])
     return grads
 
 
@@ -118,7 +121,9 @@ def output_delta(y_hat, cache, y, arch, loss):
     if wrt == "z":
         return loss_grad(z, y_hat, y)
     _, output_grad = ACTIVATIONS[arch.output_activation]
-    return loss_grad(z, y_hat, y) * output_grad(z, y_hat)
+    dz = loss_grad(z, y_hat, y)
+    dz *= output_grad(z, y_hat)
+    return dz
 
 
 def loss_value(y_hat, cache, y, loss):
