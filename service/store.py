@@ -51,6 +51,9 @@ MAX_UNPACKED = 64 * 2**20  # bytes once inflated: refuses zip bombs before readi
 MAX_POINTS = 10_000
 MAX_HISTORY_ROWS = 1001
 SAMPLE_SEED = 0
+# A folder changed this recently may change again within the file system's clock tick
+# without its mtime moving, so a load does not remember it (git's "racy" entries).
+SETTLED_NS = 50_000_000
 STALE_S = 3600.0  # hidden temp files older than this are debris of killed writers
 MAX_ATTEMPTS = 1000  # each failed attempt means another writer took the version
 META_TYPES = {
@@ -71,6 +74,7 @@ class ModelStore:
         self.cache_size = cache_size
         self._lock = threading.Lock()
         self._cache = OrderedDict()  # (name, version) -> (file identity, model, meta)
+        self._resolved = OrderedDict()  # (name, asked version) -> (folder state, version)
         self._verified = OrderedDict()  # (name, version) -> identity of a fully checked file
 
     def save(self, name, model, *, dataset, metrics, history, x, y):
@@ -92,7 +96,37 @@ class ModelStore:
         return self._write(name, arrays, meta, kept_x, kept_y)
 
     def load(self, name, version=None):
-        """Return (model, meta) of a version (None: latest); both are shared, do not mutate."""
+        """Return (model, meta) of a version (None: latest); both are shared, do not mutate.
+
+        A repeated load costs one stat of the model's folder: every save or delete there
+        changes the folder's mtime, and only a folder left alone for a while is trusted."""
+        _check_name(name)
+        state = self._folder_state(name)
+        with self._lock:
+            seen = self._resolved.get((name, version))
+            hit = seen and seen[0] == state and self._cache.get((name, seen[1]))
+            if hit:
+                self._cache.move_to_end((name, seen[1]))
+                return hit[1], hit[2]
+        model, meta = self._load(name, version)
+        if time.time_ns() - state[1] > SETTLED_NS:
+            with self._lock:
+                self._resolved[(name, version)] = (state, meta["version"])
+                while len(self._resolved) > 2 * self.cache_size:
+                    self._resolved.popitem(last=False)
+        return model, meta
+
+    def _folder_state(self, name):
+        """Return (inode, mtime) of a model's folder; ModelNotFound when there is none."""
+        with _os_errors(f"read model {name!r}"):
+            try:
+                st = os.stat(self.root / name)
+            except (FileNotFoundError, NotADirectoryError):
+                raise ModelNotFound(name) from None
+        return st.st_ino, st.st_mtime_ns
+
+    def _load(self, name, version):
+        """Return (model, meta), checking the version file's identity against the cache."""
         version = self._resolve(name, version)
         key = (name, version)
         with _os_errors(f"read model {name!r}"):

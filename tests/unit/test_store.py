@@ -710,3 +710,30 @@ def test_os_errors_map_to_domain_errors_without_paths(code, error):
 @pytest.mark.parametrize("code", [errno.EIO, errno.ENOTDIR, errno.ENAMETOOLONG])
 def test_other_os_errors_make_the_store_unavailable(code):
     assert isinstance(map_os_error(OSError(code, os.strerror(code)), "read"), StoreUnavailable)
+
+
+def test_a_repeated_load_costs_one_stat_of_the_folder(store, trained, monkeypatch):
+    save(store, "xor", trained)
+    os.utime(store.root / "xor", ns=(0, time.time_ns() - 10**9))  # settled a second ago
+    first, _ = store.load("xor")
+    calls, real_stat = [], os.stat
+
+    def counted_stat(*args, **kwargs):
+        calls.append(args)
+        return real_stat(*args, **kwargs)
+
+    monkeypatch.setattr("service.store.os.stat", counted_stat)
+    monkeypatch.setattr("service.store.os.scandir", None)  # a listing would now fail
+    again, meta = store.load("xor")
+    assert again is first and meta["version"] == 1
+    assert calls == [(store.root / "xor",)]
+
+
+def test_a_folder_changed_just_now_is_not_trusted(store, trained):
+    save(store, "xor", trained)
+    store.load("xor")
+    other = ModelStore(store.root)  # another process's store
+    save(other, "xor", trained)
+    assert store.load("xor")[1]["version"] == 2
+    other.delete("xor", 2)
+    assert store.load("xor")[1]["version"] == 1
