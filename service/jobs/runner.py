@@ -1,0 +1,169 @@
+"""JobRunner: the thread in each process that claims queued jobs and runs them."""
+
+import logging
+import threading
+import time
+
+from ..errors import ServiceError
+from .backend import INTERNAL, SHUTDOWN
+from .processes import worker_id
+
+log = logging.getLogger(__name__)
+WRITE_INTERVAL_S = 0.25
+
+
+class _Run:
+    """The job this process is executing: its clock, unwritten progress and stop reason."""
+
+    def __init__(self, job_id):
+        self.job_id, self.started = job_id, time.monotonic()
+        self.written_at, self.pending, self.stop_reason = self.started, None, None
+
+
+class JobRunner:
+    """A daemon thread per process that claims queued jobs and runs them one at a time.
+
+    execute(job, report) -> result dict trains and saves a model; report(progress,
+    history) -> bool records progress and returns True when training must stop, after
+    which execute must return without saving. A watchdog thread keeps the job's heartbeat
+    fresh (heartbeat_s, well under the backend's stale_s) even when execute reports rarely.
+    """
+
+    def __init__(self, backend, execute, *, max_running, timeout_s, poll_s=0.2,
+                 heartbeat_s=2.0, worker=None):
+        self.backend, self.execute, self.max_running = backend, execute, max_running
+        self.timeout_s, self.poll_s, self.heartbeat_s = timeout_s, poll_s, heartbeat_s
+        self.worker = worker  # set by start(): the id of the process that runs the thread
+        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._run = None  # the _Run of the job being executed, read by the watchdog and stop()
+        self._threads = []
+
+    def start(self):
+        """Start the claim loop and the watchdog; return self."""
+        self.worker = self.worker or worker_id()
+        self._threads = [threading.Thread(target=target, name=f"nnserve-{name}", daemon=True)
+                         for name, target in (("runner", self._loop), ("watchdog", self._watch))]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def wake(self):
+        """Make the claim loop look for a job now (call after creating one in this process)."""
+        self._wake.set()
+
+    def stop(self, timeout=10.0):
+        """Stop claiming; ask the running job to stop; fail it if still running after timeout."""
+        self._stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        run = self._run
+        if run is not None:  # execute ignored the request; the process is going, say so now
+            self._finish(run.job_id, "failed", None, SHUTDOWN)
+
+    def _loop(self):
+        """Claim and run jobs until stopped; wait poll_s (or a wake) when there is none."""
+        while not self._stopping.is_set():
+            self._wake.clear()  # before the claim, so a wake from now on is not lost
+            try:
+                job = self.backend.claim(self.worker, self.max_running)
+            except ServiceError as exc:  # busy or broken database: try again next poll
+                log.warning("cannot claim a training job: %s", exc)
+                job = None
+            except Exception:  # a bug must not end this process's training for good
+                log.exception("cannot claim a training job")
+                job = None
+            if job is None:
+                self._wake.wait(self.poll_s)
+            else:
+                self._execute(job)
+
+    def _execute(self, job):
+        """Run one claimed job through execute() and record how it ended."""
+        run = self._run = _Run(job["id"])
+
+        def report(progress, history):
+            return self._report(run, progress, history)
+
+        try:
+            result = self.execute(job, report)
+            outcome = self._outcome(run, result)
+        except Exception as exc:
+            outcome = self._outcome(run, None, exc)
+        self._flush(run)
+        self._finish(run.job_id, *outcome)
+        self._run = None
+
+    def _outcome(self, run, result, exc=None):
+        """Return (status, result, error): a stop wins, then an exception, then success."""
+        if run.stop_reason == "cancelled":
+            return "cancelled", None, None
+        if run.stop_reason == "timeout":
+            return "failed", None, self._time_limit_error()
+        if run.stop_reason == "shutdown":
+            return "failed", None, SHUTDOWN
+        if exc is not None:
+            return "failed", None, _error_message(run.job_id, exc)
+        return "succeeded", result, None
+
+    def _time_limit_error(self):
+        return f"job exceeded its time limit of {self.timeout_s:g} s"
+
+    def _report(self, run, progress, history):
+        """Keep the latest progress (written every WRITE_INTERVAL_S); return True to stop."""
+        now = time.monotonic()
+        run.pending = ({**progress, "elapsed_s": round(now - run.started, 3)}, history)
+        if run.stop_reason is None:
+            run.stop_reason = self._stop_reason(run, now)
+        return run.stop_reason is not None
+
+    def _stop_reason(self, run, now):
+        """Return why the job must stop now ("timeout", "shutdown", "cancelled"), or None."""
+        if now - run.started > self.timeout_s:
+            return "timeout"
+        if self._stopping.is_set():
+            return "shutdown"
+        if now - run.written_at >= WRITE_INTERVAL_S and self._flush(run):
+            return "cancelled"  # or no longer ours (reaped): either way, stop without a model
+        return None
+
+    def _flush(self, run):
+        """Write the job's unwritten progress; return True when the backend says stop."""
+        if run.pending is None:
+            return False
+        progress, history = run.pending
+        run.pending, run.written_at = None, time.monotonic()
+        try:
+            return self.backend.report(run.job_id, progress, history)
+        except ServiceError as exc:  # a busy database must not kill the training
+            log.warning("cannot record progress of training job %s: %s", run.job_id, exc)
+            return False
+
+    def _finish(self, job_id, status, result, error):
+        try:
+            self.backend.finish(job_id, status, result, error)
+        except ServiceError as exc:  # the job stays running until reaped once we are gone
+            log.error("cannot record the end of training job %s: %s", job_id, exc)
+
+    def _watch(self):
+        """Beat the running job's heartbeat; fail it past its limit if execute stopped reporting."""
+        while not self._stopping.wait(self.heartbeat_s):
+            run = self._run
+            if run is None:
+                continue
+            try:
+                if time.monotonic() - run.started > self.timeout_s + self.heartbeat_s:
+                    self.backend.finish(run.job_id, "failed", error=self._time_limit_error())
+                else:
+                    self.backend.heartbeat(run.job_id)
+            except ServiceError as exc:
+                log.warning("cannot beat training job %s: %s", run.job_id, exc)
+
+
+def _error_message(job_id, exc):
+    """Return the error a failed job shows: the message of expected errors, else a generic one."""
+    if isinstance(exc, ServiceError | ValueError | ArithmeticError):
+        return str(exc)
+    log.error("training job %s failed unexpectedly", job_id, exc_info=exc)
+    return INTERNAL

@@ -1,0 +1,255 @@
+"""SqliteJobs: the jobs in one SQLite file (WAL), shared by every thread and process."""
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import JobFinished, JobNotFound, StoreUnavailable
+from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend, utc_iso
+from .processes import worker_is_alive
+
+log = logging.getLogger(__name__)
+_INHERITED = []  # connections a forked child got from its parent: kept open, never used
+
+FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",
+          "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested")
+JSON_FIELDS = ("request", "progress", "history", "result")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order: claim order, created_at ties
+    id TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    history TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    worker TEXT,
+    heartbeat_at TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
+"""
+
+
+
+def _finite(value):
+    """Return value with NaN and infinities replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dumps(value):
+    """Return value as JSON text (NaN and infinities as null)."""
+    return json.dumps(_finite(value))
+
+
+def _job(row):
+    """Return a job dict from a row of FIELDS."""
+    job = dict(zip(FIELDS, row, strict=True))
+    for key in JSON_FIELDS:
+        job[key] = None if job[key] is None else json.loads(job[key])
+    job["cancel_requested"] = bool(job["cancel_requested"])
+    return job
+
+
+
+class SqliteJobs(JobBackend):
+    """Jobs in one SQLite file (WAL), shared by all threads and processes that open it."""
+
+    def __init__(self, path, *, stale_s=30.0, busy_timeout_s=5.0):
+        self.path, self.stale_s, self.busy_timeout_s = Path(path), stale_s, busy_timeout_s
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("job database %s unavailable: %s", self.path, exc)
+            raise StoreUnavailable(f"job database unavailable: {exc}") from exc
+        with self._db() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
+            conn.executescript(SCHEMA)
+
+    def _conn(self):
+        """Return this thread's connection, opening it on first use in this thread and process."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            if hasattr(local, "conn"):  # a forked child must neither use nor close its parent's
+                _INHERITED.append(local.conn)  # (SQLite's lock bookkeeping was copied with it)
+            local.conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s,
+                                         isolation_level=None)
+            local.conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
+            local.pid = os.getpid()
+        return local.conn
+
+    @contextmanager
+    def _db(self, begin=None):
+        """Yield the connection, inside begin ... COMMIT if given; sqlite errors -> 503."""
+        try:
+            conn = self._conn()
+            if begin is None:
+                yield conn
+                return
+            conn.execute(begin)
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.rollback()
+        except sqlite3.DatabaseError as exc:  # locked past busy_timeout, read-only, full, corrupt
+            log.error("job database %s unavailable: %s", self.path, exc)
+            raise StoreUnavailable(f"job database unavailable: {exc}") from exc
+
+    def _select(self, conn, where, args=(), tail=""):
+        """Return the jobs matching an SQL condition, in the order tail gives."""
+        sql = f"SELECT {', '.join(FIELDS)} FROM jobs WHERE {where} {tail}"
+        return [_job(row) for row in conn.execute(sql, args)]
+
+    def create(self, model, request, epochs):
+        """Return a new queued job training model with request (a JSON dict)."""
+        job_id = uuid.uuid4().hex
+        progress = {"epoch": 0, "epochs": epochs, "loss": None, "accuracy": None, "elapsed_s": 0.0}
+        history = {"epoch": [], "loss": [], "accuracy": []}
+        with self._db() as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, model, status, request, progress, history, created_at)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (job_id, model, *map(_dumps, (request, progress, history)), utc_iso()),
+            )
+        return self.get(job_id)
+
+    def get(self, job_id):
+        """Return the job, or raise JobNotFound."""
+        job = self._get(job_id)
+        if self._reap([job]):
+            job = self._get(job_id)
+        return job
+
+    def _get(self, job_id):
+        with self._db() as conn:
+            jobs = self._select(conn, "id = ?", (job_id,))
+        if not jobs:
+            raise JobNotFound(job_id)
+        return jobs[0]
+
+    def list(self, status=None, model=None, limit=50, offset=0):
+        """Return (jobs, total): one page of the matching jobs, newest first, and their count."""
+        page = self._page(status, model, limit, offset)
+        if self._reap(page[0]):
+            page = self._page(status, model, limit, offset)
+        return page
+
+    def _page(self, status, model, limit, offset):
+        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model)) if v]
+        where = " AND ".join(sql for sql, _ in filters) or "1"
+        args = [v for _, v in filters]
+        with self._db("BEGIN") as conn:  # one snapshot for the page and its total
+            total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
+            tail = "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
+            jobs = self._select(conn, where, [*args, limit, offset], tail)
+        return jobs, total
+
+    def counts(self):
+        """Return {status: number of jobs} for every status."""
+        with self._db() as conn:
+            rows = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
+        return {status: rows.get(status, 0) for status in STATUSES}
+
+    def claim(self, worker, max_running):
+        """Return the oldest queued job, now running on worker, or None (none or no slot)."""
+        with self._db() as conn:  # a cheap read first: most polls find nothing to do
+            queued, running = conn.execute(
+                "SELECT total(status = 'queued'), total(status = 'running') FROM jobs"
+                " WHERE status IN ('queued', 'running')").fetchone()
+        if not queued:
+            return None
+        if running >= max_running:
+            self.reap()  # a dead worker's job must not hold one of the slots
+        now = utc_iso()
+        with self._db("BEGIN IMMEDIATE") as conn:  # count and claim under one write lock
+            running = conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
+            if running[0] >= max_running or row is None:
+                return None
+            conn.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?, heartbeat_at = ?, worker = ?"
+                " WHERE id = ?", (now, now, worker, row[0]))
+            return self._select(conn, "id = ?", row)[0]
+
+    def report(self, job_id, progress, history):
+        """Record a running job's progress; return True when it must stop (cancel, not ours)."""
+        with self._db() as conn:
+            updated = conn.execute(
+                "UPDATE jobs SET progress = ?, history = ?, heartbeat_at = ?"
+                " WHERE id = ? AND status = 'running'",
+                (_dumps(progress), _dumps(history), utc_iso(), job_id)).rowcount
+            row = conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
+            return not updated or bool(row.fetchone()[0])
+
+    def heartbeat(self, job_id):
+        """Mark a running job's worker as alive now."""
+        with self._db() as conn:
+            conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
+                         (utc_iso(), job_id))
+
+    def finish(self, job_id, status, result=None, error=None):
+        """End a running (or, to cancel, queued) job; return False if it had already ended."""
+        if status not in TERMINAL:
+            raise ValueError(f"{status!r} is not a final status")
+        with self._db() as conn:
+            return conn.execute(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ?"
+                " WHERE id = ? AND (status = 'running' OR (status = 'queued' AND ? = 'cancelled'))",
+                (status, _dumps(result), error, utc_iso(), job_id, status)).rowcount == 1
+
+    def cancel(self, job_id):
+        """Return the job after cancelling it (queued) or asking it to stop (running)."""
+        with self._db("BEGIN IMMEDIATE") as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            if row[0] in TERMINAL:
+                raise JobFinished(f"training job {job_id!r} already {row[0]}")
+            if row[0] == "queued":
+                conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                             (utc_iso(), job_id))
+            else:  # the runner sees it at its next report and ends the job as cancelled
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+        return self.get(job_id)
+
+    def reap(self, is_alive=None):
+        """Fail the running jobs whose worker is gone with "worker lost"; return their ids."""
+        with self._db() as conn:
+            running = self._select(conn, "status = 'running'")
+        return self._reap(running, is_alive)
+
+    def _reap(self, jobs, is_alive=None):
+        """Fail those of jobs that run on a dead worker or missed heartbeats; return their ids."""
+        is_alive = is_alive or worker_is_alive
+        stale = utc_iso(time.time() - self.stale_s)
+        lost = [j["id"] for j in jobs if j["status"] == "running"
+                and ((j["heartbeat_at"] or "") < stale or not is_alive(j["worker"]))]
+        return [job_id for job_id in lost if self.finish(job_id, "failed", error=WORKER_LOST)]
+
+    def ping(self):
+        """Raise StoreUnavailable unless jobs can be read and written."""
+        with self._db("BEGIN IMMEDIATE") as conn:  # takes the write lock, as a claim would
+            conn.execute("SELECT count(*) FROM jobs").fetchone()
