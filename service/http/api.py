@@ -10,7 +10,7 @@ from collections import Counter
 
 from flask import Response, current_app, request
 from pydantic import BaseModel
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 
 def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
@@ -37,7 +37,16 @@ def parse_body(model: type[BaseModel], **context):
         raise UnsupportedMediaType(
             f"send the body as application/json (got {request.mimetype or 'no content type'!r})"
         )
-    return model.model_validate(parse_json(request.get_data(cache=False)), context=context)
+    return model.model_validate(parse_json(read_body()), context=context)
+
+
+def read_body():
+    """Return the raw request body; 413 when it is over MAX_CONTENT_LENGTH, chunked or not."""
+    data = request.get_data(cache=False)
+    # Werkzeug cuts a chunked body (no Content-Length) at the limit instead of refusing it.
+    if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()
+    return data
 
 
 def parse_json(raw: bytes):
@@ -50,7 +59,9 @@ def parse_json(raw: bytes):
 
 def parse_query(model: type[BaseModel]):
     """Return the query string validated by model (422 naming the parameter otherwise)."""
-    return model.model_validate(request.args.to_dict())
+    # A repeated parameter stays a list, so it is refused rather than silently cut to its first.
+    args = {k: v[0] if len(v) == 1 else v for k, v in request.args.lists()}
+    return model.model_validate(args)
 
 
 def json_response(body, status=200, headers=None, content_type="application/json"):

@@ -10,9 +10,10 @@ from ..schemas import NAME_PATTERN, Problem
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _STATUS_TEXT = {400: "Malformed request", 401: "Missing or bad token", 404: "Not found",
                 405: "Method not allowed", 409: "Conflict with the resource's state",
-                413: "Body too large", 415: "Unsupported media type",
-                422: "Invalid input or over a limit", 500: "Internal error",
-                503: "Unavailable", 507: "Store full"}
+                413: "Body too large", 414: "Request line too long",
+                415: "Unsupported media type", 422: "Invalid input or over a limit",
+                431: "Request headers too large", 500: "Internal error", 503: "Unavailable",
+                507: "Store full"}
 
 
 @cache
@@ -85,7 +86,7 @@ def _responses(path, op, refs, app):
     elif op["status"] != 204:
         ok["content"] = {op["content"]: {"schema": {"type": "string"}}}
     problem = {"application/problem+json": {"schema": refs[(Problem, "serialization")]}}
-    statuses = set(op["errors"]) | {405, 500}
+    statuses = set(op["errors"]) | {405, 414, 431, 500}  # 414, 431: gunicorn's own limits
     if op["body"] is not None:
         statuses |= {400, 413, 415, 422}
     if "{" in path:
