@@ -101,7 +101,7 @@ class ModelStore:
         A repeated load costs one stat of the model's folder: every save or delete there
         changes the folder's mtime, and only a folder left alone for a while is trusted."""
         _check_name(name)
-        state = self._folder_state(name)
+        state = self._folder_state(name, version)
         with self._lock:
             seen = self._resolved.get((name, version))
             hit = seen and seen[0] == state and self._cache.get((name, seen[1]))
@@ -116,13 +116,13 @@ class ModelStore:
                     self._resolved.popitem(last=False)
         return model, meta
 
-    def _folder_state(self, name):
+    def _folder_state(self, name, version):
         """Return (inode, mtime) of a model's folder; ModelNotFound when there is none."""
         with _os_errors(f"read model {name!r}"):
             try:
                 st = os.stat(self.root / name)
             except (FileNotFoundError, NotADirectoryError):
-                raise ModelNotFound(name) from None
+                raise ModelNotFound(name, version) from None
         return st.st_ino, st.st_mtime_ns
 
     def _load(self, name, version):
