@@ -140,3 +140,23 @@ def _training_pid(server, workers):
     pid = int(row["worker"].split(":")[1])
     assert pid in workers
     return pid
+
+
+def test_metrics_add_up_across_workers(server):
+    def count(text, route):
+        prefix = 'nnserve_http_requests_total{method="GET",route="' + route + '",status="200"}'
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(prefix))
+
+    before = count(requests.get(f"{server.url}/metrics", timeout=5).text, "/healthz")
+    ids = [uuid.uuid4().hex for _ in range(60)]
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda i: requests.get(f"{server.url}/healthz", timeout=5,
+                                                     headers={"X-Request-ID": i}).status_code, ids))
+    assert codes == [200] * 60
+    pids = {rec["request_id"]: rec["pid"] for rec in server.access_log()}
+    assert len({pids[i] for i in ids}) >= 2, "one worker answered everything"
+    text = requests.get(f"{server.url}/metrics", timeout=5).text
+    assert count(text, "/healthz") - before == 60
+    assert "nnserve_training_jobs{" in text
+    assert "nnserve_http_request_duration_seconds_bucket" in text
