@@ -76,20 +76,24 @@ def test_a_job_is_seen_and_cancelled_through_other_workers(server):
                          headers={"X-Request-ID": request_id}, timeout=10)
         return r.json()["status"]
 
-    ids = [uuid.uuid4().hex for _ in range(48)]
-    with ThreadPoolExecutor(12) as pool:
-        assert set(pool.map(read, ids)) == {"running"}
+    readers = set()
+    for _ in range(10):  # a round of concurrent reads usually reaches several workers
+        ids = [uuid.uuid4().hex for _ in range(24)]
+        with ThreadPoolExecutor(12) as pool:
+            assert set(pool.map(read, ids)) == {"running"}
+        pids = {rec["request_id"]: rec["pid"] for rec in server.access_log()}
+        readers |= {pids[i] for i in ids}
+        if len(readers) >= 2 and readers - {runner}:
+            break
     cancel_id = uuid.uuid4().hex
     r = requests.delete(f"{server.url}/v1/trainings/{job_id}",
                         headers={"X-Request-ID": cancel_id}, timeout=10)
     assert r.status_code == 200
     assert poll(server.url, job_id).status == "cancelled"
     assert requests.get(f"{server.url}/v1/models/long", timeout=5).status_code == 404
-    pids = {rec["request_id"]: rec["pid"] for rec in server.access_log()}
-    readers = {pids[i] for i in ids}
     assert len(readers) >= 2, "every read was answered by one worker"
     assert readers - {runner}, "only the training worker answered"
-    assert cancel_id in pids
+    assert cancel_id in {rec["request_id"] for rec in server.access_log()}
 
 
 def test_killing_the_worker_that_trains_fails_the_job_and_keeps_serving(server):
@@ -149,14 +153,20 @@ def test_metrics_add_up_across_workers(server):
                    if line.startswith(prefix))
 
     before = count(requests.get(f"{server.url}/metrics", timeout=5).text, "/healthz")
-    ids = [uuid.uuid4().hex for _ in range(60)]
-    with ThreadPoolExecutor(12) as pool:
-        codes = list(pool.map(lambda i: requests.get(f"{server.url}/healthz", timeout=5,
-                                                     headers={"X-Request-ID": i}).status_code, ids))
-    assert codes == [200] * 60
-    pids = {rec["request_id"]: rec["pid"] for rec in server.access_log()}
-    assert len({pids[i] for i in ids}) >= 2, "one worker answered everything"
+    sent, answering = 0, set()
+    for _ in range(10):  # until requests have reached at least two workers
+        ids = [uuid.uuid4().hex for _ in range(24)]
+        with ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(lambda i: requests.get(
+                f"{server.url}/healthz", timeout=5, headers={"X-Request-ID": i}).status_code, ids))
+        assert codes == [200] * len(ids)
+        sent += len(ids)
+        pids = {rec["request_id"]: rec["pid"] for rec in server.access_log()}
+        answering |= {pids[i] for i in ids}
+        if len(answering) >= 2:
+            break
+    assert len(answering) >= 2, "one worker answered everything"
     text = requests.get(f"{server.url}/metrics", timeout=5).text
-    assert count(text, "/healthz") - before == 60
+    assert count(text, "/healthz") - before == sent
     assert "nnserve_training_jobs{" in text
     assert "nnserve_http_request_duration_seconds_bucket" in text
