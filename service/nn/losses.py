@@ -16,9 +16,9 @@ def mse(z, a, y):
     return 0.5 * float(e @ e) / e.size
 
 
-def mse_grad(z, a, y):
-    """Return dL/da = (a - y) / n."""
-    g = a - y
+def mse_grad(z, a, y, out=None):
+    """Return dL/da = (a - y) / n, written into out when given."""
+    g = np.subtract(a, y, out=out)
     g *= 1.0 / len(a)
     return g
 
@@ -28,9 +28,9 @@ def bce(z, a, y):
     return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
 
-def bce_grad(z, a, y):
-    """Return dL/dz = (sigma(z) - y) / n, with a = sigma(z)."""
-    g = a - y
+def bce_grad(z, a, y, out=None):
+    """Return dL/dz = (sigma(z) - y) / n, with a = sigma(z), written into out when given."""
+    g = np.subtract(a, y, out=out)
     g *= 1.0 / len(a)
     return g
 

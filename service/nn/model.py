@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .datasets import check_points
-from .network import Architecture, forward, params_from_theta
+from .network import Architecture, Workspace, forward, params_from_theta
 from .training import DTYPES, TrainingConfig, fit
 
 
@@ -25,9 +25,9 @@ class Model:
 
     def predict_proba(self, x):
         """Return the output for each point of x (n, 2): a probability for a sigmoid output."""
-        x = check_points(x).astype(self.params["theta"].dtype, copy=False)
-        y_hat, _ = forward(self.params, x, self.arch)
-        return y_hat[:, 0].astype(np.float64)
+        x = check_points(x)
+        work = Workspace(self.arch, len(x), self.params["theta"].dtype).load(x)
+        return forward(self.params, work)[:, 0].astype(np.float64)
 
     def predict(self, x, threshold=0.5):
         """Return (scores, labels): labels are 1 where the score is at least threshold."""

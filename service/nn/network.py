@@ -4,8 +4,18 @@ Shapes: ``x: (n, d_0)``; layer i has ``W[i]: (d_i, d_{i+1})`` and
 ``b[i]: (d_{i+1},)``; the output is ``(n, 1)``.
 
 All weights live in one flat vector ``params["theta"]``; ``params["W"]`` and
-``params["b"]`` are views into it. Gradients have the same layout, so an
-optimizer updates every layer with a handful of NumPy calls on two vectors.
+``params["b"]`` are views into it. A layer's W and b are consecutive, so its block
+``params["Wb"][i]`` is the augmented matrix ``[W; b]: (d_i + 1, d_{i+1})`` and
+``z = [a, 1] [W; b] = a W + b`` is one product (without biases, Wb[i] is W[i] and
+there is no column of ones). Gradients have the same layout: backward writes
+``[dW; db]`` with one product, and an optimizer updates every layer with a few
+NumPy calls on two vectors.
+
+forward and backward work in a Workspace, the arrays of one batch size allocated
+once, so that they allocate nothing themselves. Its arrays are column-major, which keeps
+the activations without their column of ones contiguous. Products use np.dot, the
+cheapest call on small arrays; it writes only row-major arrays, so a product into
+a column-major array is written as its transpose, (A B)^T = B^T A^T.
 """
 
 import itertools
@@ -53,15 +63,19 @@ class Architecture:
 
 
 def params_from_theta(arch, theta):
-    """Return params whose W and b are views into the flat vector theta."""
-    params = {"theta": theta, "W": [], "b": []}
-    start = 0
-    for name, shape in arch.shapes():
-        size = math.prod(shape)
-        params[name[0]].append(theta[start : start + size].reshape(shape))
-        start += size
-    if start != theta.size:
-        raise ValueError(f"theta has {theta.size} values, the architecture needs {start}")
+    """Return params whose Wb = [W; b], W and b are views into the flat vector theta."""
+    if theta.size != count_params(arch):
+        raise ValueError(f"theta has {theta.size} values, the architecture needs "
+                         f"{count_params(arch)}")
+    params, start = {"theta": theta, "Wb": [], "W": [], "b": []}, 0
+    for d_in, d_out in itertools.pairwise(arch.layers):
+        rows = d_in + arch.bias
+        Wb = theta[start : start + rows * d_out].reshape(rows, d_out)
+        params["Wb"].append(Wb)
+        params["W"].append(Wb[:d_in])
+        if arch.bias:
+            params["b"].append(Wb[d_in])
+        start += rows * d_out
     return params
 
 
@@ -80,52 +94,65 @@ def init_params(arch, rng, dtype=np.float64):
     return params
 
 
-def forward(params, x, arch):
-    """Return (y_hat, cache): the output (n, 1) and what backward needs."""
-    hidden, _ = ACTIVATIONS[arch.activation]
-    output, _ = ACTIVATIONS[arch.output_activation]
-    W, b = params["W"], params["b"]
-    last = len(W) - 1
-    a, acts, zs = x, [x], []
-    for i in range(len(W)):
-        z = a @ W[i]
-        if b:
-            z += b[i]
-        a = output(z) if i == last else hidden(z)
-        zs.append(z)
-        acts.append(a)
-    return a, (acts, zs)
+class Workspace:
+    """The arrays of forward and backward for batches of n rows, and each layer's activation.
+
+    a1[i]: (n, d_i + 1) is layer i's input [a, 1], its last column ones (no such
+    column without biases); a[i] is the view without the ones: a[0] holds the rows
+    x, a[-1] the output (n, 1). z[i] and dz[i] = dL/dz[i] are (n, d_{i+1});
+    activations[i] is layer i's (f, f_grad). Back-propagation overwrites each z
+    with f'(z) once it has used it, which saves a million-point job one array per
+    layer: measure the loss before.
+    """
+
+    def __init__(self, arch, n, dtype=np.float64):
+        sizes, ones = arch.layers, int(arch.bias)
+        hidden, output = ACTIVATIONS[arch.activation], ACTIVATIONS[arch.output_activation]
+        self.activations = [hidden] * (len(sizes) - 2) + [output]
+        self.a1 = [np.ones((n, d + ones), dtype, order="F") for d in sizes[:-1]]
+        self.a1.append(np.empty((n, 1), dtype))
+        self.a = [a1[:, :d] for a1, d in zip(self.a1, sizes, strict=True)]
+        self.z = [np.empty((n, d), dtype, order="F") for d in sizes[1:]]
+        self.dz = [np.empty_like(z) for z in self.z]
+
+    def load(self, x):
+        """Copy the rows x (n, d_0) into the input layer; return self."""
+        self.a[0][...] = x
+        return self
 
 
-def backward(params, cache, dz, arch, grads):
-    """Fill grads (same layout as params) from dz = dL/dz of the output layer; return grads."""
-    _, hidden_grad = ACTIVATIONS[arch.activation]
-    W, dW, db = params["W"], grads["W"], grads["b"]
-    acts, zs = cache
-    # db = 1^T dz: as a matrix product it is many times faster than a sum over axis 0
-    ones = np.ones(len(dz), dz.dtype) if db else None
+def forward(params, work):
+    """Return y_hat (n, 1) for the rows loaded in work, leaving every z and a in work."""
+    Wb, a1, a, z = params["Wb"], work.a1, work.a, work.z
+    for i, (f, _) in enumerate(work.activations):
+        np.dot(Wb[i].T, a1[i].T, out=z[i].T)  # z = [a, 1] [W; b], transposed
+        f(z[i], out=a[i + 1])
+    return a[-1]
+
+
+def backward(params, work, grads):
+    """Fill grads (same layout as params) from dL/dz of the output layer in work.dz[-1]."""
+    W, dWb, a1, a, z, dz = params["W"], grads["Wb"], work.a1, work.a, work.z, work.dz
     for i in range(len(W) - 1, -1, -1):
-        np.matmul(acts[i].T, dz, out=dW[i])
-        if db:
-            np.matmul(ones, dz, out=db[i])
+        np.dot(a1[i].T, dz[i], out=dWb[i])  # [dW; db] = [a, 1]^T dz
         if i:
-            dz = dz @ W[i].T
-            dz *= hidden_grad(zs[i - 1], acts[i])
+            _, f_grad = work.activations[i - 1]
+            np.dot(W[i], dz[i].T, out=dz[i - 1].T)  # dL/da = dz W^T, transposed
+            dz[i - 1] *= f_grad(z[i - 1], a[i], out=z[i - 1])
     return grads
 
 
-def output_delta(y_hat, cache, y, arch, loss):
-    """Return dL/dz of the output layer for the named loss."""
+def output_delta(work, y, loss):
+    """Return dL/dz of the output layer for the named loss, written into work.dz[-1]."""
     _, loss_grad, wrt = LOSSES[loss]
-    z = cache[1][-1]
-    if wrt == "z":
-        return loss_grad(z, y_hat, y)
-    _, output_grad = ACTIVATIONS[arch.output_activation]
-    dz = loss_grad(z, y_hat, y)
-    dz *= output_grad(z, y_hat)
+    z, y_hat, dz = work.z[-1], work.a[-1], work.dz[-1]
+    loss_grad(z, y_hat, y, out=dz)
+    if wrt == "a":
+        _, f_grad = work.activations[-1]
+        dz *= f_grad(z, y_hat, out=z)
     return dz
 
 
-def loss_value(y_hat, cache, y, loss):
-    """Return the named loss of the output y_hat against y."""
-    return LOSSES[loss][0](cache[1][-1], y_hat, y)
+def loss_value(work, y, loss):
+    """Return the named loss of the output in work against y."""
+    return LOSSES[loss][0](work.z[-1], work.a[-1], y)

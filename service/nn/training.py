@@ -4,6 +4,11 @@ An epoch runs its batches in order; the metrics of an epoch (mean loss, and
 accuracy when wanted) are those measured by its forward passes, before the
 matching updates. Stop conditions are checked before the epoch's last update,
 so a full-batch run that stops returns exactly the weights it measured.
+
+Only the epochs someone looks at are measured: those recorded in the history,
+those reported to the callback, every epoch when a stop condition watches, and
+the last epoch of each run (multi-start compares them). A divergence shows at the
+next measured epoch, or in the final weights.
 """
 
 import math
@@ -11,15 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .batches import Batches
 from .losses import LOSS_OUTPUTS
-from .network import (
-    backward,
-    forward,
-    init_params,
-    loss_value,
-    output_delta,
-    params_from_theta,
-)
+from .network import backward, forward, init_params, loss_value, output_delta, params_from_theta
 from .optimizers import OPTIMIZERS
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -65,7 +64,8 @@ class TrainingConfig:
             raise ValueError(f"loss {self.loss!r} needs a sigmoid output activation")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}")
-        if min(self.epochs, self.starts, self.probe_epochs, self.batch_size or 1) < 1:
+        batch_size = 1 if self.batch_size is None else self.batch_size
+        if min(self.epochs, self.starts, self.probe_epochs, batch_size) < 1:
             raise ValueError("epochs, starts, probe_epochs and batch_size must be positive")
 
     def to_dict(self):
@@ -136,104 +136,118 @@ def fit(arch, x, y, config=TrainingConfig(), on_progress=None, report_every=100)
 def _fit(arch, x, y, config, on_progress, report_every):
     config.check(arch)
     dtype = DTYPES[config.dtype]
-    x, y = np.asarray(x, dtype), np.asarray(y, dtype).reshape(-1, 1)
+    data = Batches(arch, np.asarray(x, dtype), np.asarray(y, dtype).reshape(-1, 1),
+                   config.batch_size)
     rng = np.random.default_rng(config.seed)
-    stride = history_stride(config.epochs)
-    history = {"epoch": [], "loss": [], "accuracy": []}
-
-    def observe(run, epoch, loss, acc):
-        if not math.isfinite(loss):
-            raise Diverged(epoch, loss)
-        run.loss = loss
-        if epoch % stride == 0:
-            _record(history, epoch, loss, acc)
-        if on_progress is not None and epoch % report_every == 0 and on_progress(epoch, loss, acc):
-            return "cancelled"
-        return run.stopper.reason(loss, acc)
-
+    monitor = _Monitor(config, on_progress, report_every)
     epoch, runs = 0, []
     while len(runs) < config.starts and epoch < config.epochs:
         runs.append(_Run(arch, config, init_params(arch, rng, dtype)))
         probe = config.probe_epochs if config.starts > 1 else config.epochs
         end = min(epoch + probe, config.epochs)
-        epoch, stop = runs[-1].train(x, y, rng, epoch, end, stride, report_every, observe)
+        epoch, stop = runs[-1].train(data, rng, epoch, end, monitor)
         if stop:
-            return _finish(arch, runs[-1].params, x, y, config.loss, epoch, stop, history)
+            return _finish(runs[-1].params, data, config.loss, epoch, stop, monitor)
     best = min(runs, key=lambda run: run.loss)
-    epoch, stop = best.train(x, y, rng, epoch, config.epochs, stride, report_every, observe)
-    return _finish(arch, best.params, x, y, config.loss, epoch, stop or "epochs", history)
+    epoch, stop = best.train(data, rng, epoch, config.epochs, monitor)
+    return _finish(best.params, data, config.loss, epoch, stop or "epochs", monitor)
+
+
+class _Monitor:
+    """Which epochs are measured, and where their metrics go: history, callback, stopper."""
+
+    def __init__(self, config, on_progress, report_every):
+        self.stride, self.report_every = history_stride(config.epochs), report_every
+        self.on_progress = on_progress
+        stops = (config.target_accuracy, config.tolerance, config.patience)
+        self.every_epoch = any(stop is not None for stop in stops)
+        self.history = {"epoch": [], "loss": [], "accuracy": []}
+
+    def measures(self, epoch):
+        """Return whether the epoch's loss is wanted: by a stop condition, history or callback."""
+        return self.every_epoch or self.shows(epoch)
+
+    def shows(self, epoch):
+        """Return whether the epoch goes into the history or to the callback."""
+        return epoch % self.stride == 0 or (
+            self.on_progress is not None and epoch % self.report_every == 0)
+
+    def observe(self, run, epoch, loss, acc):
+        """Pass a measured epoch on; return a stop reason or None."""
+        if not math.isfinite(loss):
+            raise Diverged(epoch, loss)
+        run.loss = loss
+        if epoch % self.stride == 0:
+            self.record(epoch, loss, acc)
+        if (self.on_progress is not None and epoch % self.report_every == 0
+                and self.on_progress(epoch, loss, acc)):
+            return "cancelled"
+        return run.stopper.reason(loss, acc)
+
+    def record(self, epoch, loss, acc):
+        """Append one row to the history."""
+        self.history["epoch"].append(epoch)
+        self.history["loss"].append(loss)
+        self.history["accuracy"].append(acc)
 
 
 class _Run:
     """One initialisation being trained: its weights, gradients, optimizer state and stopper."""
 
     def __init__(self, arch, config, params):
-        self.arch, self.config, self.params = arch, config, params
+        self.config, self.params = config, params
         self.grads = params_from_theta(arch, np.zeros_like(params["theta"]))
         opt_init, self.opt_step = OPTIMIZERS[config.optimizer]
         self.state = opt_init(params["theta"])
         self.stopper, self.loss = _Stopper(config), math.inf
 
-    def update(self, y_hat, cache, yb):
-        """Back-propagate one batch and take one optimizer step."""
-        dz = output_delta(y_hat, cache, yb, self.arch, self.config.loss)
-        backward(self.params, cache, dz, self.arch, self.grads)
-        self.opt_step(self.params["theta"], self.grads["theta"], self.state, self.config)
-
-    def train(self, x, y, rng, first, end, stride, report_every, observe):
+    def train(self, data, rng, first, end, monitor):
         """Train epochs first..end-1; return (epoch reached, stop reason or None)."""
-        c = self.config
-        for e in range(first, end):
-            wants_acc = self.stopper.wants_accuracy() or e % stride == 0 or e % report_every == 0
-            batches = _batches(x, y, c.batch_size, rng)
-            stop = _run_epoch(e, batches, self, wants_acc, observe)
-            if stop:
-                return e, stop
+        for epoch in range(first, end):
+            if epoch == end - 1 or monitor.measures(epoch):  # multi-start compares last losses
+                stop = _measured_epoch(epoch, data, rng, self, monitor)
+                if stop:
+                    return epoch, stop
+            else:
+                for work, yb in data.epoch(rng):
+                    forward(self.params, work)
+                    self.update(work, yb)
         return end, None
 
+    def update(self, work, yb):
+        """Back-propagate the batch that forward left in work; take one optimizer step."""
+        output_delta(work, yb, self.config.loss)
+        backward(self.params, work, self.grads)
+        self.opt_step(self.params["theta"], self.grads["theta"], self.state, self.config)
 
-def _run_epoch(epoch, batches, run, wants_acc, observe):
+
+def _measured_epoch(epoch, data, rng, run, monitor):
     """Run one epoch's batches; return a stop reason found before its last update, or None."""
+    wants_acc = monitor.shows(epoch) or run.stopper.wants_accuracy()
     total = hits = 0.0
-    last = len(batches) - 1
-    for k, (xb, yb) in enumerate(batches):
-        y_hat, cache = forward(run.params, xb, run.arch)
-        total += loss_value(y_hat, cache, yb, run.config.loss) * len(yb)
+    for k, (work, yb) in enumerate(data.epoch(rng)):
+        y_hat = forward(run.params, work)
+        total += loss_value(work, yb, run.config.loss) * len(yb)
         if wants_acc:
             hits += accuracy(y_hat, yb) * len(yb)
-        if k == last:
-            n = sum(len(b[1]) for b in batches) if last else len(yb)
-            stop = observe(run, epoch, total / n, hits / n if wants_acc else math.nan)
+        if k == data.last:
+            acc = hits / data.n if wants_acc else math.nan
+            stop = monitor.observe(run, epoch, total / data.n, acc)
             if stop:
                 return stop
-        run.update(y_hat, cache, yb)
+        run.update(work, yb)
     return None
 
 
-def _finish(arch, params, x, y, loss_name, epochs_run, reason, history):
+def _finish(params, data, loss_name, epochs_run, reason, monitor):
     """Return the FitResult, measuring the final weights with one full forward pass."""
     if not np.all(np.isfinite(params["theta"])):
         raise Diverged(epochs_run, "finite but the weights are not")
-    y_hat, cache = forward(params, x, arch)
-    loss, acc = loss_value(y_hat, cache, y, loss_name), accuracy(y_hat, y)
+    work = data.loaded()
+    y_hat = forward(params, work)
+    loss, acc = loss_value(work, data.y, loss_name), accuracy(y_hat, data.y)
     if not math.isfinite(loss):
         raise Diverged(epochs_run, loss)
-    if not history["epoch"] or history["epoch"][-1] != epochs_run:
-        _record(history, epochs_run, loss, acc)
-    return FitResult(params, epochs_run, loss, acc, reason, history)
-
-
-def _record(history, epoch, loss, acc):
-    history["epoch"].append(epoch)
-    history["loss"].append(loss)
-    history["accuracy"].append(acc)
-
-
-def _batches(x, y, batch_size, rng):
-    """Return [(xb, yb)]: the whole set, or seeded shuffled mini-batches of batch_size."""
-    n = len(x)
-    if batch_size is None or batch_size >= n:
-        return [(x, y)]
-    perm = rng.permutation(n)
-    xs, ys = x[perm], y[perm]
-    return [(xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, n, batch_size)]
+    if not monitor.history["epoch"] or monitor.history["epoch"][-1] != epochs_run:
+        monitor.record(epochs_run, loss, acc)
+    return FitResult(params, epochs_run, loss, acc, reason, monitor.history)

@@ -9,6 +9,7 @@ from service.nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from service.nn.losses import LOSS_OUTPUTS, LOSSES
 from service.nn.network import (
     Architecture,
+    Workspace,
     backward,
     forward,
     init_params,
@@ -29,9 +30,9 @@ COMBINATIONS = [
 
 
 def _loss_at(theta, arch, x, y, loss):
-    params = params_from_theta(arch, theta)
-    y_hat, cache = forward(params, x, arch)
-    return loss_value(y_hat, cache, y, loss)
+    work = Workspace(arch, len(x)).load(x)
+    forward(params_from_theta(arch, theta), work)
+    return loss_value(work, y, loss)
 
 
 def _numeric_grad(theta, arch, x, y, loss):
@@ -44,30 +45,68 @@ def _numeric_grad(theta, arch, x, y, loss):
     return g
 
 
-def _problem(arch):
+def _problem(arch, n=7):
     """Return (params, x, y): the first seeded draw whose pre-activations avoid the kink."""
     for seed in range(100):
         rng = np.random.default_rng(seed)
         params = init_params(arch, rng)
         for b in params["b"]:
             b[...] = rng.normal(0, 0.5, b.shape)
-        x = rng.normal(0, 1.5, size=(7, 2))
-        y = rng.integers(0, 2, size=(7, 1)).astype(np.float64)
-        _, (_, zs) = forward(params, x, arch)
-        if min(np.abs(z).min() for z in zs[:-1]) > 1e-3:
+        x = rng.normal(0, 1.5, size=(n, 2))
+        y = rng.integers(0, 2, size=(n, 1)).astype(np.float64)
+        work = Workspace(arch, len(x)).load(x)
+        forward(params, work)
+        if min(np.abs(z).min() for z in work.z[:-1]) > 1e-3:
             return params, x, y
     raise AssertionError("no draw kept the pre-activations away from the kink")
+
+
+def _grads(params, work, x, y, arch, loss):
+    """Return the analytic gradient of the loss at params for the rows x, computed in work."""
+    forward(params, work.load(x))
+    output_delta(work, y, loss)
+    return backward(params, work, params_from_theta(arch, np.zeros_like(params["theta"])))
 
 
 @pytest.mark.parametrize("activation,output,loss,bias", COMBINATIONS)
 def test_backward_matches_finite_differences(activation, output, loss, bias):
     arch = Architecture((2, 3, 3, 1), activation, output, bias)
     params, x, y = _problem(arch)
-    y_hat, cache = forward(params, x, arch)
-    grads = params_from_theta(arch, np.zeros_like(params["theta"]))
-    backward(params, cache, output_delta(y_hat, cache, y, arch, loss), arch, grads)
+    grads = _grads(params, Workspace(arch, len(x)), x, y, arch, loss)
     numeric = _numeric_grad(params["theta"].copy(), arch, x, y, loss)
     np.testing.assert_allclose(grads["theta"], numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("activation,bias", [("sigmoid", True), ("relu", False)])
+def test_backward_of_a_single_row_matches_finite_differences(activation, bias):
+    arch = Architecture((2, 3, 3, 1), activation, "sigmoid", bias)
+    params, x, y = _problem(arch, n=1)
+    grads = _grads(params, Workspace(arch, 1), x, y, arch, "mse")
+    numeric = _numeric_grad(params["theta"].copy(), arch, x, y, "mse")
+    np.testing.assert_allclose(grads["theta"], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_a_reused_workspace_gives_what_a_fresh_one_gives():
+    """Backward overwrites parts of the workspace; the next forward must not depend on them."""
+    arch = Architecture((2, 3, 3, 1), "tanh", "sigmoid", True)
+    params, x, y = _problem(arch)
+    work = Workspace(arch, len(x))
+    first = _grads(params, work, x, y, arch, "mse")["theta"].copy()
+    _grads(params, work, x[::-1].copy(), y[::-1], arch, "bce")
+    again = _grads(params, work, x, y, arch, "mse")["theta"]
+    np.testing.assert_array_equal(again, first)
+    fresh = _grads(params, Workspace(arch, len(x)), x, y, arch, "mse")["theta"]
+    np.testing.assert_array_equal(again, fresh)
+
+
+def test_wb_is_w_over_b_in_theta():
+    arch = Architecture((2, 3, 1))
+    params = init_params(arch, np.random.default_rng(0))
+    for Wb, W, b in zip(params["Wb"], params["W"], params["b"], strict=True):
+        np.testing.assert_array_equal(Wb, np.vstack([W, b]))
+        assert np.shares_memory(Wb, params["theta"])
+    unbiased = params_from_theta(Architecture((2, 3, 1), bias=False), np.zeros(9))
+    assert [Wb.shape for Wb in unbiased["Wb"]] == [(2, 3), (3, 1)]
 
 
 def test_every_valid_combination_is_checked():

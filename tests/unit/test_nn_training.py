@@ -61,6 +61,28 @@ def test_huge_learning_rate_diverges_instead_of_producing_a_model():
         fit(arch, x, y, config)
 
 
+def test_divergence_between_measured_epochs_is_caught_at_the_next_one():
+    x, y = datasets.linear(50, seed=1)
+    arch = Architecture(activation="identity", output_activation="identity")
+    config = TrainingConfig(loss="mse", optimizer="sgd", learning_rate=1e6, epochs=50_000,
+                            starts=1)
+    with pytest.raises(Diverged) as caught:
+        fit(arch, x, y, config)
+    assert caught.value.epoch <= 50  # the history records every 50th epoch
+
+
+@pytest.mark.parametrize("batch_size", [7, None])
+def test_measuring_every_epoch_leaves_the_training_unchanged(batch_size):
+    x, y = datasets.linear(40, seed=2)
+    config = TrainingConfig(epochs=2000, batch_size=batch_size, starts=1)
+    seen = []
+    watched = fit(LAB, x, y, config, on_progress=lambda *row: seen.append(row), report_every=1)
+    plain = fit(LAB, x, y, config)
+    assert [epoch for epoch, _, _ in seen] == list(range(2000))
+    np.testing.assert_array_equal(watched.params["theta"], plain.params["theta"])
+    assert watched.history == plain.history
+
+
 def test_stops_at_target_accuracy_with_the_weights_it_measured():
     x, y = datasets.xor()
     result = fit(LAB, x, y, TrainingConfig(target_accuracy=1.0, epochs=5000))
