@@ -26,7 +26,7 @@ def create():
 
 
 @bp.get("")
-@operation("List training jobs", query=JobListQuery, response=JobList, errors=(422,))
+@operation("List training jobs", query=JobListQuery, response=JobList, errors=(422, 503))
 def index():
     """Newest first, filtered by status and model, paginated by limit and offset."""
     query = parse_query(JobListQuery)
@@ -36,14 +36,14 @@ def index():
 
 
 @bp.get("/<job_id>")
-@operation("Get a training job", response=Job, errors=(404,))
+@operation("Get a training job", response=Job, errors=(404, 503))
 def show(job_id):
     """Status, progress, history and result of one job."""
     return json_response(public(service().job(job_id)))
 
 
 @bp.delete("/<job_id>")
-@operation("Cancel a training job", access="write", response=Job, errors=(404, 409))
+@operation("Cancel a training job", access="write", response=Job, errors=(404, 409, 503, 507))
 def cancel(job_id):
     """Cancel a queued or running job (no model is saved); 409 if it has already ended."""
     return json_response(public(service().cancel(job_id)))

@@ -11,7 +11,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import JobFinished, JobNotFound, StoreUnavailable
+from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend, utc_iso
 from .processes import worker_is_alive
 
@@ -115,6 +115,8 @@ class SqliteJobs(JobBackend):
                     conn.rollback()
         except sqlite3.DatabaseError as exc:  # locked past busy_timeout, read-only, full, corrupt
             log.error("job database %s unavailable: %s", self.path, exc)
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreFull(f"job database full: {exc}") from exc
             raise StoreUnavailable(f"job database unavailable: {exc}") from exc
 
     def _select(self, conn, where, args=(), tail=""):

@@ -406,8 +406,8 @@ def test_a_full_store_holding_the_job_database_refuses_new_jobs(start_server, sm
     assert requests.get(f"{srv.url}/readyz", timeout=5).status_code == 503
     r = requests.post(f"{srv.url}/v1/trainings", json={"model": "new", "dataset": {"kind": "xor"}},
                       timeout=10)
-    assert r.status_code == 503 and r.headers["Content-Type"] == "application/problem+json"
-    assert r.json()["detail"] == "job database unavailable: database or disk is full"
+    assert r.status_code == 507 and r.headers["Content-Type"] == "application/problem+json"
+    assert r.json()["detail"] == "job database full: database or disk is full"
     assert_intact(srv, kept)
     (small_fs / ".filler").unlink()
     kept.append(saved(srv.url, train(srv.url, "new")))
