@@ -4,7 +4,9 @@ Shapes: ``z`` and ``a`` are the output layer's pre-activation and activation,
 ``y`` the labels, all ``(n, 1)``. Each ``*_grad`` returns the gradient that
 starts back-propagation: ``mse_grad`` is dL/da, ``bce_grad`` is dL/dz, because
 binary cross-entropy is computed from the logit ``z`` of a sigmoid output so
-that saturated outputs give finite losses and gradients.
+that saturated outputs give finite losses and gradients. A gradient's ``n`` is
+the number of rows the mean runs over (default ``len(a)``): a block of a batch
+divides by the batch's rows.
 """
 
 import numpy as np
@@ -16,10 +18,10 @@ def mse(z, a, y):
     return 0.5 * float(e @ e) / e.size
 
 
-def mse_grad(z, a, y, out=None):
-    """Return dL/da = (a - y) / n, written into out when given."""
+def mse_grad(z, a, y, out=None, n=None):
+    """Return dL/da = (a - y) / n, written into out when given; n defaults to len(a)."""
     g = np.subtract(a, y, out=out)
-    g *= 1.0 / len(a)
+    g *= 1.0 / (n or len(a))
     return g
 
 
@@ -28,10 +30,10 @@ def bce(z, a, y):
     return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
 
-def bce_grad(z, a, y, out=None):
+def bce_grad(z, a, y, out=None, n=None):
     """Return dL/dz = (sigma(z) - y) / n, with a = sigma(z), written into out when given."""
     g = np.subtract(a, y, out=out)
-    g *= 1.0 / len(a)
+    g *= 1.0 / (n or len(a))
     return g
 
 

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batches import Batches, predict
 from .datasets import check_points
-from .network import Architecture, Workspace, forward, params_from_theta
+from .network import Architecture, params_from_theta
 from .training import DTYPES, TrainingConfig, fit
 
 
@@ -25,9 +26,8 @@ class Model:
 
     def predict_proba(self, x):
         """Return the output for each point of x (n, 2): a probability for a sigmoid output."""
-        x = check_points(x)
-        work = Workspace(self.arch, len(x), self.params["theta"].dtype).load(x)
-        return forward(self.params, work)[:, 0].astype(np.float64)
+        x = np.asarray(check_points(x), self.params["theta"].dtype)
+        return predict(self.params, Batches(self.arch, x, None))[:, 0].astype(np.float64)
 
     def predict(self, x, threshold=0.5):
         """Return (scores, labels): labels are 1 where the score is at least threshold."""

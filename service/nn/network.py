@@ -11,9 +11,10 @@ there is no column of ones). Gradients have the same layout: backward writes
 ``[dW; db]`` with one product, and an optimizer updates every layer with a few
 NumPy calls on two vectors.
 
-forward and backward work in a Workspace, the arrays of one batch size allocated
-once, so that they allocate nothing themselves. Its arrays are column-major, which keeps
-the activations without their column of ones contiguous. Products use np.dot, the
+forward and backward work in a Workspace, the arrays of one block size allocated
+once, so that they allocate nothing themselves (batches.py cuts a batch into
+blocks). Its arrays are column-major, which keeps the activations without their
+column of ones contiguous. Products use np.dot, the
 cheapest call on small arrays; it writes only row-major arrays, so a product into
 a column-major array is written as its transpose, (A B)^T = B^T A^T.
 """
@@ -95,14 +96,14 @@ def init_params(arch, rng, dtype=np.float64):
 
 
 class Workspace:
-    """The arrays of forward and backward for batches of n rows, and each layer's activation.
+    """The arrays of forward and backward for blocks of n rows, and each layer's activation.
 
     a1[i]: (n, d_i + 1) is layer i's input [a, 1], its last column ones (no such
     column without biases); a[i] is the view without the ones: a[0] holds the rows
     x, a[-1] the output (n, 1). z[i] and dz[i] = dL/dz[i] are (n, d_{i+1});
-    activations[i] is layer i's (f, f_grad). Back-propagation overwrites each z
-    with f'(z) once it has used it, which saves a million-point job one array per
-    layer: measure the loss before.
+    activations[i] is layer i's (f, f_grad); grads holds a block's gradient while
+    a batch's are added up. Back-propagation overwrites each z with f'(z) once it
+    has used it, which saves one array per layer: measure the loss before.
     """
 
     def __init__(self, arch, n, dtype=np.float64):
@@ -114,6 +115,7 @@ class Workspace:
         self.a = [a1[:, :d] for a1, d in zip(self.a1, sizes, strict=True)]
         self.z = [np.empty((n, d), dtype, order="F") for d in sizes[1:]]
         self.dz = [np.empty_like(z) for z in self.z]
+        self.grads = params_from_theta(arch, np.zeros(count_params(arch), dtype))
 
     def load(self, x):
         """Copy the rows x (n, d_0) into the input layer; return self."""
@@ -142,11 +144,14 @@ def backward(params, work, grads):
     return grads
 
 
-def output_delta(work, y, loss):
-    """Return dL/dz of the output layer for the named loss, written into work.dz[-1]."""
+def output_delta(work, y, loss, n=None):
+    """Return dL/dz of the output layer for the named loss, written into work.dz[-1].
+
+    The loss is the mean over n rows (default: the rows in work), of which work holds some.
+    """
     _, loss_grad, wrt = LOSSES[loss]
     z, y_hat, dz = work.z[-1], work.a[-1], work.dz[-1]
-    loss_grad(z, y_hat, y, out=dz)
+    loss_grad(z, y_hat, y, out=dz, n=n)
     if wrt == "a":
         _, f_grad = work.activations[-1]
         dz *= f_grad(z, y_hat, out=z)

@@ -1,9 +1,10 @@
 """fit(): the epoch loop. Progress goes to a callback; nothing here logs or sleeps.
 
-An epoch runs its batches in order; the metrics of an epoch (mean loss, and
-accuracy when wanted) are those measured by its forward passes, before the
-matching updates. Stop conditions are checked before the epoch's last update,
-so a full-batch run that stops returns exactly the weights it measured.
+An epoch runs its batches in order, each evaluated block by block (batches.py)
+before one optimizer step; the metrics of an epoch (mean loss, and accuracy when
+wanted) are those measured by its forward passes, before the matching updates.
+Stop conditions are checked before the epoch's last update, so a full-batch run
+that stops returns exactly the weights it measured.
 
 Only the epochs someone looks at are measured: those recorded in the history,
 those reported to the callback, every epoch when a stop condition watches, and
@@ -16,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .batches import Batches
+from .batches import Batches, evaluate
 from .losses import LOSS_OUTPUTS
-from .network import backward, forward, init_params, loss_value, output_delta, params_from_theta
+from .network import init_params, params_from_theta
 from .optimizers import OPTIMIZERS
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -83,11 +84,6 @@ class FitResult:
     accuracy: float
     stop_reason: str
     history: dict = field(default_factory=lambda: {"epoch": [], "loss": [], "accuracy": []})
-
-
-def accuracy(y_hat, y, threshold=0.5):
-    """Return the fraction of rows where (y_hat >= threshold) equals the label y."""
-    return 1.0 - np.count_nonzero((y_hat >= threshold) != (y > 0.5)) / len(y)
 
 
 def history_stride(epochs, max_points=MAX_HISTORY):
@@ -209,33 +205,30 @@ class _Run:
                 if stop:
                     return epoch, stop
             else:
-                for work, yb in data.epoch(rng):
-                    forward(self.params, work)
-                    self.update(work, yb)
+                for batch in data.epoch(rng):
+                    evaluate(self.params, batch, self.config.loss, self.grads)
+                    self.step()
         return end, None
 
-    def update(self, work, yb):
-        """Back-propagate the batch that forward left in work; take one optimizer step."""
-        output_delta(work, yb, self.config.loss)
-        backward(self.params, work, self.grads)
+    def step(self):
+        """Take one optimizer step along the gradient of the last batch evaluated."""
         self.opt_step(self.params["theta"], self.grads["theta"], self.state, self.config)
 
 
 def _measured_epoch(epoch, data, rng, run, monitor):
     """Run one epoch's batches; return a stop reason found before its last update, or None."""
     wants_acc = monitor.shows(epoch) or run.stopper.wants_accuracy()
-    total = hits = 0.0
-    for k, (work, yb) in enumerate(data.epoch(rng)):
-        y_hat = forward(run.params, work)
-        total += loss_value(work, yb, run.config.loss) * len(yb)
-        if wants_acc:
-            hits += accuracy(y_hat, yb) * len(yb)
+    total = right = 0
+    for k, batch in enumerate(data.epoch(rng)):
+        loss_sum, batch_right = evaluate(run.params, batch, run.config.loss, run.grads,
+                                         measure=True, count_right=wants_acc)
+        total, right = total + loss_sum, right + batch_right
         if k == data.last:
-            acc = hits / data.n if wants_acc else math.nan
+            acc = right / data.n if wants_acc else math.nan
             stop = monitor.observe(run, epoch, total / data.n, acc)
             if stop:
                 return stop
-        run.update(work, yb)
+        run.step()
     return None
 
 
@@ -243,9 +236,8 @@ def _finish(params, data, loss_name, epochs_run, reason, monitor):
     """Return the FitResult, measuring the final weights with one full forward pass."""
     if not np.all(np.isfinite(params["theta"])):
         raise Diverged(epochs_run, "finite but the weights are not")
-    work = data.loaded()
-    y_hat = forward(params, work)
-    loss, acc = loss_value(work, data.y, loss_name), accuracy(y_hat, data.y)
+    loss_sum, right = evaluate(params, data.whole(), loss_name, measure=True, count_right=True)
+    loss, acc = loss_sum / data.n, right / data.n
     if not math.isfinite(loss):
         raise Diverged(epochs_run, loss)
     if not monitor.history["epoch"] or monitor.history["epoch"][-1] != epochs_run:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from service.nn.batches import Batches, evaluate
 from service.nn.losses import LOSS_OUTPUTS, LOSSES
 from service.nn.network import (
     Architecture,
@@ -97,6 +98,23 @@ def test_a_reused_workspace_gives_what_a_fresh_one_gives():
     np.testing.assert_array_equal(again, first)
     fresh = _grads(params, Workspace(arch, len(x)), x, y, arch, "mse")["theta"]
     np.testing.assert_array_equal(again, fresh)
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 6])
+@pytest.mark.parametrize("loss,bias", [("mse", True), ("bce", True), ("mse", False)])
+def test_a_batch_in_blocks_has_the_gradient_loss_and_hits_of_one_block(block_rows, loss, bias):
+    arch = Architecture((2, 3, 3, 1), "tanh", "sigmoid", bias)
+    params, x, y = _problem(arch)
+    one, blocks = Batches(arch, x, y, block_rows=len(x)), Batches(arch, x, y, block_rows=block_rows)
+    assert len(list(blocks.whole()[1])) == -(-len(x) // block_rows)
+    one_grads, block_grads = (params_from_theta(arch, np.zeros_like(params["theta"]))
+                              for _ in range(2))
+    expected = evaluate(params, one.whole(), loss, one_grads, measure=True, count_right=True)
+    got = evaluate(params, blocks.whole(), loss, block_grads, measure=True, count_right=True)
+    np.testing.assert_allclose(block_grads["theta"], one_grads["theta"], rtol=1e-12, atol=1e-15)
+    assert got[0] == pytest.approx(expected[0], rel=1e-12) and got[1] == expected[1]
+    numeric = _numeric_grad(params["theta"].copy(), arch, x, y, loss)
+    np.testing.assert_allclose(block_grads["theta"], numeric, rtol=1e-5, atol=1e-8)
 
 
 def test_wb_is_w_over_b_in_theta():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from service.nn import datasets
+from service.nn import batches, datasets
 from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import MAX_HISTORY, Diverged, TrainingConfig, fit
@@ -81,6 +81,26 @@ def test_measuring_every_epoch_leaves_the_training_unchanged(batch_size):
     assert [epoch for epoch, _, _ in seen] == list(range(2000))
     np.testing.assert_array_equal(watched.params["theta"], plain.params["theta"])
     assert watched.history == plain.history
+
+
+@pytest.mark.parametrize("batch_size", [None, 20])
+def test_training_in_small_blocks_gives_the_weights_and_history_of_whole_batches(
+        batch_size, monkeypatch):
+    x, y = datasets.linear(60, seed=7)
+    config = TrainingConfig(epochs=300, batch_size=batch_size, starts=2, probe_epochs=50,
+                            tolerance=0.01)
+    whole = fit(LAB, x, y, config)
+    monkeypatch.setattr(batches, "BLOCK_ROWS", 7)  # 60 rows: 9 blocks, 20 rows: 3 blocks
+    blocked = fit(LAB, x, y, config)
+    np.testing.assert_allclose(blocked.params["theta"], whole.params["theta"], rtol=1e-9)
+    assert (blocked.epochs_run, blocked.stop_reason) == (whole.epochs_run, whole.stop_reason)
+    assert blocked.history["epoch"] == whole.history["epoch"]
+    np.testing.assert_allclose(blocked.history["loss"], whole.history["loss"], rtol=1e-9)
+    assert blocked.history["accuracy"] == whole.history["accuracy"]
+    model = Model(LAB, blocked.params, config)
+    scores = model.predict_proba(x)
+    monkeypatch.undo()
+    np.testing.assert_allclose(scores, model.predict_proba(x), rtol=1e-12)
 
 
 def test_stops_at_target_accuracy_with_the_weights_it_measured():
