@@ -19,6 +19,7 @@ cheapest call on small arrays; it writes only row-major arrays, so a product int
 a column-major array is written as its transpose, (A B)^T = B^T A^T.
 """
 
+import functools
 import itertools
 import math
 from dataclasses import asdict, dataclass
@@ -114,8 +115,17 @@ class Workspace:
         self.a1.append(np.empty((n, 1), dtype))
         self.a = [a1[:, :d] for a1, d in zip(self.a1, sizes, strict=True)]
         self.z = [np.empty((n, d), dtype, order="F") for d in sizes[1:]]
-        self.dz = [np.empty_like(z) for z in self.z]
-        self.grads = params_from_theta(arch, np.zeros(count_params(arch), dtype))
+        self.arch = arch
+
+    @functools.cached_property
+    def dz(self):
+        """The dL/dz of each layer, made on the first backward pass (predictions need none)."""
+        return [np.empty_like(z) for z in self.z]
+
+    @functools.cached_property
+    def grads(self):
+        """A block's gradient, made when a batch of several blocks is first added up."""
+        return params_from_theta(self.arch, np.zeros(count_params(self.arch), self.z[0].dtype))
 
     def load(self, x):
         """Copy the rows x (n, d_0) into the input layer; return self."""
