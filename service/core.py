@@ -157,11 +157,11 @@ class Service:
         return self.store.import_npz(name, data)
 
     def predict(self, name, version, points, threshold=0.5):
-        """Return (version, scores, labels) for points under a version (None: latest)."""
+        """Return (version, scores, labels) as lists for points under a version (None: latest)."""
         model, meta = self.store.load(name, version)
         scores, labels = model.predict(np.asarray(points, dtype=np.float64), threshold)
         metrics.POINTS_PREDICTED.inc(len(scores))
-        return meta["version"], scores, labels
+        return meta["version"], scores.tolist(), labels.tolist()
 
     def model_figure(self, name, version, width, height):
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve."""

@@ -117,7 +117,7 @@ def _predict(name, version):
     req = parse_body(PredictRequest, max_predict_points=svc.settings.max_predict_points)
     version, scores, labels = svc.predict(name, version, req.points, req.threshold)
     predictions = [{"label": label, "probability": p}
-                   for label, p in zip(labels.tolist(), scores.tolist(), strict=True)]
+                   for label, p in zip(labels, scores, strict=True)]
     return json_response({"model": name, "version": version, "predictions": predictions})
 
 
