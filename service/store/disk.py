@@ -1,0 +1,93 @@
+"""Where model files live: safe names and versions, durable placement, OS errors."""
+
+import contextlib
+import errno
+import os
+import re
+import time
+import uuid
+
+from ..errors import InvalidInput, InvalidName, StoreFull, StoreUnavailable
+from .npzfile import write_file
+
+# The first character excludes ".", "..", hidden names and "-options"; ASCII only.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
+VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)
+MAX_VERSION = 10**18 - 1  # the most digits VERSION_RE lists
+STALE_S = 3600.0  # hidden temp files older than this are debris of killed writers
+
+
+def map_os_error(exc, action):
+    """Return the domain error for an OSError met while doing action: full (507) or else
+    unavailable (503: read-only, no permission, a file where a folder should be, I/O errors).
+
+    The message names the action but never a path: it reaches HTTP clients."""
+    why = os.strerror(exc.errno) if exc.errno else "unknown error"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFull(f"cannot {action}: model store is full ({why})")
+    return StoreUnavailable(f"cannot {action}: model store unavailable ({why})")
+
+
+@contextlib.contextmanager
+def os_errors(action):
+    try:
+        yield
+    except OSError as exc:
+        raise map_os_error(exc, action) from exc
+
+
+
+def check_name(name):
+    """Return name if it is one safe path component; else raise InvalidName."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        shown = repr(name[:70]) if isinstance(name, str) else f"of type {type(name).__name__}"
+        raise InvalidName(
+            f"invalid model name {shown}: use 1 to 64 of a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_version(version):
+    """Return version if it is a positive int (bool excluded); else raise InvalidInput."""
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}, "
+                           f"got {version!r:.40}", ("version",))
+    return version
+
+
+def place(directory, arrays, meta, x, y):
+    """Return True once the file is durably in place as meta's version, False if it is taken."""
+    tmp = directory / f".tmp-{uuid.uuid4().hex}.npz"
+    try:
+        write_file(tmp, arrays, meta, x, y)
+        os.link(tmp, directory / f"{meta['version']}.npz")  # fails, never overwrites, if taken
+    except (FileExistsError, FileNotFoundError):  # taken, or the directory was just deleted
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(directory)
+    return True
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sweep_temps(directory):
+    """Remove hidden temp files older than STALE_S from directory."""
+    cutoff = time.time() - STALE_S
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(".tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+
+
+def file_identity(st):
+    return st.st_ino, st.st_mtime_ns, st.st_size
