@@ -74,6 +74,16 @@ class Server:
     def log_text(self):
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def pids_of(self, request_ids, timeout=10):
+        """Return {request id: pid of the worker that answered it}, waiting for the log lines
+        (gunicorn writes a request's line after its response has gone out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = {rec["request_id"]: rec["pid"] for rec in self.access_log()}
+            if all(i in pids for i in request_ids) or time.monotonic() > deadline:
+                return {i: pids[i] for i in request_ids if i in pids}
+            time.sleep(0.05)
+
     def access_log(self):
         """Return the JSON access-log records written so far."""
         records = []
