@@ -166,12 +166,24 @@ def _send_raw(srv, length_header, chunks):
                 break
             s.sendall(chunk)
             sent += len(chunk)
-        while b"\r\n\r\n" not in answer:
+        while not _complete(answer):  # the head and the body may come in separate reads
             data = s.recv(65536)
             if not data:
                 break
             answer += data
     return answer, sent
+
+
+def _complete(answer):
+    """Return True once answer holds a whole HTTP response head and its Content-Length body."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True
 
 
 @pytest.mark.parametrize("path", [PREDICT, "/v1/trainings"])
