@@ -89,8 +89,9 @@ util.write_error = problem_error  # the workers' handle_error calls util.write_e
 def on_starting(server):
     """Start from an empty metrics directory and fail jobs left running by a previous run."""
     os.makedirs(METRICS_DIR, exist_ok=True)
-    for entry in os.scandir(METRICS_DIR):
-        os.unlink(entry.path)
+    for entry in os.scandir(METRICS_DIR):  # only prometheus-client's own files
+        if entry.name.endswith(".db") and entry.is_file():
+            os.unlink(entry.path)
     from service.jobs import SqliteJobs
     from service.settings import Settings
 

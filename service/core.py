@@ -95,9 +95,7 @@ class Service:
 
     def _check_limits(self, req):
         s, net, epochs = self.settings, req.network, req.training.epochs
-        _limit("max_hidden_layers", len(net.hidden), s.max_hidden_layers, ("network", "hidden"))
-        _limit("max_hidden_units", max(net.hidden, default=0), s.max_hidden_units,
-               ("network", "hidden"))
+        self._check_network(net.hidden, ("network", "hidden"))
         _limit("max_epochs", epochs, s.max_epochs, ("training", "epochs"))
         n = _dataset_size(req.dataset)
         _limit("max_train_points", n, s.max_train_points, ("dataset",))
@@ -110,6 +108,12 @@ class Service:
         work = epochs * n * count_params(arch)
         _limit("max_work", work, s.max_work, ("training", "epochs"))
 
+    def _check_network(self, hidden, field):
+        """Refuse hidden layers over the configured number of layers or units."""
+        s = self.settings
+        _limit("max_hidden_layers", len(hidden), s.max_hidden_layers, field)
+        _limit("max_hidden_units", max(hidden, default=0), s.max_hidden_units, field)
+
     def _execute(self, job, report):
         """Train the job's network and save it; return the result, or None if told to stop."""
         req = TrainingRequest.model_validate(job["request"])
@@ -119,14 +123,14 @@ class Service:
         started = time.monotonic()
         model, fit = Model.train(arch, x, y, config, on_progress=progress,
                                  report_every=max(1, min(100, REPORT_WORK // len(x))))
-        if fit.stop_reason == "cancelled":
-            return None
         seconds = time.monotonic() - started
+        # The last word before saving: a cancel that comes after it finds the model saved.
+        if fit.stop_reason == "cancelled" or report(progress.final(fit, seconds), fit.history):
+            return None
         result_metrics = {"loss": fit.loss, "accuracy": fit.accuracy, "epochs": fit.epochs_run,
                           "seconds": round(seconds, 6), "stop_reason": fit.stop_reason}
         meta = self.store.save(req.model, model, dataset=summary, metrics=result_metrics,
                                history=fit.history, x=x, y=y)
-        report(progress.final(fit, seconds), fit.history)
         metrics.TRAINING_SECONDS.observe(seconds)
         return {"name": meta["name"], "version": meta["version"], "metrics": result_metrics}
 
@@ -153,13 +157,17 @@ class Service:
         return self.store.export(name, version)
 
     def upload(self, name, data):
-        """Return the metadata of a new version made from uploaded .npz bytes."""
-        return self.store.import_npz(name, data)
+        """Return the metadata of a new version made from uploaded .npz bytes (limits apply)."""
+        return self.store.import_npz(name, data, check=lambda model: self._check_network(
+            list(model.arch.layers[1:-1]), ("body",)))
 
     def predict(self, name, version, points, threshold=0.5):
         """Return (version, scores, labels) as lists for points under a version (None: latest)."""
         model, meta = self.store.load(name, version)
         scores, labels = model.predict(np.asarray(points, dtype=np.float64), threshold)
+        if not np.all(np.isfinite(scores)):  # an uploaded model's weights can overflow
+            raise InvalidInput("the model's output is not a finite number for these points",
+                               field=("points",))
         metrics.POINTS_PREDICTED.inc(len(scores))
         return meta["version"], scores.tolist(), labels.tolist()
 

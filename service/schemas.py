@@ -17,12 +17,14 @@ from pydantic import (
     model_validator,
 )
 
+from .nn.datasets import MAX_COORDINATE
 from .nn.network import Architecture
 from .nn.training import TrainingConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Model name")]
-Point = tuple[float, float]
+Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+Point = tuple[Coordinate, Coordinate]
 Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 _DEFAULT_ARCH = Architecture()
@@ -129,9 +131,10 @@ class TrainingRequest(Strict):
         return self
 
 
-_PAIR = {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}],
+_NUMBER = {"type": "number", "minimum": -MAX_COORDINATE, "maximum": MAX_COORDINATE}
+_PAIR = {"type": "array", "prefixItems": [_NUMBER, _NUMBER],
          "minItems": 2, "maxItems": 2}
-_XY = {"type": "object", "properties": {"x1": {"type": "number"}, "x2": {"type": "number"}},
+_XY = {"type": "object", "properties": {"x1": _NUMBER, "x2": _NUMBER},
        "required": ["x1", "x2"], "additionalProperties": False}
 PointList = Annotated[
     list[Point],

@@ -8,7 +8,7 @@ from ..errors import ServiceError
 from .backend import INTERNAL, SHUTDOWN
 from .processes import worker_id
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 WRITE_INTERVAL_S = 0.25
 
 

@@ -15,7 +15,7 @@ from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend, utc_iso
 from .processes import worker_is_alive
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 _INHERITED = []  # connections a forked child got from its parent: kept open, never used
 
 FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",

@@ -8,6 +8,10 @@ import math
 
 import numpy as np
 
+# Far beyond any data set of the unit square, and far below where float32 or a product of
+# weights would overflow.
+MAX_COORDINATE = 1e6
+
 
 def linear(n=100, seed=0):
     """Return n uniform points of the unit square; label 0 when x1 > x2, else 1."""
@@ -52,12 +56,14 @@ def spiral(n=200, noise=0.05, seed=0):
 
 
 def check_points(x):
-    """Return x as a float64 (n, 2) array; raise ValueError if it is not finite 2-D points."""
+    """Return x as a float64 (n, 2) array; raise ValueError unless it is 2-D points in range."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 2 or len(x) == 0:
         raise ValueError(f"points must have shape (n, 2) with n >= 1, got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("points must be finite numbers (no NaN or infinity)")
+    if np.abs(x).max() > MAX_COORDINATE:
+        raise ValueError(f"point coordinates must be within +-{MAX_COORDINATE:g}")
     return x
 
 

@@ -27,7 +27,8 @@ class Model:
     def predict_proba(self, x):
         """Return the output for each point of x (n, 2): a probability for a sigmoid output."""
         x = np.asarray(check_points(x), self.params["theta"].dtype)
-        return predict(self.params, Batches(self.arch, x, None))[:, 0].astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # callers check the scores
+            return predict(self.params, Batches(self.arch, x, None))[:, 0].astype(np.float64)
 
     def predict(self, x, threshold=0.5):
         """Return (scores, labels): labels are 1 where the score is at least threshold."""

@@ -201,8 +201,10 @@ class ModelStore:
         _, data = self._load_file(name, version, read_checked_bytes)
         return data, f"{name}-v{version}.npz"
 
-    def import_npz(self, name, data):
-        """Return the meta of a new version of name made from uploaded .npz bytes."""
+    def import_npz(self, name, data, check=None):
+        """Return the meta of a new version of name made from uploaded .npz bytes.
+
+        check(model), when given, may refuse the valid model (limits) before it is saved."""
         check_name(name)
         try:
             model, meta, x, y = read_contents(io.BytesIO(data))
@@ -210,6 +212,8 @@ class ModelStore:
             reason = damage_reason(exc)
             detail = f"uploaded model file is invalid: {reason}"
             raise InvalidModelFile(detail, reason=reason) from None
+        if check is not None:
+            check(model)
         arrays, _ = model.to_arrays()
         kept = {key: meta[key] for key in META_TYPES}  # unknown keys are dropped
         return self._write(name, arrays, {**kept, "sha256": weights_sha256(arrays)}, x, y)

@@ -111,7 +111,7 @@ def _read_meta(zf):
     if a.dtype.kind != "U" or a.shape != ():
         raise ValueError("meta is not a 0-d unicode array")
     try:
-        meta = json.loads(a.item(), parse_constant=_refuse_constant)
+        meta = json.loads(a.item(), parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise ValueError(f"meta is not valid JSON ({exc})") from None
     if type(meta) is not dict:
@@ -155,6 +155,14 @@ def read_checked_bytes(f):
 
 def damage_reason(exc):
     return (str(exc) or type(exc).__name__)[:200]
+
+
+def _finite_float(text):
+    """Return the float of a JSON number; 1e999 and the like overflow to infinity: refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
 
 
 def _refuse_constant(name):

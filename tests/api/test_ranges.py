@@ -1,0 +1,86 @@
+"""Extreme inputs: far coordinates, overflowing numbers, oversized uploaded networks."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from service.nn.model import Model
+from service.nn.network import Architecture
+from service.nn.training import TrainingConfig
+from service.store.npzfile import weights_sha256
+
+from .helpers import assert_problem, train
+
+NPZ = "application/octet-stream"
+
+
+def _npz(model, edit=lambda text: text, **meta_changes):
+    """Return the bytes of a model file for model, its meta changed as given (and its JSON
+    text by edit)."""
+    arrays, meta = model.to_arrays()
+    x = np.array([[0.0, 0.0], [1.0, 1.0]])
+    meta.update(format=1, name="m", version=1, created_at="2026-01-01T00:00:00+00:00",
+                dataset={"kind": "points"}, metrics={"loss": 0.1, "accuracy": 1.0},
+                history={"epoch": [0], "loss": [0.1], "accuracy": [1.0]},
+                sha256=weights_sha256(arrays), points_stored=2, points_sampled=False)
+    meta.update(meta_changes)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(edit(json.dumps(meta))), train_x=x, train_y=np.array([0.0, 1.0]),
+             **arrays)
+    return buffer.getvalue()
+
+
+def _model(hidden=(4, 4), **arch):
+    x, y = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0.0, 1.0])
+    model, _ = Model.train(Architecture((2, *hidden, 1), **arch), x, y,
+                           TrainingConfig(epochs=2, loss="mse"))
+    return model
+
+
+@pytest.mark.parametrize("point", [[1.7e308, 1.7e308], [1e6 + 1, 0], [0, -2e6]])
+def test_coordinates_beyond_a_million_are_refused(client, point):
+    train(client, "xor-demo", training={"epochs": 20})
+    r = client.post("/v1/models/xor-demo/predict", json={"points": [point]})
+    problem = assert_problem(r, 422)
+    assert problem.errors[0]["loc"][:2] == ["points", 0]
+
+
+def test_training_points_beyond_a_million_are_refused(client):
+    body = {"model": "far", "dataset": {"kind": "points", "points": [[0, 0], [1.7e308, 1]],
+                                        "labels": [0, 1]}}
+    problem = assert_problem(client.post("/v1/trainings", json=body), 422)
+    assert problem.errors[0]["loc"][:4] == ["dataset", "points", "points", 1]
+
+
+def test_an_overflowing_output_is_a_422_not_a_500(client):
+    model = _model(activation="identity", output_activation="identity")
+    model.params["theta"][...] = 1e300  # finite weights whose products overflow
+    r = client.post("/v1/models/huge/versions", data=_npz(model), content_type=NPZ)
+    assert r.status_code == 201, r.json
+    problem = assert_problem(client.post("/v1/models/huge/predict", json={"x1": 1, "x2": 1}),
+                             422)
+    assert "not a finite number" in problem.detail
+
+
+def test_a_number_that_overflows_in_the_meta_is_refused(client, settings):
+    data = _npz(_model(), edit=lambda text: text.replace('"loss": 0.1', '"loss": 1e999', 1))
+    problem = assert_problem(client.post("/v1/models/m/versions", data=data, content_type=NPZ),
+                             422, "Invalid Model File")
+    assert "out of range" in problem.detail
+    folder = settings.store_dir / "m"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "1.npz").write_bytes(data)  # the same file dropped into the store
+    listed = client.get("/v1/models").json["models"]
+    assert listed[0]["name"] == "m" and "out of range" in listed[0]["corrupt"]
+    assert client.get("/v1/models/m").json["versions"][0]["corrupt"]
+
+
+def test_an_uploaded_network_over_the_size_limits_is_refused(make_client):
+    client = make_client(max_hidden_units=8)
+    problem = assert_problem(client.post("/v1/models/wide/versions",
+                                         data=_npz(_model(hidden=(16,))), content_type=NPZ), 422)
+    assert "max_hidden_units" in problem.detail
+    assert client.get("/v1/models").json == {"models": []}
+
