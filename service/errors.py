@@ -12,11 +12,6 @@ class ServiceError(Exception):
         self.detail = detail
         self.extra = extra
 
-    @property
-    def type(self):
-        """Return the problem type: a stable slug of the error's class."""
-        return f"/problems/{self.title.lower().replace(' ', '-')}"
-
 
 class InvalidInput(ServiceError):
     """A request that parsed but cannot be served (bad points, single-class data, ...)."""
