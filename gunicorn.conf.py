@@ -87,7 +87,8 @@ util.write_error = problem_error  # the workers' handle_error calls util.write_e
 
 
 def on_starting(server):
-    """Start from an empty metrics directory and fail jobs left running by a previous run."""
+    """Start from an empty metrics directory; create the job database (before the workers
+    would race to) and fail the jobs a previous run left running."""
     os.makedirs(METRICS_DIR, exist_ok=True)
     for entry in os.scandir(METRICS_DIR):  # only prometheus-client's own files
         if entry.name.endswith(".db") and entry.is_file():

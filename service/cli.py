@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import plots
+from .core import fit_metrics
 from .errors import ServiceError
 from .nn import datasets
 from .nn.model import Model
@@ -63,10 +64,7 @@ def train(args):
         print(f"figure written to {args.plot}")
     if args.name:
         meta = _store(args).save(args.name, model, dataset=_summary(args, x), x=x, y=y,
-                                 metrics={"loss": fit.loss, "accuracy": fit.accuracy,
-                                          "epochs": fit.epochs_run, "seconds": seconds,
-                                          "stop_reason": fit.stop_reason},
-                                 history=fit.history)
+                                 metrics=fit_metrics(fit, seconds), history=fit.history)
         print(f"saved {meta['name']} version {meta['version']}")
 
 

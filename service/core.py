@@ -36,6 +36,12 @@ def build_dataset(spec):
     return x, y, {"kind": spec.kind, "n": len(x), **params}
 
 
+def fit_metrics(fit, seconds):
+    """Return the metrics a saved model carries: final loss and accuracy, epochs, time, stop."""
+    return {"loss": fit.loss, "accuracy": fit.accuracy, "epochs": fit.epochs_run,
+            "seconds": round(seconds, 6), "stop_reason": fit.stop_reason}
+
+
 def build_network(req):
     """Return (Architecture, TrainingConfig) of a TrainingRequest."""
     net = req.network
@@ -127,8 +133,7 @@ class Service:
         # The last word before saving: a cancel that comes after it finds the model saved.
         if fit.stop_reason == "cancelled" or report(progress.final(fit, seconds), fit.history):
             return None
-        result_metrics = {"loss": fit.loss, "accuracy": fit.accuracy, "epochs": fit.epochs_run,
-                          "seconds": round(seconds, 6), "stop_reason": fit.stop_reason}
+        result_metrics = fit_metrics(fit, seconds)
         meta = self.store.save(req.model, model, dataset=summary, metrics=result_metrics,
                                history=fit.history, x=x, y=y)
         metrics.TRAINING_SECONDS.observe(seconds)
