@@ -1,8 +1,8 @@
 """The training set in batches, and one pass over a batch, block by block.
 
 A batch is a pair ``(rows, blocks)``: its number of rows and its blocks, each
-``(work, yb)`` with at most block_rows rows loaded in a Workspace made once per
-length and reused. Working block by block keeps a layer's arrays in the CPU cache,
+a Workspace of at most block_rows rows and their labels, made once per length
+and reused. Working block by block keeps a layer's arrays in the CPU cache,
 where those of a million-row batch would stream from memory at every layer, and
 keeps the buffers small. The loss is a mean over the batch, so each block's
 gradient is its rows' sum divided by the batch's rows: the blocks' gradients add up
@@ -15,7 +15,7 @@ their workspaces block by block as the pass reaches them.
 
 import numpy as np
 
-from .network import Workspace, backward, forward, loss_value, output_delta
+from .network import Workspace, forward, gradient, loss_value
 
 BLOCK_ROWS = 16384  # rows per block: a 2-4-4-1 block (3.5 MB) stays in the L3 cache
 
@@ -30,7 +30,7 @@ class Batches:
         self.last = -(-self.n // self.size) - 1  # the index of an epoch's last batch
         self.works = {}
         if self.size == self.n <= block_rows:  # one batch of one block: loaded once
-            self.loaded = [(self.n, [(self.workspace(self.n).load(x), y)])]
+            self.loaded = [(self.n, [self.workspace(self.n).load(x, y)])]
         else:
             self.loaded = None
 
@@ -56,16 +56,16 @@ class Batches:
             yield min(size, self.n - i), self.blocks(x[i : i + size], y[i : i + size])
 
     def blocks(self, x, y):
-        """Return the (work, yb) of each block of the rows x, loaded when the pass reaches it."""
+        """Return the workspace of each block of the rows x, loaded when the pass reaches it."""
         if len(x) <= self.block_rows:  # a mini-batch's one block: no generator to run
-            return [(self.workspace(len(x)).load(x), y)]
+            return [self.workspace(len(x)).load(x, y)]
         return self._blocks(x, y)
 
     def _blocks(self, x, y):
         for i in range(0, len(x), self.block_rows):
             rows = slice(i, i + self.block_rows)
             xb = x[rows]
-            yield self.workspace(len(xb)).load(xb), None if y is None else y[rows]
+            yield self.workspace(len(xb)).load(xb, None if y is None else y[rows])
 
 
 def labelled_right(y_hat, y, threshold=0.5):
@@ -80,15 +80,14 @@ def evaluate(params, batch, loss, grads=None, measure=False, count_right=False):
     """
     rows, blocks = batch
     loss_sum = right = 0
-    for k, (work, yb) in enumerate(blocks):
+    for k, work in enumerate(blocks):
         y_hat = forward(params, work)
         if measure:  # before back-propagation overwrites z
-            loss_sum += loss_value(work, yb, loss) * len(yb)
+            loss_sum += loss_value(work, loss) * len(y_hat)
         if count_right:
-            right += labelled_right(y_hat, yb)
+            right += labelled_right(y_hat, work.y)
         if grads is not None:
-            output_delta(work, yb, loss, rows)
-            backward(params, work, work.grads if k else grads)
+            gradient(params, work, loss, work.grads if k else grads, rows)
             if k:
                 grads["theta"] += work.grads["theta"]
     return loss_sum, right
@@ -97,7 +96,7 @@ def evaluate(params, batch, loss, grads=None, measure=False, count_right=False):
 def predict(params, data):
     """Return the output (n, 1) for every row of data, in order, block by block."""
     y_hat, start = np.empty((data.n, 1), data.x.dtype), 0
-    for work, _ in data.whole()[1]:
+    for work in data.whole()[1]:
         end = start + len(work.a[0])
         y_hat[start:end] = forward(params, work)
         start = end

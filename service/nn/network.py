@@ -17,6 +17,11 @@ blocks). Its arrays are column-major, which keeps the activations without their
 column of ones contiguous. Products use np.dot, the
 cheapest call on small arrays; it writes only row-major arrays, so a product into
 a column-major array is written as its transpose, (A B)^T = B^T A^T.
+
+Each pass is a plan: the list of NumPy calls on the workspace's arrays and the
+weights' views (see activations.py), built the first time a workspace meets those
+weights and replayed after. Weights are updated in place, so the views stay
+valid; for a small network the replay costs little more than the calls themselves.
 """
 
 import functools
@@ -26,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, run
 from .losses import LOSSES
 
 
@@ -65,15 +70,16 @@ class Architecture:
 
 
 def params_from_theta(arch, theta):
-    """Return params whose Wb = [W; b], W and b are views into the flat vector theta."""
+    """Return params whose Wb = [W; b], its transpose WbT, W and b are views into theta."""
     if theta.size != count_params(arch):
         raise ValueError(f"theta has {theta.size} values, the architecture needs "
                          f"{count_params(arch)}")
-    params, start = {"theta": theta, "Wb": [], "W": [], "b": []}, 0
+    params, start = {"theta": theta, "Wb": [], "WbT": [], "W": [], "b": []}, 0
     for d_in, d_out in itertools.pairwise(arch.layers):
         rows = d_in + arch.bias
         Wb = theta[start : start + rows * d_out].reshape(rows, d_out)
         params["Wb"].append(Wb)
+        params["WbT"].append(Wb.T)
         params["W"].append(Wb[:d_in])
         if arch.bias:
             params["b"].append(Wb[d_in])
@@ -101,10 +107,12 @@ class Workspace:
 
     a1[i]: (n, d_i + 1) is layer i's input [a, 1], its last column ones (no such
     column without biases); a[i] is the view without the ones: a[0] holds the rows
-    x, a[-1] the output (n, 1). z[i] and dz[i] = dL/dz[i] are (n, d_{i+1});
+    x, y their labels, a[-1] the output (n, 1). z[i] and dz[i] = dL/dz[i] are
+    (n, d_{i+1}); a1T, zT and dzT are the transposed views the products write through;
     activations[i] is layer i's (f, f_grad); grads holds a block's gradient while
     a batch's are added up. Back-propagation overwrites each z with f'(z) once it
-    has used it, which saves one array per layer: measure the loss before.
+    has used it, which saves one array per layer: measure the loss before. plans
+    keeps each pass's plan, by gradient, for the last weights it met.
     """
 
     def __init__(self, arch, n, dtype=np.float64):
@@ -115,7 +123,9 @@ class Workspace:
         self.a1.append(np.empty((n, 1), dtype))
         self.a = [a1[:, :d] for a1, d in zip(self.a1, sizes, strict=True)]
         self.z = [np.empty((n, d), dtype, order="F") for d in sizes[1:]]
-        self.arch = arch
+        self.a1T, self.zT = [a1.T for a1 in self.a1], [z.T for z in self.z]
+        self.y = np.empty((n, 1), dtype)
+        self.arch, self.plans = arch, {}
 
     @functools.cached_property
     def dz(self):
@@ -123,51 +133,80 @@ class Workspace:
         return [np.empty_like(z) for z in self.z]
 
     @functools.cached_property
+    def dzT(self):
+        """The transposed views of dz."""
+        return [dz.T for dz in self.dz]
+
+    @functools.cached_property
     def grads(self):
         """A block's gradient, made when a batch of several blocks is first added up."""
         return params_from_theta(self.arch, np.zeros(count_params(self.arch), self.z[0].dtype))
 
-    def load(self, x):
-        """Copy the rows x (n, d_0) into the input layer; return self."""
+    def load(self, x, y=None):
+        """Copy the rows x (n, d_0) into the input layer and their labels y (n, 1); return self."""
         self.a[0][...] = x
+        if y is not None:
+            self.y[...] = y
         return self
+
+    def plan(self, build, params, grads=None, spec=None):
+        """Return build(self, params, grads, spec): a pass's calls, kept while they still apply.
+
+        They apply while the weights (and gradients) are the same objects and spec is equal.
+        """
+        key = (build, id(grads))  # a batch of several blocks alternates two gradients
+        kept = self.plans.get(key)
+        if kept is None or kept[0] is not params or kept[1] is not grads or kept[2] != spec:
+            kept = self.plans[key] = (params, grads, spec, build(self, params, grads, spec))
+        return kept[3]
 
 
 def forward(params, work):
     """Return y_hat (n, 1) for the rows loaded in work, leaving every z and a in work."""
-    Wb, a1, a, z = params["Wb"], work.a1, work.a, work.z
+    run(work.plan(forward_calls, params))
+    return work.a[-1]
+
+
+def forward_calls(work, params, grads=None, spec=None):
+    """Return the calls of forward."""
+    calls = []
     for i, (f, _) in enumerate(work.activations):
-        np.dot(Wb[i].T, a1[i].T, out=z[i].T)  # z = [a, 1] [W; b], transposed
-        f(z[i], out=a[i + 1])
-    return a[-1]
+        calls.append((np.dot, (params["WbT"][i], work.a1T[i], work.zT[i])))  # z = [a, 1] [W; b]
+        calls += f(work.z[i], work.a[i + 1])
+    return calls
 
 
-def backward(params, work, grads):
-    """Fill grads (same layout as params) from dL/dz of the output layer in work.dz[-1]."""
-    W, dWb, a1, a, z, dz = params["W"], grads["Wb"], work.a1, work.a, work.z, work.dz
-    for i in range(len(W) - 1, -1, -1):
-        np.dot(a1[i].T, dz[i], out=dWb[i])  # [dW; db] = [a, 1]^T dz
-        if i:
-            _, f_grad = work.activations[i - 1]
-            np.dot(W[i], dz[i].T, out=dz[i - 1].T)  # dL/da = dz W^T, transposed
-            dz[i - 1] *= f_grad(z[i - 1], a[i], out=z[i - 1])
+def gradient(params, work, loss, grads, n=None):
+    """Fill grads (same layout as params) with the gradient of the named loss after forward.
+
+    The loss is the mean over n rows (default: the rows in work), of which work holds
+    some, with their labels in work.y.
+    """
+    run(work.plan(gradient_calls, params, grads, (loss, n or len(work.y))))
     return grads
 
 
-def output_delta(work, y, loss, n=None):
-    """Return dL/dz of the output layer for the named loss, written into work.dz[-1].
-
-    The loss is the mean over n rows (default: the rows in work), of which work holds some.
-    """
+def gradient_calls(work, params, grads, spec):
+    """Return the calls of gradient: the output layer's dL/dz, then back-propagation."""
+    (loss, n), z, dz, dzT, W = spec, work.z, work.dz, work.dzT, params["W"]
     _, loss_grad, wrt = LOSSES[loss]
-    z, y_hat, dz = work.z[-1], work.a[-1], work.dz[-1]
-    loss_grad(z, y_hat, y, out=dz, n=n)
+    calls = loss_grad(work.a[-1], work.y, dz[-1], np.array(1.0 / n, dz[-1].dtype))
     if wrt == "a":
-        _, f_grad = work.activations[-1]
-        dz *= f_grad(z, y_hat, out=z)
-    return dz
+        calls += _times_grad(work.activations[-1], z[-1], work.a[-1], dz[-1])
+    for i in range(len(W) - 1, -1, -1):
+        calls.append((np.dot, (work.a1T[i], dz[i], grads["Wb"][i])))  # [dW; db] = [a, 1]^T dz
+        if i:
+            calls.append((np.dot, (W[i], dzT[i], dzT[i - 1])))  # dL/da = dz W^T, transposed
+            calls += _times_grad(work.activations[i - 1], z[i - 1], work.a[i], dz[i - 1])
+    return calls
 
 
-def loss_value(work, y, loss):
-    """Return the named loss of the output in work against y."""
-    return LOSSES[loss][0](work.z[-1], work.a[-1], y)
+def _times_grad(activation, z, a, dz):
+    """Return the calls of dz *= f'(z), which overwrite z with f'(z)."""
+    grad = activation[1](z, a, z)
+    return [] if grad is None else grad + [(np.multiply, (dz, z, dz))]
+
+
+def loss_value(work, loss):
+    """Return the named loss of the output in work against its labels work.y."""
+    return LOSSES[loss][0](work.z[-1], work.a[-1], work.y)

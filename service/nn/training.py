@@ -12,6 +12,7 @@ the last epoch of each run (multi-start compares them). A divergence shows at th
 next measured epoch, or in the final weights.
 """
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -159,9 +160,14 @@ class _Monitor:
         self.every_epoch = any(stop is not None for stop in stops)
         self.history = {"epoch": [], "loss": [], "accuracy": []}
 
-    def measures(self, epoch):
-        """Return whether the epoch's loss is wanted: by a stop condition, history or callback."""
-        return self.every_epoch or self.shows(epoch)
+    def next_measured(self, epoch):
+        """Return the first epoch from epoch on whose loss is wanted (stop, history, callback)."""
+        if self.every_epoch:
+            return epoch
+        following = -(-epoch // self.stride) * self.stride
+        if self.on_progress is not None:
+            following = min(following, -(-epoch // self.report_every) * self.report_every)
+        return following
 
     def shows(self, epoch):
         """Return whether the epoch goes into the history or to the callback."""
@@ -193,26 +199,28 @@ class _Run:
     def __init__(self, arch, config, params):
         self.config, self.params = config, params
         self.grads = params_from_theta(arch, np.zeros_like(params["theta"]))
-        opt_init, self.opt_step = OPTIMIZERS[config.optimizer]
-        self.state = opt_init(params["theta"])
+        opt_init, opt_step = OPTIMIZERS[config.optimizer]
+        state = opt_init(params["theta"], config)
+        # step() takes one optimizer step along the gradient of the last batch evaluated.
+        self.step = functools.partial(opt_step, params["theta"], self.grads["theta"], state,
+                                      config)
         self.stopper, self.loss = _Stopper(config), math.inf
 
     def train(self, data, rng, first, end, monitor):
         """Train epochs first..end-1; return (epoch reached, stop reason or None)."""
+        params, grads, loss, step = self.params, self.grads, self.config.loss, self.step
+        measured = monitor.next_measured(first)
         for epoch in range(first, end):
-            if epoch == end - 1 or monitor.measures(epoch):  # multi-start compares last losses
+            if epoch == measured or epoch == end - 1:  # multi-start compares last losses
                 stop = _measured_epoch(epoch, data, rng, self, monitor)
                 if stop:
                     return epoch, stop
+                measured = monitor.next_measured(epoch + 1)
             else:
                 for batch in data.epoch(rng):
-                    evaluate(self.params, batch, self.config.loss, self.grads)
-                    self.step()
+                    evaluate(params, batch, loss, grads)
+                    step()
         return end, None
-
-    def step(self):
-        """Take one optimizer step along the gradient of the last batch evaluated."""
-        self.opt_step(self.params["theta"], self.grads["theta"], self.state, self.config)
 
 
 def _measured_epoch(epoch, data, rng, run, monitor):

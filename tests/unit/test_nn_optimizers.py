@@ -9,10 +9,10 @@ from service.nn.training import TrainingConfig
 
 def _step(name, theta, g, steps=1, **hp):
     init, step = OPTIMIZERS[name]
-    theta = np.array(theta, dtype=np.float64)
-    state = init(theta)
+    theta, config = np.array(theta, dtype=np.float64), TrainingConfig(**hp)
+    state = init(theta, config)
     for _ in range(steps):
-        step(theta, np.array(g, dtype=np.float64), state, TrainingConfig(**hp))
+        step(theta, np.array(g, dtype=np.float64), state, config)
     return theta, state
 
 
