@@ -18,55 +18,58 @@ def floor_fit(x, y, theta, epochs, learning_rate):
 
     theta is nnserve's flat vector (W0, b0, W1, b1, W2, b2): each layer's W and b are
     consecutive, so [W; b] is one block and [a, 1] @ [W; b] computes a @ W + b. With the
-    ones columns kept in preallocated buffers, each layer is one matmul forward and one
-    back, and the update is two calls on the flat vectors: 32 NumPy calls an epoch.
+    ones columns kept in preallocated buffers, each layer is one product forward and one
+    back, and the update is two calls on the flat vectors: 32 NumPy calls an epoch, each
+    in its cheapest form: np.dot, constants as 0-d arrays, ``out`` passed by position,
+    transposes taken once.
     """
     n = len(x)
     theta, grad = theta.copy(), np.empty_like(theta)
-    W, G = _blocks(theta), _blocks(grad)
-    V1, V2 = W[1][:-1].T, W[2][:-1].T  # the weights without their bias rows, transposed
+    (W0, W1, W2), (G0, G1, G2) = _blocks(theta), _blocks(grad)
+    V1, V2 = W1[:-1].T, W2[:-1].T  # the weights without their bias rows, transposed
     a0, a1, a2 = np.ones((n, 3)), np.ones((n, 5)), np.ones((n, 5))
     a0[:, :2] = x
     h1, h2, a3 = a1[:, :4], a2[:, :4], np.empty((n, 1))
     t1, t2, g, d1, d2 = (np.empty((n, 4)) for _ in range(5))
-    y, e, d3 = y.reshape(-1, 1), np.empty((n, 1)), np.empty((n, 1))
+    y, e, d3 = y.reshape(-1, 1).astype(np.float64), np.empty((n, 1)), np.empty((n, 1))
     a0T, a1T, a2T = a0.T, a1.T, a2.T
-    step = learning_rate / n
+    half, quarter, step = np.array(0.5), np.array(0.25), np.array(learning_rate / n)
+    dot, mul, sub, add, tanh = np.dot, np.multiply, np.subtract, np.add, np.tanh
     for _ in range(epochs):
         # sigmoid(z) = 0.5 + t with t = 0.5 tanh(z / 2), and sigmoid'(z) = 0.25 - t^2
-        np.matmul(a0, W[0], out=t1)
-        t1 *= 0.5
-        np.tanh(t1, out=t1)
-        t1 *= 0.5
-        np.add(t1, 0.5, out=h1)
-        np.matmul(a1, W[1], out=t2)
-        t2 *= 0.5
-        np.tanh(t2, out=t2)
-        t2 *= 0.5
-        np.add(t2, 0.5, out=h2)
-        np.matmul(a2, W[2], out=a3)
-        a3 *= 0.5
-        np.tanh(a3, out=a3)
-        a3 *= 0.5
-        a3 += 0.5
+        dot(a0, W0, t1)
+        mul(t1, half, t1)
+        tanh(t1, t1)
+        mul(t1, half, t1)
+        add(t1, half, h1)
+        dot(a1, W1, t2)
+        mul(t2, half, t2)
+        tanh(t2, t2)
+        mul(t2, half, t2)
+        add(t2, half, h2)
+        dot(a2, W2, a3)
+        mul(a3, half, a3)
+        tanh(a3, a3)
+        mul(a3, half, a3)
+        add(a3, half, a3)
         # back: dL/dz3 = (a3 - y) a3 (1 - a3), the 1/n folded into the step
-        np.multiply(a3, a3, out=e)
-        np.subtract(a3, e, out=e)
-        np.subtract(a3, y, out=d3)
-        d3 *= e
-        np.matmul(a2T, d3, out=G[2])
-        np.matmul(d3, V2, out=d2)
-        np.multiply(t2, t2, out=g)
-        np.subtract(0.25, g, out=g)
-        d2 *= g
-        np.matmul(a1T, d2, out=G[1])
-        np.matmul(d2, V1, out=d1)
-        np.multiply(t1, t1, out=g)
-        np.subtract(0.25, g, out=g)
-        d1 *= g
-        np.matmul(a0T, d1, out=G[0])
-        grad *= step
-        theta -= grad
+        mul(a3, a3, e)
+        sub(a3, e, e)
+        sub(a3, y, d3)
+        mul(d3, e, d3)
+        dot(a2T, d3, G2)
+        dot(d3, V2, d2)
+        mul(t2, t2, g)
+        sub(quarter, g, g)
+        mul(d2, g, d2)
+        dot(a1T, d2, G1)
+        dot(d2, V1, d1)
+        mul(t1, t1, g)
+        sub(quarter, g, g)
+        mul(d1, g, d1)
+        dot(a0T, d1, G0)
+        mul(grad, step, grad)
+        sub(theta, grad, theta)
     return theta
 
 
@@ -122,8 +125,19 @@ def torch_fit(net, x, y, epochs, learning_rate, batch_size=None):
     return net
 
 
-def sklearn_lab(epochs, learning_rate, n, seed=0):
-    """Return the issue's MLPClassifier for the lab: full batch, plain SGD, exactly epochs."""
+def sklearn_lab(epochs, seed=0):
+    """Return the issue's MLPClassifier: its own SGD (momentum, shuffling) for exactly epochs.
+
+    batch_size is left at 'auto', min(200, n): full batch on linear(100) and XOR.
+    """
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=(4, 4), activation="logistic", solver="sgd",
+                         max_iter=epochs, tol=0, n_iter_no_change=10**9, random_state=seed)
+
+
+def sklearn_plain(epochs, learning_rate, n, seed=0):
+    """Return MLPClassifier reduced to nnserve's work: plain full-batch SGD, no shuffling."""
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(hidden_layer_sizes=(4, 4), activation="logistic", solver="sgd",
