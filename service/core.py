@@ -131,7 +131,8 @@ class Service:
                                  report_every=max(1, min(100, REPORT_WORK // len(x))))
         seconds = time.monotonic() - started
         # The last word before saving: a cancel that comes after it finds the model saved.
-        if fit.stop_reason == "cancelled" or report(progress.final(fit, seconds), fit.history):
+        if fit.stop_reason == "cancelled" or report(progress.final(fit, seconds), fit.history,
+                                                     last=True):
             return None
         result_metrics = fit_metrics(fit, seconds)
         meta = self.store.save(req.model, model, dataset=summary, metrics=result_metrics,

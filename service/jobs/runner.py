@@ -10,23 +10,33 @@ from .processes import worker_id
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 WRITE_INTERVAL_S = 0.25
+SAVE_WAIT_S = 10.0  # how long stop() lets a job that is saving its model finish
 
 
 class _Run:
-    """The job this process is executing: its clock, unwritten progress and stop reason."""
+    """The job this process is executing: its clock, unwritten progress and stop reason.
+
+    saving turns True once the last report let execute save; from then on neither the
+    watchdog nor stop() ends the job. lock makes that turn and their ending exclusive.
+    """
 
     def __init__(self, job_id):
         self.job_id, self.started = job_id, time.monotonic()
         self.written_at, self.pending, self.stop_reason = self.started, None, None
+        self.saving, self.lock = False, threading.Lock()
 
 
 class JobRunner:
     """A daemon thread per process that claims queued jobs and runs them one at a time.
 
     execute(job, report) -> result dict trains and saves a model; report(progress,
-    history) -> bool records progress and returns True when training must stop, after
-    which execute must return without saving. A watchdog thread keeps the job's heartbeat
-    fresh (heartbeat_s, well under the backend's stale_s) even when execute reports rarely.
+    history, last=False) -> bool records progress and returns True when training must
+    stop, after which execute must return without saving. execute makes its last report
+    (last=True) just before it saves: that one is written at once, and when it returns
+    False the job is committed to its save, which neither the time limit nor a shutdown
+    interrupts, so a saved version always belongs to a succeeded job. A watchdog thread
+    keeps the job's heartbeat fresh (heartbeat_s, well under the backend's stale_s) even
+    when execute reports rarely.
     """
 
     def __init__(self, backend, execute, *, max_running, timeout_s, poll_s=0.2,
@@ -52,15 +62,21 @@ class JobRunner:
         self._wake.set()
 
     def stop(self, timeout=10.0):
-        """Stop claiming; ask the running job to stop; fail it if still running after timeout."""
+        """Stop claiming; ask the running job to stop; fail it if still training after timeout."""
         self._stopping.set()
         self._wake.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         run = self._run
-        if run is not None:  # execute ignored the request; the process is going, say so now
-            self._finish(run.job_id, "failed", None, SHUTDOWN)
+        if run is None:
+            return
+        with run.lock:  # execute ignored the request; the process is going, say so now
+            if not run.saving:
+                run.stop_reason = run.stop_reason or "shutdown"
+                self._finish(run.job_id, "failed", None, SHUTDOWN)
+                return
+        self._threads[0].join(SAVE_WAIT_S)  # a job saving its model: let it end and succeed
 
     def _loop(self):
         """Claim and run jobs until stopped; wait poll_s (or a wake) when there is none."""
@@ -83,8 +99,8 @@ class JobRunner:
         """Run one claimed job through execute() and record how it ended."""
         run = self._run = _Run(job["id"])
 
-        def report(progress, history):
-            return self._report(run, progress, history)
+        def report(progress, history, last=False):
+            return self._report(run, progress, history, last)
 
         try:
             result = self.execute(job, report)
@@ -110,21 +126,27 @@ class JobRunner:
     def _time_limit_error(self):
         return f"job exceeded its time limit of {self.timeout_s:g} s"
 
-    def _report(self, run, progress, history):
-        """Keep the latest progress (written every WRITE_INTERVAL_S); return True to stop."""
+    def _report(self, run, progress, history, last=False):
+        """Keep the latest progress (written every WRITE_INTERVAL_S); return True to stop.
+
+        The last report is written at once and, unless the job must stop, commits it to
+        its save.
+        """
         now = time.monotonic()
         run.pending = ({**progress, "elapsed_s": round(now - run.started, 3)}, history)
-        if run.stop_reason is None:
-            run.stop_reason = self._stop_reason(run, now)
+        with run.lock:
+            if run.stop_reason is None:
+                run.stop_reason = self._stop_reason(run, now, write=last)
+            run.saving = last and run.stop_reason is None
         return run.stop_reason is not None
 
-    def _stop_reason(self, run, now):
+    def _stop_reason(self, run, now, write=False):
         """Return why the job must stop now ("timeout", "shutdown", "cancelled"), or None."""
         if now - run.started > self.timeout_s:
             return "timeout"
         if self._stopping.is_set():
             return "shutdown"
-        if now - run.written_at >= WRITE_INTERVAL_S and self._flush(run):
+        if (write or now - run.written_at >= WRITE_INTERVAL_S) and self._flush(run):
             return "cancelled"  # or no longer ours (reaped): either way, stop without a model
         return None
 
@@ -153,10 +175,14 @@ class JobRunner:
             if run is None:
                 continue
             try:
-                if time.monotonic() - run.started > self.timeout_s + self.heartbeat_s:
-                    self.backend.finish(run.job_id, "failed", error=self._time_limit_error())
-                else:
-                    self.backend.heartbeat(run.job_id)
+                with run.lock:
+                    overdue = time.monotonic() - run.started > self.timeout_s + self.heartbeat_s
+                    if overdue and not run.saving:
+                        run.stop_reason = run.stop_reason or "timeout"
+                        self.backend.finish(run.job_id, "failed",
+                                            error=self._time_limit_error())
+                    else:
+                        self.backend.heartbeat(run.job_id)
             except ServiceError as exc:
                 log.warning("cannot beat training job %s: %s", run.job_id, exc)
 

@@ -419,3 +419,50 @@ def test_stop_fails_a_job_that_ignores_it_after_the_timeout(jobs, start_runner):
     release.set()
     assert (jobs.get(job_id)["status"], jobs.get(job_id)["error"]) == (
         "failed", "interrupted by shutdown")
+
+
+def _saves_slowly(saving, release):
+    """An execute() whose last report commits it to a save that lasts until release."""
+
+    def execute(job, report):
+        if report(progress(10), HISTORY, last=True):
+            return None
+        saving.set()
+        release.wait(3.0)
+        return {"name": job["model"], "version": 1, "metrics": {}}
+
+    return execute
+
+
+def test_a_job_saving_its_model_outlives_its_time_limit(jobs, start_runner):
+    saving, release = threading.Event(), threading.Event()
+    runner = start_runner(_saves_slowly(saving, release), timeout_s=0.1, heartbeat_s=0.05)
+    job_id = run_one(jobs, runner, saving)
+    time.sleep(0.4)  # the watchdog beats past the limit: it must not fail a saving job
+    assert jobs.get(job_id)["status"] == "running"
+    release.set()
+    assert jobs.wait(job_id, 3.0)["status"] == "succeeded"
+
+
+def test_stop_lets_a_saving_job_succeed(jobs, start_runner):
+    saving, release = threading.Event(), threading.Event()
+    runner = start_runner(_saves_slowly(saving, release))
+    job_id = run_one(jobs, runner, saving)
+    threading.Timer(0.3, release.set).start()
+    runner.stop(timeout=0.1)
+    assert jobs.get(job_id)["status"] == "succeeded"
+
+
+def test_the_last_report_sees_a_cancel_at_once(jobs, start_runner):
+    started, decided = threading.Event(), queue.Queue()
+
+    def execute(job, report):
+        report(progress(1), HISTORY)  # written: the next write is due in 0.25 s
+        started.set()
+        time.sleep(0.1)  # the cancel lands here
+        decided.put(report(progress(10), HISTORY, last=True))
+
+    job_id = run_one(jobs, start_runner(execute), started)
+    jobs.cancel(job_id)
+    assert decided.get(timeout=3.0) is True
+    assert jobs.wait(job_id, 3.0)["status"] == "cancelled"
