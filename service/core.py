@@ -62,6 +62,7 @@ class Service:
             self._execute,
             max_running=settings.max_running_jobs,
             timeout_s=settings.job_timeout_s,
+            retention_s=settings.job_retention_s,
         )
 
     def start(self):

@@ -58,6 +58,10 @@ class JobBackend(ABC):
         """Fail the running jobs whose worker is gone with "worker lost"; return their ids."""
 
     @abstractmethod
+    def prune(self, ended_before):
+        """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""
+
+    @abstractmethod
     def counts(self):
         """Return {status: number of jobs} for every status."""
 

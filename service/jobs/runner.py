@@ -1,15 +1,17 @@
 """JobRunner: the thread in each process that claims queued jobs and runs them."""
 
 import logging
+import math
 import threading
 import time
 
 from ..errors import ServiceError
-from .backend import INTERNAL, SHUTDOWN
+from .backend import INTERNAL, SHUTDOWN, utc_iso
 from .processes import worker_id
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 WRITE_INTERVAL_S = 0.25
+PRUNE_INTERVAL_S = 60.0  # how often a runner deletes jobs past their retention
 SAVE_WAIT_S = 10.0  # how long stop() lets a job that is saving its model finish
 
 
@@ -39,10 +41,11 @@ class JobRunner:
     when execute reports rarely.
     """
 
-    def __init__(self, backend, execute, *, max_running, timeout_s, poll_s=0.2,
-                 heartbeat_s=2.0, worker=None):
+    def __init__(self, backend, execute, *, max_running, timeout_s, retention_s=None,
+                 poll_s=0.2, heartbeat_s=2.0, worker=None):
         self.backend, self.execute, self.max_running = backend, execute, max_running
         self.timeout_s, self.poll_s, self.heartbeat_s = timeout_s, poll_s, heartbeat_s
+        self.retention_s, self._pruned_at = retention_s, -math.inf
         self.worker = worker  # set by start(): the id of the process that runs the thread
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._run = None  # the _Run of the job being executed, read by the watchdog and stop()
@@ -81,6 +84,7 @@ class JobRunner:
     def _loop(self):
         """Claim and run jobs until stopped; wait poll_s (or a wake) when there is none."""
         while not self._stopping.is_set():
+            self._prune()
             self._wake.clear()  # before the claim, so a wake from now on is not lost
             try:
                 job = self.backend.claim(self.worker, self.max_running)
@@ -94,6 +98,21 @@ class JobRunner:
                 self._wake.wait(self.poll_s)
             else:
                 self._execute(job)
+
+    def _prune(self):
+        """Delete the jobs ended more than retention_s ago, at most every PRUNE_INTERVAL_S."""
+        now = time.monotonic()
+        if self.retention_s is None or now - self._pruned_at < PRUNE_INTERVAL_S:
+            return
+        self._pruned_at = now
+        try:
+            pruned = self.backend.prune(utc_iso(time.time() - self.retention_s))
+        except ServiceError as exc:  # busy or broken database: try again next interval
+            log.warning("cannot delete old training jobs: %s", exc)
+            return
+        if pruned:
+            log.info("deleted %d training jobs ended more than %g s ago", pruned,
+                     self.retention_s)
 
     def _execute(self, job):
         """Run one claimed job through execute() and record how it ended."""

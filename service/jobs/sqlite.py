@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 """
 
 
@@ -250,6 +251,12 @@ class SqliteJobs(JobBackend):
         lost = [j["id"] for j in jobs if j["status"] == "running"
                 and ((j["heartbeat_at"] or "") < stale or not is_alive(j["worker"]))]
         return [job_id for job_id in lost if self.finish(job_id, "failed", error=WORKER_LOST)]
+
+    def prune(self, ended_before):
+        """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""
+        with self._db() as conn:
+            return conn.execute("DELETE FROM jobs WHERE finished_at < ?",
+                                (ended_before,)).rowcount
 
     def ping(self):
         """Raise StoreUnavailable unless jobs can be read and written."""

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from service.errors import InvalidInput, JobFinished, JobNotFound, StoreUnavailable
-from service.jobs import FIELDS, JobRunner, SqliteJobs, worker_id
+from service.jobs import FIELDS, JobRunner, SqliteJobs, utc_iso, worker_id
 
 # Forked children inherit the test module, so their targets need no pickling or re-import.
 FORK = multiprocessing.get_context("fork")
@@ -466,3 +466,28 @@ def test_the_last_report_sees_a_cancel_at_once(jobs, start_runner):
     jobs.cancel(job_id)
     assert decided.get(timeout=3.0) is True
     assert jobs.wait(job_id, 3.0)["status"] == "cancelled"
+
+
+def test_prune_deletes_only_jobs_that_ended_before_the_time(jobs):
+    ended = [jobs.create("m", {}, 1)["id"] for _ in range(2)]
+    jobs.claim("w", 5)
+    jobs.finish(ended[0], "succeeded", {"version": 1})
+    jobs.cancel(ended[1])
+    running, queued = (jobs.create("m", {}, 1)["id"] for _ in range(2))
+    jobs.claim("w", 5)
+    assert jobs.prune(utc_iso(time.time() - 60)) == 0  # both ended just now
+    assert jobs.prune(utc_iso(time.time() + 1)) == 2
+    assert {job["id"] for job in jobs.list()[0]} == {running, queued}
+    with pytest.raises(JobNotFound):
+        jobs.get(ended[0])
+
+
+def test_runner_deletes_jobs_past_their_retention(jobs, start_runner):
+    old = jobs.create("m", {}, 1)["id"]
+    jobs.cancel(old)
+    time.sleep(0.05)
+    start_runner(lambda job, report: {"name": "m"}, retention_s=0.01)
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and jobs.list()[1]:
+        time.sleep(0.02)
+    assert jobs.list()[1] == 0
