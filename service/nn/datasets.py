@@ -60,9 +60,9 @@ def check_points(x):
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 2 or len(x) == 0:
         raise ValueError(f"points must have shape (n, 2) with n >= 1, got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("points must be finite numbers (no NaN or infinity)")
-    if np.abs(x).max() > MAX_COORDINATE:
+    if not np.abs(x).max() <= MAX_COORDINATE:  # one test for NaN, infinities and range
+        if not np.isfinite(x).all():
+            raise ValueError("points must be finite numbers (no NaN or infinity)")
         raise ValueError(f"point coordinates must be within +-{MAX_COORDINATE:g}")
     return x
 
