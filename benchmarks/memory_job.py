@@ -39,7 +39,7 @@ def main(points):
             "model": "memory", "dataset": {"kind": "linear", "n": points},
             "training": {"epochs": EPOCHS}})
         result = service._execute({"request": request.model_dump(mode="json")},
-                                  lambda progress, history: False)
+                                  lambda progress, history, last=False: False)
         assert result["version"] == 1, result
     print(json.dumps({"before_mb": before, "peak_mb": peak_mb()}))
 

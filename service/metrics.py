@@ -34,6 +34,23 @@ TRAINING_SECONDS = Histogram(
 )
 
 
+_BY_REQUEST = {}  # (method, route, status) -> its (REQUESTS, LATENCY) children
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def count_request(method, route, status, seconds=None):
+    """Count one answered request and, when its duration is known, observe it.
+
+    Any other method counts as "other": a client must not grow the label sets at will."""
+    key = (method if method in METHODS else "other", route, str(status))
+    children = _BY_REQUEST.get(key)
+    if children is None:  # labels() takes a lock and checks its arguments each time
+        children = _BY_REQUEST[key] = (REQUESTS.labels(*key), LATENCY.labels(*key))
+    children[0].inc()
+    if seconds is not None:
+        children[1].observe(seconds)
+
+
 class JobsByStatus:
     """A collector reading the job backend at scrape time: jobs by status, across workers."""
 

@@ -155,3 +155,17 @@ def test_openapi_documents_401_only_when_a_token_is_set(make_client, token, docu
     assert ("401" in paths["/v1/trainings"]["post"]["responses"]) is documented
     assert ("401" in paths["/v1/models/{name}"]["delete"]["responses"]) is documented
     assert "401" not in paths["/healthz"]["get"]["responses"]
+
+
+def test_metrics_count_unknown_methods_as_other(client):
+    before = _samples(client)
+    for method in ("FROB", "XYZZY", "BREW"):
+        assert client.open("/healthz", method=method).status_code == 405
+    after = _samples(client)
+    labels = {lbls.get("method") for name, lbls, _ in after
+              if name == "nnserve_http_requests_total"}
+    assert not labels & {"FROB", "XYZZY", "BREW"}
+    assert (_value(after, "nnserve_http_requests_total", method="other", route="unmatched",
+                   status="405")
+            - _value(before, "nnserve_http_requests_total", method="other", route="unmatched",
+                     status="405")) == 3

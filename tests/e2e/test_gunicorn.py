@@ -168,3 +168,17 @@ def test_metrics_add_up_across_workers(server):
     assert count(text, "/healthz") - before == sent
     assert "nnserve_training_jobs{" in text
     assert "nnserve_http_request_duration_seconds_bucket" in text
+
+
+def test_generated_request_ids_are_unique_across_workers(server):
+    ids, answering = [], set()
+    for _ in range(10):  # until requests have reached at least two workers
+        with ThreadPoolExecutor(12) as pool:
+            batch = list(pool.map(lambda _: requests.get(
+                f"{server.url}/healthz", timeout=5).headers["X-Request-ID"], range(24)))
+        ids += batch
+        answering |= set(server.pids_of(batch).values())
+        if len(answering) >= 2:
+            break
+    assert len(answering) >= 2, "one worker answered everything"
+    assert len(set(ids)) == len(ids)  # forked workers do not share a random sequence
