@@ -171,8 +171,8 @@ class Service:
     def predict(self, name, version, points, threshold=0.5):
         """Return (version, scores, labels) as lists for points under a version (None: latest)."""
         model, meta = self.store.load(name, version)
-        scores, labels = model.predict(np.asarray(points, dtype=np.float64), threshold)
-        if not np.all(np.isfinite(scores)):  # an uploaded model's weights can overflow
+        scores, labels = model.predict(points, threshold)  # it makes the array
+        if not np.isfinite(scores).all():  # an uploaded model's weights can overflow
             raise InvalidInput("the model's output is not a finite number for these points",
                                field=("points",))
         metrics.POINTS_PREDICTED.inc(len(scores))

@@ -1,13 +1,16 @@
 """A trained model as a value: architecture, weights and the configuration it came from."""
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .batches import Batches, predict
 from .datasets import check_points
-from .network import Architecture, params_from_theta
+from .network import Architecture, Workspace, forward, params_from_theta
 from .training import DTYPES, TrainingConfig, fit
+
+SMALL_ROWS = 8  # a prediction of at most this many points reuses its thread's workspace
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class Model:
     arch: Architecture
     params: dict
     config: TrainingConfig
+    # each thread's workspace for small predictions (see _small_workspace)
+    small: threading.local = field(default_factory=threading.local, init=False, repr=False,
+                                   compare=False)
 
     @classmethod
     def train(cls, arch, x, y, config=TrainingConfig(), **fit_kwargs):
@@ -28,7 +34,20 @@ class Model:
         """Return the output for each point of x (n, 2): a probability for a sigmoid output."""
         x = np.asarray(check_points(x), self.params["theta"].dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # callers check the scores
-            return predict(self.params, Batches(self.arch, x, None))[:, 0].astype(np.float64)
+            if len(x) <= SMALL_ROWS:
+                y_hat = forward(self.params, self._small_workspace(x).load(x))
+            else:
+                y_hat = predict(self.params, Batches(self.arch, x, None))
+            return y_hat[:, 0].astype(np.float64)  # a copy: the workspace is reused
+
+    def _small_workspace(self, x):
+        """Return this thread's workspace for the rows of x: its plan is made once, not per call.
+
+        Each serving thread keeps one, so a one-point prediction allocates next to nothing."""
+        work = getattr(self.small, "work", None)
+        if work is None or len(work.a[0]) != len(x):
+            work = self.small.work = Workspace(self.arch, len(x), x.dtype)
+        return work
 
     def predict(self, x, threshold=0.5):
         """Return (scores, labels): labels are 1 where the score is at least threshold."""

@@ -6,6 +6,8 @@ import re
 from urllib.parse import quote
 
 import pytest
+from flask import Response
+from werkzeug.test import EnvironBuilder
 
 from service import create_app
 from service.schemas import Job
@@ -129,6 +131,54 @@ def test_malformed_json_is_400(shared, path, raw, detail):
     r = shared.post(path, data=raw, content_type=JSON)
 
     assert_problem(r, 400, "Bad Request", detail)
+
+
+def _post_environ(client, path, body, **environ):
+    """Return the response to a POST of body whose WSGI environ is then changed by environ."""
+    env = EnvironBuilder(path=path, method="POST", data=body, content_type=JSON).get_environ()
+    env.update(environ)
+    return Response.from_app(client.application, env)
+
+
+def test_a_body_shorter_than_its_content_length_is_400(shared):
+    body = b'{"x1": 0.5, "x2": 0.5}'
+
+    r = _post_environ(shared, "/v1/models/m/predict", body, CONTENT_LENGTH="100")
+
+    assert_problem(r, 400, "Bad Request", f"the body ended after {len(body)} of 100 bytes")
+
+
+@pytest.mark.parametrize("limit", [None, 2048])
+def test_a_chunked_body_is_read_whole_or_refused_over_the_limit(make_client, limit):
+    client = make_client(**({} if limit is None else {"max_body_bytes": limit}))
+    train(client, "m", training=FAST)
+    points = [[0.5, 0.5]] * 300  # about 3,600 bytes
+    chunked = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
+
+    r = _post_environ(client, "/v1/models/m/predict", json.dumps({"points": points}).encode(),
+                      **chunked)
+
+    if limit is None:
+        assert r.status_code == 200, r.json
+        assert len(r.json["predictions"]) == 300
+    else:
+        assert_problem(r, 413, "Request Entity Too Large")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"x1": 0.5, "x2": 0.5}', "application/json; charset=utf-8"),
+        ('{"x1": 0.5, "x2": 0.5}'.encode("utf-8-sig"), JSON),
+        ('{"x1": 0.5, "x2": 0.5}'.encode("utf-16"), JSON),
+    ],
+    ids=["charset parameter", "utf-8 with BOM", "utf-16"],
+)
+def test_json_is_read_as_json_loads_reads_it(shared, body, content_type):
+    r = shared.post("/v1/models/m/predict", data=body, content_type=content_type)
+
+    assert r.status_code == 200, r.json
+    assert len(r.json["predictions"]) == 1
 
 
 # ----- validation: non-finite numbers, unknown fields, names -----

@@ -1,10 +1,12 @@
 """The lab's data sets exactly, the guards on user data, and the model as a value."""
 
+import threading
+
 import numpy as np
 import pytest
 
-from service.nn import datasets
-from service.nn.model import Model
+from service.nn import batches, datasets
+from service.nn.model import SMALL_ROWS, Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
 
@@ -98,3 +100,41 @@ def test_predict_returns_scores_and_thresholded_labels():
     assert strict.tolist() == [0]
     with pytest.raises(ValueError, match="finite"):
         model.predict([[np.nan, 0.0]])
+
+
+def _batch_path(model, x):
+    """Return the scores of x as a batch of any size computes them (no reused workspace)."""
+    x = np.asarray(x, dtype=np.float64)
+    return batches.predict(model.params, batches.Batches(model.arch, x, None))[:, 0]
+
+
+def test_small_predictions_reuse_a_workspace_and_match_the_batch_path():
+    model, _ = Model.train(Architecture((2, 5, 3, 1), "tanh"), *datasets.xor(),
+                           TrainingConfig(epochs=50))
+    x = np.random.default_rng(0).uniform(0, 1, size=(SMALL_ROWS + 3, 2))
+    earlier = []
+    for n in [1, 1, 2, SMALL_ROWS, 1, SMALL_ROWS + 1, SMALL_ROWS + 3, 3]:  # sizes change
+        scores = model.predict_proba(x[:n])
+        np.testing.assert_array_equal(scores, _batch_path(model, x[:n]))
+        earlier.append((scores, scores.copy()))
+    for scores, copy in earlier:  # a later call never writes into an earlier answer
+        np.testing.assert_array_equal(scores, copy)
+
+
+def test_threads_predicting_at_once_each_get_their_own_answer():
+    model, _ = Model.train(Architecture(), *datasets.xor(), TrainingConfig(epochs=50))
+    x = np.random.default_rng(1).uniform(0, 1, size=(8, 2))
+    expected = [_batch_path(model, x[i : i + 1])[0] for i in range(len(x))]
+    wrong = []
+
+    def ask(i):
+        for _ in range(300):
+            if model.predict_proba(x[i : i + 1])[0] != expected[i]:
+                wrong.append(i)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(x))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

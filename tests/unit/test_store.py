@@ -726,7 +726,19 @@ def test_a_repeated_load_costs_one_stat_of_the_folder(store, trained, monkeypatc
     monkeypatch.setattr("service.store.os.scandir", None)  # a listing would now fail
     again, meta = store.load("xor")
     assert again is first and meta["version"] == 1
-    assert calls == [(store.root / "xor",)]
+    assert [tuple(map(os.fspath, args)) for args in calls] == [(os.fspath(store.root / "xor"),)]
+
+
+def test_a_folder_that_cannot_be_read_makes_the_store_unavailable(store, trained, monkeypatch):
+    save(store, "xor", trained)
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+
+    monkeypatch.setattr("service.store.os.stat", refused)
+    with pytest.raises(StoreUnavailable, match="read model 'xor'") as caught:
+        store.load("xor")
+    assert str(store.root) not in caught.value.detail
 
 
 def test_a_folder_changed_just_now_is_not_trusted(store, trained):
