@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import LimitExceeded
 from .nn.datasets import MAX_COORDINATE
 from .nn.network import Architecture
 from .nn.training import TrainingConfig
@@ -37,11 +38,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-def _check_count(points, info: ValidationInfo, limit_name):
-    """Refuse a list longer than the configured limit before validating its items."""
+def _check_count(points, info: ValidationInfo, limit_name, field):
+    """Refuse a list longer than the configured limit before validating its items.
+
+    LimitExceeded is not a ValueError: it leaves validation as it is, the same problem
+    as every other limit's."""
     limit = (info.context or {}).get(limit_name)
     if limit is not None and isinstance(points, list) and len(points) > limit:
-        raise ValueError(f"{len(points)} points is over the limit of {limit} ({limit_name})")
+        raise LimitExceeded(limit_name, len(points), limit, field)
     return points
 
 
@@ -74,7 +78,7 @@ class PointsData(Strict):
     @field_validator("points", mode="before")
     @classmethod
     def _not_too_many(cls, v, info: ValidationInfo):
-        return _check_count(v, info, "max_train_points")
+        return _check_count(v, info, "max_train_points", ("dataset", "points"))
 
     @model_validator(mode="after")
     def _labels_match_points(self):
@@ -159,7 +163,7 @@ class PredictRequest(Strict):
     @field_validator("points", mode="before")
     @classmethod
     def _pairs(cls, v, info: ValidationInfo):
-        v = _check_count(v, info, "max_predict_points")
+        v = _check_count(v, info, "max_predict_points", ("points",))
         return [_pair(p) if isinstance(p, dict) else p for p in v] if isinstance(v, list) else v
 
 

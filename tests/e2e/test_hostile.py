@@ -190,13 +190,14 @@ def _complete(answer):
 def test_a_million_points_over_the_limit_are_refused(srv, path):
     points = "[" + ",".join(["[0.5,0.5]"] * 10**6) + "]"
     if path == PREDICT:
-        body, where, limit = f'{{"points": {points}}}', "points", "max_predict_points"
+        body, limit = f'{{"points": {points}}}', "max_predict_points"
     else:
         labels = "[" + ",".join(["0", "1"] * (10**6 // 2)) + "]"
         body = (f'{{"model": "big", "dataset": {{"kind": "points", "points": {points},'
                 f' "labels": {labels}}}}}')
-        where, limit = "dataset.points.points", "max_train_points"
-    refused(srv, post(srv, path, body), 422, where, "1000000 points", limit)
+        limit = "max_train_points"
+    body = refused(srv, post(srv, path, body), 422, f"{limit} is 1000000", limit.upper())
+    assert body["title"] == "Limit Exceeded" and body["limit"] == limit
     still_serves(srv)
 
 
