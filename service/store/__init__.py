@@ -8,28 +8,27 @@ a 0-d unicode array) and the training points ``train_x: (n, 2)``,
 member, shape, dtype and checksum is checked before a model is built.
 """
 
-import contextlib
 import io
 import json
 import os
-import shutil
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CorruptModel, InvalidModelFile, ModelNotFound, StoreUnavailable
 from ..nn.datasets import check_dataset
+from .cache import ModelCache
 from .disk import (
-    NAME_RE,
-    VERSION_RE,
     check_name,
     check_version,
+    delete_model,
+    delete_version,
     file_identity,
     fsync_dir,
+    list_names,
+    list_versions,
     map_os_error,
     os_errors,
     place,
@@ -65,11 +64,7 @@ class ModelStore:
     def __init__(self, root, cache_size=32):
         self.root = Path(root)
         self._root = str(self.root)
-        self.cache_size = cache_size
-        self._lock = threading.Lock()
-        self._cache = OrderedDict()  # (name, version) -> (file identity, model, meta)
-        self._resolved = OrderedDict()  # (name, asked version) -> (folder state, version)
-        self._verified = OrderedDict()  # (name, version) -> identity of a fully checked file
+        self.cache = ModelCache(cache_size)
 
     def save(self, name, model, *, dataset, metrics, history, x, y):
         """Return the meta of a new version of name holding model, its points and metadata."""
@@ -96,18 +91,12 @@ class ModelStore:
         changes the folder's mtime, and only a folder left alone for a while is trusted."""
         check_name(name)
         state = self._folder_state(name, version)
-        with self._lock:
-            seen = self._resolved.get((name, version))
-            hit = seen and seen[0] == state and self._cache.get((name, seen[1]))
-            if hit:
-                self._cache.move_to_end((name, seen[1]))
-                return hit[1], hit[2]
+        hit = self.cache.hit(name, version, state)
+        if hit:
+            return hit
         model, meta = self._load(name, version)
         if time.time_ns() - state[1] > SETTLED_NS:
-            with self._lock:
-                self._resolved[(name, version)] = (state, meta["version"])
-                while len(self._resolved) > 2 * self.cache_size:
-                    self._resolved.popitem(last=False)
+            self.cache.resolve(name, version, state, meta["version"])
         return model, meta
 
     def _folder_state(self, name, version):
@@ -125,23 +114,16 @@ class ModelStore:
     def _load(self, name, version):
         """Return (model, meta), checking the version file's identity against the cache."""
         version = self._resolve(name, version)
-        key = (name, version)
         with os_errors(f"read model {name!r}"):
             try:
                 identity = file_identity(os.stat(self._path(name, version)))
             except FileNotFoundError:
                 raise ModelNotFound(name, version) from None
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] == identity:
-                self._cache.move_to_end(key)
-                return hit[1], hit[2]
+        hit = self.cache.model(name, version, identity)
+        if hit:
+            return hit
         identity, (model, meta, _, _) = self._read(name, version)
-        with self._lock:
-            self._cache[key] = (identity, model, meta)
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        self.cache.keep(name, version, identity, model, meta)
         return model, meta
 
     def meta(self, name, version=None):
@@ -151,7 +133,7 @@ class ModelStore:
 
     def versions(self, name):
         """Return the meta of each version of name, oldest first; damaged: {version, corrupt}."""
-        found = self._versions(check_name(name))
+        found = list_versions(self.root, check_name(name))
         if not found:
             raise ModelNotFound(name)
         metas = []
@@ -167,8 +149,8 @@ class ModelStore:
     def list_models(self):
         """Return [{name, latest, versions, metrics or corrupt}] for every model, by name."""
         rows = []
-        for name in self._names():
-            found = self._versions(name)
+        for name in list_names(self.root):
+            found = list_versions(self.root, name)
             if not found:
                 continue
             row = {"name": name, "latest": found[-1], "versions": len(found)}
@@ -192,12 +174,10 @@ class ModelStore:
         check_name(name)
         with os_errors(f"delete model {name!r}"):
             if version is None:
-                self._delete_model(name)
+                delete_model(self.root, name)
             else:
-                self._delete_version(name, check_version(version))
-        with self._lock:
-            for key in [k for k in self._cache if k[0] == name and version in (None, k[1])]:
-                del self._cache[key]
+                delete_version(self.root, name, check_version(version))
+        self.cache.forget(name, version)
 
     def export(self, name, version=None):
         """Return (bytes, filename) of a version (None: latest), checked before it leaves."""
@@ -246,45 +226,17 @@ class ModelStore:
                 if not directory.is_dir():
                     directory.mkdir(parents=True, exist_ok=True)
                     fsync_dir(self.root)
-                version = (self._versions(name) or [0])[-1] + 1
+                version = (list_versions(self.root, name) or [0])[-1] + 1
                 stamped = {**meta, "name": name, "version": version, "created_at": utc_now()}
                 if place(directory, arrays, stamped, x, y):
                     sweep_temps(directory)
                     return stamped
         raise StoreUnavailable(f"cannot save model {name!r}: no free version found")
 
-    def _delete_version(self, name, version):
-        directory = self.root / name
-        try:
-            os.unlink(self._path(name, version))
-        except FileNotFoundError:
-            raise ModelNotFound(name, version) from None
-        fsync_dir(directory)
-        if not self._versions(name):
-            with contextlib.suppress(OSError):  # a concurrent save may have refilled it
-                directory.rmdir()
-
-    def _delete_model(self, name):
-        # Renaming first hides the whole model in one step: no half-deleted state is visible.
-        if not self._versions(name):
-            raise ModelNotFound(name)
-        try:
-            os.rename(self.root / name, self.root / f".trash-{uuid.uuid4().hex}")
-        except FileNotFoundError:
-            raise ModelNotFound(name) from None
-        fsync_dir(self.root)
-        with os.scandir(self.root) as entries:  # also tombstones left by killed deletes
-            tombstones = [e.path for e in entries if e.name.startswith(".trash-")]
-        for path in tombstones:
-            shutil.rmtree(path, ignore_errors=True)
-
     def _read(self, name, version):
         """Return (identity, (model, meta, x, y)) of a version, validated in full."""
         identity, (model, meta, x, y) = self._load_file(name, version, read_contents)
-        with self._lock:
-            self._verified[(name, version)] = identity
-            while len(self._verified) > 64 * self.cache_size:  # verdicts are tiny; keep many
-                self._verified.popitem(last=False)
+        self.cache.verified(name, version, identity)
         return identity, (model, {**meta, "name": name, "version": version}, x, y)
 
     def _meta(self, name, version):
@@ -295,9 +247,8 @@ class ModelStore:
     def _checked_meta(self, name, version):
         """Return the meta of a version, validating the whole file once per file identity."""
         identity, meta = self._meta(name, version)
-        with self._lock:
-            if self._verified.get((name, version)) == identity:
-                return meta
+        if self.cache.is_verified(name, version, identity):
+            return meta
         return self._read(name, version)[1][1]
 
     def _load_file(self, name, version, decode):
@@ -320,33 +271,10 @@ class ModelStore:
         check_name(name)
         if version is not None:
             return check_version(version)
-        found = self._versions(name)
+        found = list_versions(self.root, name)
         if not found:
             raise ModelNotFound(name)
         return found[-1]
-
-    def _versions(self, name):
-        """Return the sorted version numbers of name (empty when the model is absent)."""
-        with os_errors(f"read model {name!r}"):
-            try:
-                with os.scandir(self.root / name) as entries:
-                    return sorted(
-                        int(e.name[:-4])
-                        for e in entries
-                        if VERSION_RE.fullmatch(e.name) and e.is_file()
-                    )
-            except (FileNotFoundError, NotADirectoryError):
-                return []
-
-    def _names(self):
-        """Return the sorted model names: directories with a valid name, hidden ones excluded."""
-        with os_errors("list models"):
-            try:
-                with os.scandir(self.root) as entries:
-                    names = [e.name for e in entries if NAME_RE.fullmatch(e.name) and e.is_dir()]
-                return sorted(names)
-            except FileNotFoundError:
-                return []
 
     def _path(self, name, version):
         return self.root / name / f"{version}.npz"

@@ -4,10 +4,11 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import time
 import uuid
 
-from ..errors import InvalidInput, InvalidName, StoreFull, StoreUnavailable
+from ..errors import InvalidInput, InvalidName, ModelNotFound, StoreFull, StoreUnavailable
 from .npzfile import write_file
 
 # The first character excludes ".", "..", hidden names and "-options"; ASCII only.
@@ -91,3 +92,52 @@ def sweep_temps(directory):
 
 def file_identity(st):
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def list_versions(root, name):
+    """Return the sorted version numbers of model name under root (empty when absent)."""
+    with os_errors(f"read model {name!r}"):
+        try:
+            with os.scandir(root / name) as entries:
+                return sorted(int(e.name[:-4]) for e in entries
+                              if VERSION_RE.fullmatch(e.name) and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+def list_names(root):
+    """Return the sorted model names under root: folders with a valid name, hidden ones not."""
+    with os_errors("list models"):
+        try:
+            with os.scandir(root) as entries:
+                return sorted(e.name for e in entries if NAME_RE.fullmatch(e.name) and e.is_dir())
+        except FileNotFoundError:
+            return []
+
+
+def delete_version(root, name, version):
+    """Remove one version file, and the model's folder once it is empty."""
+    directory = root / name
+    try:
+        os.unlink(directory / f"{version}.npz")
+    except FileNotFoundError:
+        raise ModelNotFound(name, version) from None
+    fsync_dir(directory)
+    if not list_versions(root, name):
+        with contextlib.suppress(OSError):  # a concurrent save may have refilled it
+            directory.rmdir()
+
+
+def delete_model(root, name):
+    """Remove a model's folder: renamed first, so no half-deleted model is ever visible."""
+    if not list_versions(root, name):
+        raise ModelNotFound(name)
+    try:
+        os.rename(root / name, root / f".trash-{uuid.uuid4().hex}")
+    except FileNotFoundError:
+        raise ModelNotFound(name) from None
+    fsync_dir(root)
+    with os.scandir(root) as entries:  # also tombstones left by killed deletes
+        tombstones = [e.path for e in entries if e.name.startswith(".trash-")]
+    for path in tombstones:
+        shutil.rmtree(path, ignore_errors=True)
