@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     """Training jobs running at once across all workers; the rest wait queued."""
     job_timeout_s: float = Field(600.0, gt=0)
     """Wall-clock limit of one training job, after which it fails."""
-    job_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
-    """How long an ended training job stays on record after it ends; then it is deleted."""
+    job_retention_s: float = Field(7 * 24 * 3600.0, ge=3600, le=100 * 365 * 24 * 3600,
+                                   allow_inf_nan=False)
+    """How long an ended training job stays on record after it ends (1 hour to 100 years)."""
     max_wait_s: float = Field(60.0, ge=0)
     """Longest ?wait= a training request may ask for."""
     run_jobs: bool = True

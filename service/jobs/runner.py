@@ -13,6 +13,8 @@ log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 WRITE_INTERVAL_S = 0.25
 PRUNE_INTERVAL_S = 60.0  # how often a runner deletes jobs past their retention
 SAVE_WAIT_S = 10.0  # how long stop() lets a job that is saving its model finish
+FINISH_ATTEMPTS, FINISH_RETRY_S = 3, 0.5
+UNCONFIRMED = "the job database could not be reached before saving; no model was saved"
 
 
 class _Run:
@@ -34,9 +36,11 @@ class JobRunner:
     execute(job, report) -> result dict trains and saves a model; report(progress,
     history, last=False) -> bool records progress and returns True when training must
     stop, after which execute must return without saving. execute makes its last report
-    (last=True) just before it saves: that one is written at once, and when it returns
-    False the job is committed to its save, which neither the time limit nor a shutdown
-    interrupts, so a saved version always belongs to a succeeded job. A watchdog thread
+    (last=True) just before it saves: that one is written at once (a write that fails
+    stops the job, unsaved: it may have been cancelled or reaped meanwhile), and when it
+    returns False the job is committed to its save, which neither the time limit nor a
+    shutdown interrupts, so a saved version belongs to a succeeded job (unless the job
+    database stays unreachable through FINISH_ATTEMPTS after the save). A watchdog thread
     keeps the job's heartbeat fresh (heartbeat_s, well under the backend's stale_s) even
     when execute reports rarely.
     """
@@ -84,7 +88,10 @@ class JobRunner:
     def _loop(self):
         """Claim and run jobs until stopped; wait poll_s (or a wake) when there is none."""
         while not self._stopping.is_set():
-            self._prune()
+            try:
+                self._prune()
+            except Exception:  # a bug must not end this process's training for good
+                log.exception("cannot delete old training jobs")
             self._wake.clear()  # before the claim, so a wake from now on is not lost
             try:
                 job = self.backend.claim(self.worker, self.max_running)
@@ -138,6 +145,8 @@ class JobRunner:
             return "failed", None, self._time_limit_error()
         if run.stop_reason == "shutdown":
             return "failed", None, SHUTDOWN
+        if run.stop_reason == "unconfirmed":
+            return "failed", None, UNCONFIRMED
         if exc is not None:
             return "failed", None, _error_message(run.job_id, exc)
         return "succeeded", result, None
@@ -165,12 +174,17 @@ class JobRunner:
             return "timeout"
         if self._stopping.is_set():
             return "shutdown"
-        if (write or now - run.written_at >= WRITE_INTERVAL_S) and self._flush(run):
-            return "cancelled"  # or no longer ours (reaped): either way, stop without a model
+        if write or now - run.written_at >= WRITE_INTERVAL_S:
+            answer = self._flush(run)
+            if answer:
+                return "cancelled"  # or no longer ours (reaped): either way, stop without a model
+            if answer is None and write:
+                return "unconfirmed"  # a model is saved only for a job known to be ours
         return None
 
     def _flush(self, run):
-        """Write the job's unwritten progress; return True when the backend says stop."""
+        """Write the job's unwritten progress; return True when the backend says stop, False
+        to go on, None when it could not be asked."""
         if run.pending is None:
             return False
         progress, history = run.pending
@@ -179,13 +193,20 @@ class JobRunner:
             return self.backend.report(run.job_id, progress, history)
         except ServiceError as exc:  # a busy database must not kill the training
             log.warning("cannot record progress of training job %s: %s", run.job_id, exc)
-            return False
+            return None
 
     def _finish(self, job_id, status, result, error):
-        try:
-            self.backend.finish(job_id, status, result, error)
-        except ServiceError as exc:  # the job stays running until reaped once we are gone
-            log.error("cannot record the end of training job %s: %s", job_id, exc)
+        """Record how the job ended, trying FINISH_ATTEMPTS times (a saved model's job must
+        not be left running, to be reaped as failed)."""
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                self.backend.finish(job_id, status, result, error)
+                return
+            except ServiceError as exc:  # after the last, reaped as lost once we are gone
+                log.error("cannot record the end of training job %s (attempt %d of %d): %s",
+                          job_id, attempt, FINISH_ATTEMPTS, exc)
+            if attempt < FINISH_ATTEMPTS:
+                time.sleep(FINISH_RETRY_S)
 
     def _watch(self):
         """Beat the running job's heartbeat; fail it past its limit if execute stopped reporting."""

@@ -14,6 +14,7 @@ import pytest
 
 from service.errors import InvalidInput, JobFinished, JobNotFound, StoreUnavailable
 from service.jobs import FIELDS, JobRunner, SqliteJobs, utc_iso, worker_id
+from service.jobs import runner as runner_module
 
 # Forked children inherit the test module, so their targets need no pickling or re-import.
 FORK = multiprocessing.get_context("fork")
@@ -491,3 +492,62 @@ def test_runner_deletes_jobs_past_their_retention(jobs, start_runner):
     while time.monotonic() < deadline and jobs.list()[1]:
         time.sleep(0.02)
     assert jobs.list()[1] == 0
+
+
+class _Flaky(SqliteJobs):
+    """The real backend, except for the failures a test switches on."""
+
+    fail_report = fail_prune = False
+
+    def report(self, job_id, progress, history):
+        if self.fail_report:
+            raise StoreUnavailable("job database unavailable: database is locked")
+        return super().report(job_id, progress, history)
+
+    def prune(self, ended_before):
+        if self.fail_prune:
+            raise RuntimeError("a bug")
+        return super().prune(ended_before)
+
+
+def test_no_model_is_saved_when_the_last_report_cannot_be_written(tmp_path):
+    jobs, saved = _Flaky(tmp_path / "jobs.sqlite3"), []
+
+    def execute(job, report):
+        jobs.fail_report = True  # the database is locked when the job asks to save
+        if not report(progress(10), HISTORY, last=True):
+            saved.append(job["id"])
+        jobs.fail_report = False
+        return None
+
+    runner = JobRunner(jobs, execute, max_running=1, timeout_s=10.0, poll_s=0.05).start()
+    try:
+        job = jobs.wait(run_one(jobs, runner), 3.0)
+    finally:
+        runner.stop(timeout=2.0)
+    assert saved == []
+    assert (job["status"], job["error"]) == ("failed", runner_module.UNCONFIRMED)
+
+
+def test_a_failing_prune_does_not_stop_the_runner(tmp_path, caplog):
+    jobs = _Flaky(tmp_path / "jobs.sqlite3")
+    jobs.fail_prune = True
+    runner = JobRunner(jobs, lambda job, report: {"name": "m"}, max_running=1, timeout_s=10.0,
+                       retention_s=3600.0, poll_s=0.05).start()
+    try:
+        job = jobs.wait(run_one(jobs, runner), 3.0)
+    finally:
+        runner.stop(timeout=2.0)
+    assert job["status"] == "succeeded"
+    assert "cannot delete old training jobs" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "59", "1e20"])
+def test_job_retention_must_be_a_sane_duration(monkeypatch, value):
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    monkeypatch.setenv("NNSERVE_JOB_RETENTION_S", value)
+    with pytest.raises(ValidationError, match="job_retention_s"):
+        Settings()
