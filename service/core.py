@@ -14,11 +14,12 @@ from .nn.model import Model
 from .nn.network import Architecture, count_params
 from .nn.training import TrainingConfig
 from .schemas import TrainingRequest
-from .store import ModelStore
+from .store import Lru, ModelStore
 
 log = logging.getLogger("nnserve")
 MAX_JOB_HISTORY = 1000
 CANCEL_WAIT_S = 2.0  # a running job notices a cancel within its next progress report
+FIGURES_KEPT = 16  # rendered model figures per process: a stored version's never changes
 REPORT_WORK = 200_000  # points per progress check: every 100 epochs of XOR, every epoch of 10^6
 
 
@@ -56,6 +57,7 @@ class Service:
     def __init__(self, settings):
         self.settings = settings
         self.store = ModelStore(settings.store_dir, settings.cache_size)
+        self.figures = Lru(FIGURES_KEPT)
         self.jobs = SqliteJobs(settings.jobs_path)
         self.runner = JobRunner(
             self.jobs,
@@ -179,11 +181,20 @@ class Service:
         return meta["version"], scores.tolist(), labels.tolist()
 
     def model_figure(self, name, version, width, height):
-        """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve."""
+        """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.
+
+        Rendering costs 0.5-2 s of CPU, so the last FIGURES_KEPT figures are kept."""
         model, meta = self.store.load(name, version)
-        x, y = self.store.points(name, meta["version"])
-        title = f"{name} version {meta['version']}"
-        return plots.model_png(model, x, y, meta["history"], width, height, title)
+        # A version's file never changes; created_at and the weights' checksum tell a
+        # version saved again under a freed number from the one it replaced.
+        key = (name, meta["version"], meta["created_at"], meta["sha256"], width, height)
+        png = self.figures.get(key)
+        if png is None:
+            x, y = self.store.points(name, meta["version"])
+            title = f"{name} version {meta['version']}"
+            png = plots.model_png(model, x, y, meta["history"], width, height, title)
+            self.figures.put(key, png)
+        return png
 
     def job_figure(self, job_id, width, height):
         """Return the PNG of a job's learning curve so far."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CorruptModel, InvalidModelFile, ModelNotFound, StoreUnavailable
 from ..nn.datasets import check_dataset
-from .cache import ModelCache
+from .cache import Lru, ModelCache
 from .disk import (
     check_name,
     check_version,
@@ -50,7 +50,7 @@ from .npzfile import (
     weights_sha256,
 )
 
-__all__ = ["MAX_POINTS", "SETTLED_NS", "ModelStore", "map_os_error", "weights_sha256"]
+__all__ = ["MAX_POINTS", "SETTLED_NS", "Lru", "ModelStore", "map_os_error", "weights_sha256"]
 
 # A folder changed this recently may change again within the file system's clock tick
 # without its mtime moving, so a load does not remember it (git's "racy" entries).

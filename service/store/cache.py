@@ -1,4 +1,5 @@
-"""The store's memory in each process: loaded models, resolved versions, verified files."""
+"""The store's memory in each process: loaded models, resolved versions, verified files;
+and Lru, the same kind of memory for other things a process keeps (rendered figures)."""
 
 import threading
 from collections import OrderedDict
@@ -63,6 +64,26 @@ class ModelCache:
         with self._lock:
             for key in [k for k in self._models if k[0] == name and version in (None, k[1])]:
                 del self._models[key]
+
+
+class Lru:
+    """A map that keeps at most size entries, dropping the least recently used; thread-safe."""
+
+    def __init__(self, size):
+        self.size, self._lock, self._entries = size, threading.Lock(), OrderedDict()
+
+    def get(self, key):
+        """Return the value kept under key, or None."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        """Keep value under key."""
+        with self._lock:
+            _put(self._entries, key, value, self.size)
 
 
 def _put(entries, key, value, limit):

@@ -140,3 +140,27 @@ def test_open_reads_serve_figures_without_the_token(make_client):
     models = client.get("/dashboard/models").get_data(as_text=True)
     assert '<img src="/v1/models/m/versions/1/plot.png"' in models
     get_png(client, "/v1/models/m/plot.png")
+
+
+def test_a_version_figure_is_drawn_once_and_redrawn_for_new_content(client, model, monkeypatch):
+    from service import plots
+
+    drawn = []
+    real = plots.model_png
+
+    def counting(*args, **kwargs):
+        drawn.append(args[-1])  # the title
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "model_png", counting)
+    first = get_png(client, "/v1/models/xor-demo/plot.png?width=300&height=200")
+    assert get_png(client, "/v1/models/xor-demo/versions/1/plot.png?width=300&height=200") \
+        == first
+    assert drawn == ["xor-demo version 1"]  # latest and pinned: the same version, drawn once
+    get_png(client, "/v1/models/xor-demo/plot.png?width=320&height=200")
+    assert len(drawn) == 2  # another size is another figure
+    assert client.delete("/v1/models/xor-demo/versions/1").status_code == 204
+    again = train(client, "xor-demo", training={**FAST, "learning_rate": 0.3})
+    assert again.status == "succeeded" and again.result.version == 1  # the number, reused
+    assert get_png(client, "/v1/models/xor-demo/plot.png?width=300&height=200") != first
+    assert drawn[-1] == "xor-demo version 1" and len(drawn) == 3
