@@ -65,6 +65,7 @@ class ModelStore:
         self.root = Path(root)
         self._root = str(self.root)
         self.cache = ModelCache(cache_size)
+        self.listed = Lru(64 * cache_size)  # (name, version, file identity) -> its metrics
 
     def save(self, name, model, *, dataset, metrics, history, x, y):
         """Return the meta of a new version of name holding model, its points and metadata."""
@@ -114,11 +115,7 @@ class ModelStore:
     def _load(self, name, version):
         """Return (model, meta), checking the version file's identity against the cache."""
         version = self._resolve(name, version)
-        with os_errors(f"read model {name!r}"):
-            try:
-                identity = file_identity(os.stat(self._path(name, version)))
-            except FileNotFoundError:
-                raise ModelNotFound(name, version) from None
+        identity = self._identity(name, version)
         hit = self.cache.model(name, version, identity)
         if hit:
             return hit
@@ -155,13 +152,24 @@ class ModelStore:
                 continue
             row = {"name": name, "latest": found[-1], "versions": len(found)}
             try:
-                row["metrics"] = self._checked_meta(name, found[-1])["metrics"]
+                row["metrics"] = self._listed_metrics(name, found[-1])
             except CorruptModel as exc:
                 row["corrupt"] = exc.extra["reason"]
             except ModelNotFound:
                 continue  # deleted while we were listing
             rows.append(row)
         return rows
+
+    def _listed_metrics(self, name, version):
+        """Return a version's metrics, read and checked once per file identity (a listing
+        of many models then costs a stat per model, not a parse of each one's history)."""
+        identity = self._identity(name, version)
+        key = (name, version, identity)
+        metrics = self.listed.get(key)
+        if metrics is None:
+            metrics = self._checked_meta(name, version)["metrics"]
+            self.listed.put(key, metrics)
+        return metrics
 
     def points(self, name, version=None):
         """Return (x, y): the training points stored with a version (None: latest)."""
@@ -250,6 +258,14 @@ class ModelStore:
         if self.cache.is_verified(name, version, identity):
             return meta
         return self._read(name, version)[1][1]
+
+    def _identity(self, name, version):
+        """Return the identity (inode, mtime, size) of a stored version's file."""
+        with os_errors(f"read model {name!r}"):
+            try:
+                return file_identity(os.stat(self._path(name, version)))
+            except FileNotFoundError:
+                raise ModelNotFound(name, version) from None
 
     def _load_file(self, name, version, decode):
         """Return (identity, decode(file)) of a stored version; damage raises CorruptModel."""

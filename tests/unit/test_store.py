@@ -749,3 +749,22 @@ def test_a_folder_changed_just_now_is_not_trusted(store, trained):
     assert store.load("xor")[1]["version"] == 2
     other.delete("xor", 2)
     assert store.load("xor")[1]["version"] == 1
+
+
+
+def test_listing_reads_each_file_once_until_it_changes(store, trained, monkeypatch):
+    import service.store as store_module
+
+    reads = []
+    real = store_module.read_meta_only
+    monkeypatch.setattr(store_module, "read_meta_only",
+                        lambda f: reads.append(f.name) or real(f))
+    for name in ("a", "b"):
+        save(store, name, trained)
+    first = store.list_models()
+    assert len(reads) == 2
+    assert store.list_models() == first and len(reads) == 2  # a stat each, no parse
+    save(store, "a", trained)
+    rows = store.list_models()
+    assert len(reads) == 3 and reads[-1].endswith("a/2.npz")
+    assert [(r["name"], r["latest"]) for r in rows] == [("a", 2), ("b", 1)]
