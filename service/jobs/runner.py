@@ -88,10 +88,7 @@ class JobRunner:
     def _loop(self):
         """Claim and run jobs until stopped; wait poll_s (or a wake) when there is none."""
         while not self._stopping.is_set():
-            try:
-                self._prune()
-            except Exception:  # a bug must not end this process's training for good
-                log.exception("cannot delete old training jobs")
+            self._prune()
             self._wake.clear()  # before the claim, so a wake from now on is not lost
             try:
                 job = self.backend.claim(self.worker, self.max_running)
@@ -116,6 +113,9 @@ class JobRunner:
             pruned = self.backend.prune(utc_iso(time.time() - self.retention_s))
         except ServiceError as exc:  # busy or broken database: try again next interval
             log.warning("cannot delete old training jobs: %s", exc)
+            return
+        except Exception:  # a bug must not end this process's training for good
+            log.exception("cannot delete old training jobs")
             return
         if pruned:
             log.info("deleted %d training jobs ended more than %g s ago", pruned,
