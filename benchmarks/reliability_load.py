@@ -85,7 +85,7 @@ def verify(store_dir, answers):
     mismatched = []
     for version, seen in sorted(answers.items()):
         model, _ = store.load(NAME, version)
-        expected = model.predict_proba(np.asarray(POINTS))
+        expected = model.classify(POINTS)[0]  # as the server computes this request
         if not all(np.allclose(probs, expected, rtol=1e-12, atol=0) for probs in seen):
             mismatched.append(version)
     for meta in store.versions(NAME):  # every version on disk loads, answered or not

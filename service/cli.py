@@ -72,9 +72,9 @@ def predict(args):
     """Print label and probability of each point under a stored model."""
     model, meta = _store(args).load(args.name, args.version)
     points = [args.points[i : i + 2] for i in range(0, len(args.points), 2)]
-    scores, labels = model.predict(points, args.threshold)
+    scores, labels = model.classify(points, args.threshold)
     for point, score, label in zip(points, scores, labels, strict=True):
-        print(json.dumps({"point": point, "label": int(label), "probability": float(score),
+        print(json.dumps({"point": point, "label": label, "probability": score,
                           "version": meta["version"]}))
 
 

@@ -4,8 +4,6 @@ import logging
 import math
 import time
 
-import numpy as np
-
 from . import metrics, plots
 from .errors import InvalidInput, LimitExceeded
 from .jobs import JobRunner, SqliteJobs
@@ -173,12 +171,12 @@ class Service:
     def predict(self, name, version, points, threshold=0.5):
         """Return (version, scores, labels) as lists for points under a version (None: latest)."""
         model, meta = self.store.load(name, version)
-        scores, labels = model.predict(points, threshold)  # it makes the array
-        if not np.isfinite(scores).all():  # an uploaded model's weights can overflow
+        scores, labels = model.classify(points, threshold)
+        if not all(map(math.isfinite, scores)):  # an uploaded model's weights can overflow
             raise InvalidInput("the model's output is not a finite number for these points",
                                field=("points",))
         metrics.POINTS_PREDICTED.inc(len(scores))
-        return meta["version"], scores.tolist(), labels.tolist()
+        return meta["version"], scores, labels
 
     def model_figure(self, name, version, width, height):
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.

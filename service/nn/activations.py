@@ -12,9 +12,13 @@ everywhere returns None (nothing to multiply by).
 Constants are 0-d arrays of the operand's dtype: NumPy takes one in about half
 the time of a Python float; ``out`` goes by position, except to np.maximum, which
 takes it only by keyword.
+
+ON_FLOATS holds each activation again on one Python float, the same arithmetic in the
+same order, for predictions of a few points (network.forward_floats).
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -106,3 +110,11 @@ ACTIVATIONS = {
 }
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
+
+ON_FLOATS = {
+    "sigmoid": lambda z: math.tanh(z * 0.5) * 0.5 + 0.5,
+    "tanh": math.tanh,
+    "relu": lambda z: max(z, 0.0),  # max keeps a NaN first argument, as np.maximum does
+    "leaky_relu": lambda z: max(z, LEAKY_SLOPE * z),
+    "identity": lambda z: z,
+}

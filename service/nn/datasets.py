@@ -11,6 +11,7 @@ import numpy as np
 # Far beyond any data set of the unit square, and far below where float32 or a product of
 # weights would overflow.
 MAX_COORDINATE = 1e6
+PAIRS, NUMBERS = (list, tuple), (float, int)  # check_rows' plain forms (bool is not an int here)
 
 
 def linear(n=100, seed=0):
@@ -65,6 +66,19 @@ def check_points(x):
             raise ValueError("points must be finite numbers (no NaN or infinity)")
         raise ValueError(f"point coordinates must be within +-{MAX_COORDINATE:g}")
     return x
+
+
+def check_rows(points):
+    """Return points as a list of (x1, x2) floats, by check_points' rules.
+
+    A list of pairs of Python numbers in range is checked here, without NumPy's calls;
+    anything else goes through check_points, which accepts it or raises its ValueError."""
+    if isinstance(points, list) and points and all(
+        type(p) in PAIRS and len(p) == 2 and type(p[0]) in NUMBERS and type(p[1]) in NUMBERS
+        and abs(p[0]) <= MAX_COORDINATE and abs(p[1]) <= MAX_COORDINATE for p in points
+    ):
+        return [(float(x1), float(x2)) for x1, x2 in points]
+    return list(map(tuple, check_points(points).tolist()))
 
 
 def check_dataset(x, y):

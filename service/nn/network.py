@@ -22,16 +22,20 @@ Each pass is a plan: the list of NumPy calls on the workspace's arrays and the
 weights' views (see activations.py), built the first time a workspace meets those
 weights and replayed after. Weights are updated in place, so the views stay
 valid; for a small network the replay costs little more than the calls themselves.
+
+forward_floats computes forward for a few rows on Python floats instead: at one
+row, forward's 15 NumPy calls cost more than the arithmetic they do.
 """
 
 import functools
 import itertools
 import math
+import operator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, run
+from .activations import ACTIVATIONS, ON_FLOATS, OUTPUT_ACTIVATIONS, run
 from .losses import LOSSES
 
 
@@ -174,6 +178,31 @@ def forward_calls(work, params, grads=None, spec=None):
         calls.append((np.dot, (params["WbT"][i], work.a1T[i], work.zT[i])))  # z = [a, 1] [W; b]
         calls += f(work.z[i], work.a[i + 1])
     return calls
+
+
+def float_layers(arch, params):
+    """Return the weights as Python floats for forward_floats: per layer, the activation
+    and each unit's (weights, bias)."""
+    layers, last = [], len(params["WbT"]) - 1
+    for i, WbT in enumerate(params["WbT"]):
+        rows = WbT.tolist()
+        units = [(row[:-1], row[-1]) for row in rows] if arch.bias else [(row, 0.0) for row in rows]
+        f = ON_FLOATS[arch.output_activation if i == last else arch.activation]
+        layers.append((f, units))
+    return layers
+
+
+def forward_floats(layers, rows):
+    """Return the output of each row (a pair of floats) of the network in layers, as floats.
+
+    forward's arithmetic on Python floats, for a few rows, where NumPy's calls cost more
+    than the work: z = a W + b (the products added in order, then the bias), a = f(z)."""
+    out = []
+    for a in rows:
+        for f, units in layers:
+            a = [f(sum(map(operator.mul, a, w)) + b) for w, b in units]
+        out.append(a[0])
+    return out
 
 
 def gradient(params, work, loss, grads, n=None):

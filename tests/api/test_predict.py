@@ -61,7 +61,12 @@ def test_the_three_forms_give_the_same_answer(trained):
     by_objects = _predict(trained, path, {"points": OBJECTS}).predictions
     one_by_one = [_predict(trained, path, point).predictions[0] for point in OBJECTS]
 
-    assert by_pairs == by_objects == one_by_one
+    assert by_pairs == by_objects
+    # One point is computed on Python floats, 21 through NumPy: the same arithmetic, whose
+    # last bits may differ (NumPy's tanh is its own), never a label.
+    assert [p.label for p in one_by_one] == [p.label for p in by_pairs]
+    assert [p.probability for p in one_by_one] == pytest.approx(
+        [p.probability for p in by_pairs], rel=1e-12, abs=1e-15)
 
 
 def test_order_is_preserved(trained):

@@ -1,13 +1,21 @@
 """The lab's data sets exactly, the guards on user data, and the model as a value."""
 
-import threading
+import re
 
 import numpy as np
 import pytest
 
-from service.nn import batches, datasets
+from service.nn import datasets
+from service.nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from service.nn.model import SMALL_ROWS, Model
-from service.nn.network import Architecture
+from service.nn.network import (
+    Architecture,
+    Workspace,
+    count_params,
+    forward,
+    forward_floats,
+    params_from_theta,
+)
 from service.nn.training import TrainingConfig
 
 
@@ -102,39 +110,63 @@ def test_predict_returns_scores_and_thresholded_labels():
         model.predict([[np.nan, 0.0]])
 
 
-def _batch_path(model, x):
-    """Return the scores of x as a batch of any size computes them (no reused workspace)."""
-    x = np.asarray(x, dtype=np.float64)
-    return batches.predict(model.params, batches.Batches(model.arch, x, None))[:, 0]
+def _random_model(arch, dtype=np.float64, scale=2.0, seed=0):
+    """Return a model of arch with random weights (no training: every unit matters)."""
+    theta = np.random.default_rng(seed).normal(0.0, scale, count_params(arch)).astype(dtype)
+    return Model(arch, params_from_theta(arch, theta), TrainingConfig(dtype=np.dtype(dtype).name))
 
 
-def test_small_predictions_reuse_a_workspace_and_match_the_batch_path():
-    model, _ = Model.train(Architecture((2, 5, 3, 1), "tanh"), *datasets.xor(),
-                           TrainingConfig(epochs=50))
-    x = np.random.default_rng(0).uniform(0, 1, size=(SMALL_ROWS + 3, 2))
-    earlier = []
-    for n in [1, 1, 2, SMALL_ROWS, 1, SMALL_ROWS + 1, SMALL_ROWS + 3, 3]:  # sizes change
-        scores = model.predict_proba(x[:n])
-        np.testing.assert_array_equal(scores, _batch_path(model, x[:n]))
-        earlier.append((scores, scores.copy()))
-    for scores, copy in earlier:  # a later call never writes into an earlier answer
-        np.testing.assert_array_equal(scores, copy)
+SHAPES = [Architecture((2, 4, 4, 1), h, o, bias) for h in ACTIVATIONS
+          for o in OUTPUT_ACTIVATIONS for bias in (True, False)]
 
 
-def test_threads_predicting_at_once_each_get_their_own_answer():
-    model, _ = Model.train(Architecture(), *datasets.xor(), TrainingConfig(epochs=50))
-    x = np.random.default_rng(1).uniform(0, 1, size=(8, 2))
-    expected = [_batch_path(model, x[i : i + 1])[0] for i in range(len(x))]
-    wrong = []
+@pytest.mark.parametrize("arch", SHAPES, ids=str)
+def test_forward_on_floats_is_forward(arch):
+    model = _random_model(arch)
+    x = np.random.default_rng(1).uniform(-3, 3, size=(SMALL_ROWS, 2))
+    expected = forward(model.params, Workspace(arch, len(x)).load(x))[:, 0]
+    got = forward_floats(model.floats, x.tolist())
+    assert all(type(v) is float for v in got)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
-    def ask(i):
-        for _ in range(300):
-            if model.predict_proba(x[i : i + 1])[0] != expected[i]:
-                wrong.append(i)
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(x))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert wrong == []
+@pytest.mark.parametrize("arch", SHAPES[::3], ids=str)
+def test_classify_answers_as_predict_does_at_every_size(arch):
+    model = _random_model(arch, seed=2)
+    x = np.random.default_rng(3).uniform(-3, 3, size=(SMALL_ROWS + 3, 2))
+    for n in [1, 2, SMALL_ROWS, SMALL_ROWS + 1, SMALL_ROWS + 3]:
+        scores, labels = model.classify(x[:n].tolist(), threshold=0.3)
+        expected, expected_labels = model.predict(x[:n], threshold=0.3)
+        np.testing.assert_allclose(scores, expected, rtol=1e-12, atol=1e-15)
+        assert labels == expected_labels.tolist()
+        assert all(type(v) is float for v in scores) and all(type(v) is int for v in labels)
+
+
+def test_a_float32_model_classifies_in_float32():
+    arch = Architecture()
+    m32 = _random_model(arch, np.float32)
+    assert m32.floats is None  # Python floats would not repeat its float32 arithmetic
+    x = np.random.default_rng(4).uniform(0, 1, size=(3, 2))
+    scores, labels = m32.classify(x.tolist())
+    assert scores == m32.predict_proba(x).tolist()
+
+
+@pytest.mark.parametrize("points", [
+    [[0.1, 0.9]], [(1, -2), [3.5, 1e6]], np.array([[0.1, 0.2]]), [[np.float64(0.3), 0.4]],
+    [[True, 0.0]], [np.array([0.5, 0.5])],
+])
+def test_check_rows_accepts_what_check_points_accepts(points):
+    rows = datasets.check_rows(points)
+    assert rows == [tuple(p) for p in datasets.check_points(points).tolist()]
+    assert all(type(v) is float for row in rows for v in row)
+
+
+@pytest.mark.parametrize("points", [
+    [], [[0.1]], [[0.1, 0.2, 0.3]], [[np.nan, 0.0]], [[0.0, np.inf]], [[1e6 + 1, 0.0]],
+    [[0.0, -1e7]], [["0.5x", 0.1]], [[0.1, 0.2], [0.3]], "12",
+])
+def test_check_rows_refuses_what_check_points_refuses(points):
+    with pytest.raises(ValueError) as refused:
+        datasets.check_points(points)
+    with pytest.raises(ValueError, match=re.escape(str(refused.value))):
+        datasets.check_rows(points)
