@@ -34,6 +34,7 @@ from .disk import (
     place,
     sweep_temps,
 )
+from .generation import Generation
 from .npzfile import (
     DAMAGE,
     FORMAT,
@@ -55,6 +56,9 @@ __all__ = ["MAX_POINTS", "SETTLED_NS", "Lru", "ModelStore", "map_os_error", "wei
 # A folder changed this recently may change again within the file system's clock tick
 # without its mtime moving, so a load does not remember it (git's "racy" entries).
 SETTLED_NS = 50_000_000
+# A folder's stat is reused while the store's generation stands still, for at most this
+# long: changes made by hand (not through a ModelStore) are seen within it.
+RECHECK_S = 1.0
 MAX_ATTEMPTS = 1000  # each failed attempt means another writer took the version
 
 
@@ -66,6 +70,8 @@ class ModelStore:
         self._root = str(self.root)
         self.cache = ModelCache(cache_size)
         self.listed = Lru(64 * cache_size)  # (name, version, file identity) -> its metrics
+        self.generation = Generation(self._root)
+        self._stats = {}  # name -> (generation, time, folder state) of its last stat
 
     def save(self, name, model, *, dataset, metrics, history, x, y):
         """Return the meta of a new version of name holding model, its points and metadata."""
@@ -88,8 +94,9 @@ class ModelStore:
     def load(self, name, version=None):
         """Return (model, meta) of a version (None: latest); both are shared, do not mutate.
 
-        A repeated load costs one stat of the model's folder: every save or delete there
-        changes the folder's mtime, and only a folder left alone for a while is trusted."""
+        Every save or delete in a model's folder changes its mtime, and only a folder left
+        alone for a while is trusted; a repeated load costs one stat of the folder, or none
+        while the store's generation stands still (see generation.py)."""
         check_name(name)
         state = self._folder_state(name, version)
         hit = self.cache.hit(name, version, state)
@@ -101,16 +108,26 @@ class ModelStore:
         return model, meta
 
     def _folder_state(self, name, version):
-        """Return (inode, mtime) of a model's folder; ModelNotFound when there is none."""
-        # Every prediction pays this: a str path and a plain try cost a third of Path and
-        # the os_errors context manager.
+        """Return (inode, mtime) of a model's folder; ModelNotFound when there is none.
+
+        The last stat of the folder holds while the generation read before it stands still,
+        for up to RECHECK_S."""
+        generation, now = self.generation.read(), time.monotonic()
+        seen = self._stats.get(name)
+        if seen and generation is not None and seen[0] == generation and now < seen[1]:
+            return seen[2]
+        # A str path and a plain try cost a third of Path and the os_errors context manager.
         try:
             st = os.stat(os.path.join(self._root, name))
         except (FileNotFoundError, NotADirectoryError):
             raise ModelNotFound(name, version) from None
         except OSError as exc:
             raise map_os_error(exc, f"read model {name!r}") from exc
-        return st.st_ino, st.st_mtime_ns
+        if len(self._stats) >= self.cache.size * 64:  # names asked for, bounded
+            self._stats.clear()
+        state = st.st_ino, st.st_mtime_ns
+        self._stats[name] = (generation, now + RECHECK_S, state)
+        return state
 
     def _load(self, name, version):
         """Return (model, meta), checking the version file's identity against the cache."""
@@ -180,11 +197,14 @@ class ModelStore:
     def delete(self, name, version=None):
         """Remove one version, or the whole model when version is None; return None."""
         check_name(name)
-        with os_errors(f"delete model {name!r}"):
-            if version is None:
-                delete_model(self.root, name)
-            else:
-                delete_version(self.root, name, check_version(version))
+        try:
+            with os_errors(f"delete model {name!r}"):
+                if version is None:
+                    delete_model(self.root, name)
+                else:
+                    delete_version(self.root, name, check_version(version))
+        finally:  # even a delete that failed half-way may have removed something
+            self.generation.bump()
         self.cache.forget(name, version)
 
     def export(self, name, version=None):
@@ -237,6 +257,7 @@ class ModelStore:
                 version = (list_versions(self.root, name) or [0])[-1] + 1
                 stamped = {**meta, "name": name, "version": version, "created_at": utc_now()}
                 if place(directory, arrays, stamped, x, y):
+                    self.generation.bump()
                     sweep_temps(directory)
                     return stamped
         raise StoreUnavailable(f"cannot save model {name!r}: no free version found")
