@@ -29,7 +29,8 @@ class Plan:
     batch1_epochs: int = 20  # of linear(100) with batch_size 1
     memory_points: int = 10**6
     store_calls: int = 2000
-    http_seconds: float = 5.0  # per load run; each endpoint runs `repeats` times
+    http_seconds: float = 5.0  # per load run; each endpoint runs `http_repeats` times
+    http_repeats: int = 9  # load runs per endpoint, side by side (the ratio is paired)
     http_samples: int = 200  # sequential requests per size for the point-count comparison
     big_points: int = 100_000
     peers: str = "required"  # "required", or "auto": skipped when not installed
@@ -39,9 +40,9 @@ class Plan:
 FULL = Plan("full")
 QUICK = Plan("quick", repeats=3, epochs=2000, seeds=20, sizes=(10**3, 10**4, 10**5, 10**6),
              size_work=10**6, batch1_epochs=5, store_calls=500, http_seconds=2.0,
-             http_samples=60)
+             http_repeats=5, http_samples=60)
 SMOKE = Plan("smoke", repeats=2, epochs=30, seeds=2, sizes=(10**2, 10**3), size_work=10**4,
-             batch1_epochs=1, memory_points=10**4, store_calls=20, http_seconds=0.3,
+             batch1_epochs=1, memory_points=10**4, store_calls=20, http_seconds=0.3, http_repeats=2,
              http_samples=5, big_points=1000, peers="auto", load_generator="python")
 
 

@@ -35,17 +35,18 @@ def service():
 def parse_body(model: type[BaseModel], **context):
     """Return the JSON body validated by model; 415/400/422 problems otherwise."""
     # The exact header needs no parsing; anything else ("...; charset=utf-8") is parsed.
-    if (request.environ.get("CONTENT_TYPE") != "application/json"
+    environ = request.environ
+    if (environ.get("CONTENT_TYPE") != "application/json"
             and request.mimetype != "application/json"):
         raise UnsupportedMediaType(
             f"send the body as application/json (got {request.mimetype or 'no content type'!r})"
         )
-    return model.model_validate(parse_json(read_body()), context=context)
+    return model.model_validate(parse_json(read_body(environ)), context=context)
 
 
-def read_body():
+def read_body(environ=None):
     """Return the raw request body; 413 when it is over MAX_CONTENT_LENGTH, chunked or not."""
-    environ, limit = request.environ, current_app.config["MAX_CONTENT_LENGTH"]
+    environ, limit = environ or request.environ, current_app.config["MAX_CONTENT_LENGTH"]
     length = get_content_length(environ)
     if length is not None and length <= limit:
         # A declared length within the limit is read as is: Werkzeug's guarded stream
@@ -78,7 +79,7 @@ def parse_query(model: type[BaseModel]):
 
 def json_response(body, status=200, headers=None, content_type="application/json"):
     """Return a compact JSON response."""
-    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    text = _ENCODER.encode(body)
     return Response(text, status=status, headers=headers, content_type=content_type)
 
 
@@ -91,3 +92,4 @@ def _no_duplicates(pairs):
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # json.dumps makes one a call

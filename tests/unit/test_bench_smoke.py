@@ -59,4 +59,8 @@ def test_serving_section_runs_against_real_gunicorn():
     by_name = {row.name.split(" (")[0]: row for row in rows}
     fresh = next(row for name, row in by_name.items() if name.startswith("new version"))
     assert fresh.ok, fresh  # a correctness check: the very next request sees the new version
+    paired = next(row for name, row in by_name.items() if name.startswith("1-point predict /"))
+    assert paired.low <= paired.value <= paired.high and paired.target == ">= 0.8x"
+    assert all("server CPU" in by_name[f"{name} at concurrency 16"].ratio
+               for name in ("healthz", "predict"))
     assert all(row.value is not None and row.value > 0 for row in rows)
