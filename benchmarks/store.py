@@ -2,9 +2,10 @@
 
 The model is the lab's XOR network with its 21 training points, saved by ModelStore.
 A cold load is a fresh ModelStore (empty cache) loading it; np.load reading every
-member of the same file is the baseline. A hit is store.load on a warm cache: for the
-latest version it lists the model's folder and stats the file (how a version saved
-by another worker is noticed), for a pinned version it only stats the file.
+member of the same file is the baseline. A hit is store.load on a warm cache: it reads
+the store's generation counter, and stats the model's folder only when the counter has
+moved since its last stat (how a version saved by another worker is noticed), or at
+least once a second.
 """
 
 import builtins

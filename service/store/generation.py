@@ -65,15 +65,11 @@ class Generation:
             return None
         self._retry_at = now + RETRY_S
         try:
-            _make(self.path)
-            # Mapped read-only from a read-only file: bumps (pwrite) show at once, and the
-            # mapping (which keeps its own copy of the descriptor) never holds the file open
-            # for writing, which would forbid remounting the file system read-only.
-            fd = os.open(self.path, os.O_RDONLY)
             try:
-                self._view = mmap.mmap(fd, SIZE, access=mmap.ACCESS_READ)
-            finally:
-                os.close(fd)
+                self._view = _map_read_only(self.path)
+            except (FileNotFoundError, ValueError):  # not made yet, or shorter than SIZE
+                _make(self.path)
+                self._view = _map_read_only(self.path)
         except (OSError, ValueError) as exc:
             return self._unavailable(exc)
         return self._view
@@ -85,13 +81,21 @@ class Generation:
                         "every time", exc)
 
 
-def _make(path):
-    """Create the counter's file at path (a zero), unless it is there already."""
+def _map_read_only(path):
+    """Return a read-only shared mapping of the counter at path.
+
+    Read-only, from a read-only descriptor: bumps (pwrite) show in it at once, and it never
+    holds the file open for writing (the mapping keeps its own copy of the descriptor),
+    which would forbid remounting the file system read-only."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        if os.stat(path).st_size >= SIZE:
-            return
-    except FileNotFoundError:
-        pass
+        return mmap.mmap(fd, SIZE, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
+def _make(path):
+    """Create the counter's file at path (a zero), or extend it to SIZE bytes."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if os.fstat(fd).st_size < SIZE:
