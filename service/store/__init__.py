@@ -111,9 +111,10 @@ class ModelStore:
         """Return (inode, mtime) of a model's folder; ModelNotFound when there is none.
 
         The last stat of the folder holds while the generation read before it stands still,
-        for up to RECHECK_S."""
-        generation, now = self.generation.read(), time.monotonic()
-        seen = self._stats.get(name)
+        for up to RECHECK_S. The counter is mapped at the second load of a name: a store
+        that loads a model once stats, as it would anyway, and maps nothing."""
+        seen, now = self._stats.get(name), time.monotonic()
+        generation = self.generation.read() if seen else self.generation.peek()
         if seen and generation is not None and seen[0] == generation and now < seen[1]:
             return seen[2]
         # A str path and a plain try cost a third of Path and the os_errors context manager.

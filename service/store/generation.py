@@ -34,11 +34,18 @@ class Generation:
     def __init__(self, root):
         self.path = os.path.join(root, FILE)
         self._view, self._retry_at, self._warned = None, 0.0, False
-        self._map()
 
     def read(self):
-        """Return the counter, or None when it is not shared (then trust no earlier stat)."""
+        """Return the counter, or None when it is not shared (then trust no earlier stat).
+
+        The first read maps the file: ~60 us (mmap, a page fault, munmap at the end) that
+        a process loading one model once (the CLI, a cold load) need not pay; see peek."""
         view = self._view or self._map()
+        return None if view is None else int.from_bytes(view[:SIZE], "little")
+
+    def peek(self):
+        """Return the counter if it is mapped already, else None (without mapping it)."""
+        view = self._view
         return None if view is None else int.from_bytes(view[:SIZE], "little")
 
     def bump(self):
