@@ -27,7 +27,10 @@ from .measure import Row, at_most, side_by_side
 
 SECTION = "store"
 NAME = "xor"
-COLD_TARGET_MS, BEYOND_NP_LOAD_TARGET_MS = 2.0, 0.5
+# The cold load's own target is the issue's; beyond it, our validation should cost no
+# more than reading the file: a ratio within one run, as np.load's own time swings with
+# the machine (0.49-0.59 ms in three runs of one afternoon).
+COLD_TARGET_MS, NP_LOAD_RATIO_TARGET = 2.0, 2.0
 CHECK_TARGET_US = 50.0
 
 
@@ -74,8 +77,8 @@ def run(plan):
         times["cold"].row(SECTION, "cold store.load (fresh store, full validation)", ms, "ms",
                           target=f"<= {COLD_TARGET_MS:g} ms", **at_most(cold, COLD_TARGET_MS)),
         Row(SECTION, "cold store.load beyond np.load", cold - baseline, "ms",
-            ratio=f"{cold / baseline:.2f}x np.load", target=f"<= {BEYOND_NP_LOAD_TARGET_MS} ms",
-            **at_most(cold - baseline, BEYOND_NP_LOAD_TARGET_MS)),
+            ratio=f"{cold / baseline:.2f}x np.load", target=f"<= {NP_LOAD_RATIO_TARGET:g}x np.load",
+            **at_most(cold / baseline, NP_LOAD_RATIO_TARGET)),
         Row(SECTION, "cache hit, latest version: file-system calls", sum(calls_latest.values()),
             "calls", ratio=_named(calls_latest), target="<= 1 stat",
             **at_most(sum(calls_latest.values()), 1)),
