@@ -12,8 +12,9 @@ threadpoolctl and PyTorch by `torch.set_num_threads(1)`. The machine has 2 cores
 other work may be running on it (see the load average): wall-clock times swing with that
 load, the CPU time of the work measured much less. Every comparison runs its contenders
 side by side, repeat by repeat in a rotating order; ratios are of medians from the same
-run. HTTP figures are wall time seen by the client, on loopback, with gunicorn, the load
-generator and the client sharing the same 2 cores."""
+run, except predict/healthz req/s, the median of the ratios within each repeat. HTTP
+figures are wall time seen by the client, on loopback, with gunicorn, the load
+generator and the client sharing the same 2 cores; "server CPU" is gunicorn's."""
 
 
 def fmt(value):
