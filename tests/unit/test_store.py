@@ -29,7 +29,7 @@ from service.nn import datasets
 from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
-from service.store import MAX_POINTS, ModelStore, map_os_error, weights_sha256
+from service.store import MAX_POINTS, ModelStore, map_os_error, npzfile, weights_sha256
 
 # A child process: trains a small model (hidden layers of `width` units), waits for a common
 # start time, then saves it count times (forever when count is -1), printing each version
@@ -773,3 +773,52 @@ def test_listing_reads_each_file_once_until_it_changes(store, trained, monkeypat
     rows = store.list_models()
     assert len(reads) == 3 and reads[-1].endswith("a/2.npz")
     assert [(r["name"], r["latest"]) for r in rows] == [("a", 2), ("b", 1)]
+
+
+# .npy headers: the form np.save writes is read without NumPy's literal_eval
+
+
+def _npy(a, version=None):
+    f = io.BytesIO()
+    np.lib.format.write_array(f, a, version=version, allow_pickle=False)
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("a", [
+    np.zeros((4, 4)), np.zeros(3), np.array("x" * 70), np.zeros((2, 3), order="F"),
+    np.zeros((0, 2)), np.zeros((1,), np.float32), np.zeros((2, 2, 2), ">i4"), np.array(1.5),
+])
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_headers_np_save_writes_are_read_as_numpy_reads_them(a, version):
+    data = _npy(a, version)
+    f = io.BytesIO(data)
+    parsed = npzfile._header(f)
+    after = f.tell()
+    f = io.BytesIO(data)
+    assert np.lib.format.read_magic(f) == version
+    reader = {(1, 0): np.lib.format.read_array_header_1_0,
+              (2, 0): np.lib.format.read_array_header_2_0}[version]
+    assert parsed == reader(f) and after == f.tell()
+    size = 2 if version == (1, 0) else 4
+    assert npzfile.NPY_HEADER.fullmatch(data[8 + size : after])  # the fast path took it
+
+
+def test_npy_headers_in_another_form_go_through_numpys_parser():
+    header = b"{'shape': (2,),'descr':'<f8','fortran_order':False}"
+    header += b" " * (63 - len(header) % 64) + b"\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    assert not npzfile.NPY_HEADER.fullmatch(header)
+    f = io.BytesIO(data + np.arange(2.0).tobytes())
+    assert npzfile._header(f) == ((2,), False, np.dtype("<f8"))
+    assert f.tell() == len(data)
+
+
+def test_an_object_array_in_the_fast_form_is_refused():
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\x80" * 8
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("W0.npy", data)
+    with zipfile.ZipFile(buffer) as zf, pytest.raises(ValueError, match="object arrays"):
+        npzfile._member(zf, "W0")
