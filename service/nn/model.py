@@ -1,5 +1,6 @@
 """A trained model as a value: architecture, weights and the configuration it came from."""
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,7 +10,9 @@ from .datasets import check_points, check_rows
 from .network import Architecture, float_layers, forward_floats, params_from_theta
 from .training import DTYPES, TrainingConfig, fit
 
-SMALL_ROWS = 8  # classify computes at most this many points of a float64 model on floats
+# classify computes at most SMALL_ROWS points of a float64 model on Python floats, and at
+# most FLOAT_WORK rows x weights: beyond, NumPy's calls cost less than the arithmetic.
+SMALL_ROWS, FLOAT_WORK = 8, 320
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class Model:
     floats: list | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        floats = self.params["theta"].dtype == np.float64
+        theta = self.params["theta"]
+        floats = theta.dtype == np.float64 and theta.size <= FLOAT_WORK
         object.__setattr__(self, "floats", float_layers(self.arch, self.params) if floats else None)
 
     @classmethod
@@ -46,13 +50,17 @@ class Model:
     def classify(self, points, threshold=0.5):
         """Return (scores, labels) as lists of Python numbers: predict, in a response's form.
 
-        Up to SMALL_ROWS points of a float64 model are computed on Python floats: at one
-        point, NumPy's call overhead (some 30 calls) is most of what predict costs. The
-        results agree with predict's to the last bits of a float64; float32 models always
-        take predict, whose float32 arithmetic the floats would not repeat."""
-        if self.floats is not None and len(points) <= SMALL_ROWS:
+        A few points of a small float64 model (SMALL_ROWS, FLOAT_WORK) are computed on
+        Python floats: at one point, NumPy's call overhead (some 30 calls) is most of what
+        predict costs. The results agree with predict's to the last bits of a float64, and
+        where the floats overflow (inf - inf is NaN, where BLAS may keep an infinity) the
+        points go through predict. float32 models always do, whose float32 arithmetic the
+        floats would not repeat."""
+        rows, size = len(points), self.params["theta"].size
+        if self.floats is not None and rows <= SMALL_ROWS and rows * size <= FLOAT_WORK:
             scores = forward_floats(self.floats, check_rows(points))
-            return scores, [1 if s >= threshold else 0 for s in scores]
+            if all(map(math.isfinite, scores)):
+                return scores, [1 if s >= threshold else 0 for s in scores]
         scores, labels = self.predict(points, threshold)
         return scores.tolist(), labels.tolist()
 

@@ -98,25 +98,27 @@ class ModelStore:
         alone for a while is trusted; a repeated load costs one stat of the folder, or none
         while the store's generation stands still (see generation.py)."""
         check_name(name)
-        state = self._folder_state(name, version)
+        state, settled = self._folder_state(name, version)
         hit = self.cache.hit(name, version, state)
         if hit:
             return hit
         model, meta = self._load(name, version)
-        if time.time_ns() - state[1] > SETTLED_NS:
+        if settled:
             self.cache.resolve(name, version, state, meta["version"])
         return model, meta
 
     def _folder_state(self, name, version):
-        """Return (inode, mtime) of a model's folder; ModelNotFound when there is none.
+        """Return ((inode, mtime) of a model's folder, whether it was settled when stat-ed);
+        ModelNotFound when there is none.
 
-        The last stat of the folder holds while the generation read before it stands still,
-        for up to RECHECK_S. The counter is mapped at the second load of a name: a store
-        that loads a model once stats, as it would anyway, and maps nothing."""
+        A settled folder's stat holds while the generation read before it stands still, for
+        up to RECHECK_S. The counter is mapped at the second load of a name: a store that
+        loads a model once stats, as it would anyway, and maps nothing."""
         seen, now = self._stats.get(name), time.monotonic()
         generation = self.generation.read() if seen else self.generation.peek()
         if seen and generation is not None and seen[0] == generation and now < seen[1]:
-            return seen[2]
+            return seen[2], True
+        taken = time.time_ns()
         # A str path and a plain try cost a third of Path and the os_errors context manager.
         try:
             st = os.stat(os.path.join(self._root, name))
@@ -124,11 +126,14 @@ class ModelStore:
             raise ModelNotFound(name, version) from None
         except OSError as exc:
             raise map_os_error(exc, f"read model {name!r}") from exc
-        if len(self._stats) >= self.cache.size * 64:  # names asked for, bounded
-            self._stats.clear()
+        self.generation.revalidate()  # a counter file replaced by hand is mapped again
         state = st.st_ino, st.st_mtime_ns
-        self._stats[name] = (generation, now + RECHECK_S, state)
-        return state
+        settled = taken - st.st_mtime_ns > SETTLED_NS
+        if settled:
+            if len(self._stats) >= self.cache.size * 64:  # names asked for, bounded
+                self._stats.clear()
+            self._stats[name] = (generation, now + RECHECK_S, state)
+        return state, settled
 
     def _load(self, name, version):
         """Return (model, meta), checking the version file's identity against the cache."""
@@ -205,7 +210,7 @@ class ModelStore:
                 else:
                     delete_version(self.root, name, check_version(version))
         finally:  # even a delete that failed half-way may have removed something
-            self.generation.bump()
+            self._changed(name)
         self.cache.forget(name, version)
 
     def export(self, name, version=None):
@@ -235,6 +240,7 @@ class ModelStore:
         """Return None if a file can be created, synced and removed; else raise a store error."""
         with os_errors("write to the model store"):
             self.root.mkdir(parents=True, exist_ok=True)
+            self.generation.make()  # a store whose counter cannot be bumped is not ready
             probe = self.root / f".probe-{uuid.uuid4().hex}"
             try:
                 with open(probe, "xb") as f:
@@ -257,11 +263,20 @@ class ModelStore:
                     fsync_dir(self.root)
                 version = (list_versions(self.root, name) or [0])[-1] + 1
                 stamped = {**meta, "name": name, "version": version, "created_at": utc_now()}
-                if place(directory, arrays, stamped, x, y):
-                    self.generation.bump()
+                try:
+                    placed = place(directory, arrays, stamped, x, y)
+                finally:  # a place that failed after linking the file still changed the folder
+                    self._changed(name)
+                if placed:
                     sweep_temps(directory)
                     return stamped
         raise StoreUnavailable(f"cannot save model {name!r}: no free version found")
+
+    def _changed(self, name):
+        """Tell every process that name's folder changed: this one forgets its stat (even if
+        the counter cannot be bumped), the others see the counter move."""
+        self._stats.pop(name, None)
+        self.generation.bump()
 
     def _read(self, name, version):
         """Return (identity, (model, meta, x, y)) of a version, validated in full."""

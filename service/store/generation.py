@@ -10,9 +10,12 @@ was saved or deleted through a ModelStore, and that stat still holds.
 
 A writer bumps the counter after its change is in place, holding an exclusive lock on the
 file (flock), so no bump is lost to another. A change made by hand (a file copied into the
-store) moves no counter: the store stats each folder again at least every RECHECK_S. Where
-the file cannot be made or mapped (a read-only store), read() returns None and every load
-stats, as before. The file must never shrink: reading a mapping past its end is a SIGBUS.
+store) moves no counter: the store stats each folder again at least every RECHECK_S, and a
+counter file removed or replaced by hand is mapped again within RETRY_S. A process trusts
+the counter only if it can bump it too (it opens the file for writing before mapping it);
+where it cannot (a read-only store, a file owned by another user), read() returns None and
+every load stats, as before, and readiness reports the store. The file must never
+shrink: reading a mapping past its end is a SIGBUS.
 """
 
 import fcntl
@@ -33,7 +36,8 @@ class Generation:
 
     def __init__(self, root):
         self.path = os.path.join(root, FILE)
-        self._view, self._retry_at, self._warned = None, 0.0, False
+        self._view, self._inode, self._retry_at, self._checked_at = None, None, 0.0, 0.0
+        self._warned = False
 
     def read(self):
         """Return the counter, or None when it is not shared (then trust no earlier stat).
@@ -48,12 +52,31 @@ class Generation:
         view = self._view
         return None if view is None else int.from_bytes(view[:SIZE], "little")
 
+    def make(self):
+        """Create the counter's file if it is missing; raise OSError if this process could
+        not bump it (a counter others watch but this process cannot move is a stale one)."""
+        _make(self.path)
+
+    def revalidate(self):
+        """Drop the mapping, to be made again, if the file at path is no longer the one
+        mapped (removed or replaced by hand: a restore, a tidy-up). At most every RETRY_S."""
+        now = time.monotonic()
+        if self._view is None or now < self._checked_at:
+            return
+        self._checked_at = now + RETRY_S
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            same = False
+        if not same:
+            self._view, self._retry_at = None, 0.0
+
     def bump(self):
         """Move the counter on, once a change to the store is in place. Never raises: the
         change is made, and a missed bump only delays its sight by other processes' warm
         caches, until their next stat of the folder."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # its own open file: excludes threads too
                 value = int.from_bytes(os.pread(fd, SIZE, 0).ljust(SIZE, b"\0"), "little")
@@ -62,7 +85,7 @@ class Generation:
                 os.close(fd)  # releases the lock
         except OSError as exc:
             log.warning("store generation not bumped (%s): other processes may serve the "
-                        "version they knew until they next look at the folder", exc)
+                        "version they knew for up to a second", exc)
 
     def _map(self):
         """Return the shared mapping of the counter, made now if the file can be made (at
@@ -72,13 +95,11 @@ class Generation:
             return None
         self._retry_at = now + RETRY_S
         try:
-            try:
-                self._view = _map_read_only(self.path)
-            except (FileNotFoundError, ValueError):  # not made yet, or shorter than SIZE
-                _make(self.path)
-                self._view = _map_read_only(self.path)
+            _make(self.path)  # only a process that can bump the counter may trust it
+            self._view, self._inode = _map_read_only(self.path)
         except (OSError, ValueError) as exc:
             return self._unavailable(exc)
+        self._checked_at = now + RETRY_S
         return self._view
 
     def _unavailable(self, exc):
@@ -89,21 +110,21 @@ class Generation:
 
 
 def _map_read_only(path):
-    """Return a read-only shared mapping of the counter at path.
+    """Return (a read-only shared mapping of the counter at path, the file's inode).
 
     Read-only, from a read-only descriptor: bumps (pwrite) show in it at once, and it never
     holds the file open for writing (the mapping keeps its own copy of the descriptor),
     which would forbid remounting the file system read-only."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put there does not block
     try:
-        return mmap.mmap(fd, SIZE, access=mmap.ACCESS_READ)
+        return mmap.mmap(fd, SIZE, access=mmap.ACCESS_READ), os.fstat(fd).st_ino
     finally:
         os.close(fd)
 
 
 def _make(path):
     """Create the counter's file at path (a zero), or extend it to SIZE bytes."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
     try:
         if os.fstat(fd).st_size < SIZE:
             os.ftruncate(fd, SIZE)  # two processes doing this at once both write zeros

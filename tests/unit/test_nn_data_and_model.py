@@ -7,7 +7,7 @@ import pytest
 
 from service.nn import datasets
 from service.nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
-from service.nn.model import SMALL_ROWS, Model
+from service.nn.model import FLOAT_WORK, SMALL_ROWS, Model
 from service.nn.network import (
     Architecture,
     Workspace,
@@ -170,3 +170,28 @@ def test_check_rows_refuses_what_check_points_refuses(points):
         datasets.check_points(points)
     with pytest.raises(ValueError, match=re.escape(str(refused.value))):
         datasets.check_rows(points)
+
+
+def test_a_bigger_model_classifies_through_numpy():
+    big = _random_model(Architecture((2, 16, 16, 1)))  # 337 weights: floats would cost more
+    assert big.floats is None
+    x = np.random.default_rng(5).uniform(0, 1, size=(2, 2))
+    assert big.classify(x.tolist())[0] == big.predict_proba(x).tolist()
+    small = _random_model(Architecture())  # 37 weights: floats up to FLOAT_WORK // 37 rows
+    assert small.floats is not None and SMALL_ROWS * 37 <= FLOAT_WORK
+
+
+@pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS)
+def test_an_overflow_is_answered_as_numpy_answers_it(output):
+    # Products of +-1e305 weights overflow to +-inf; on floats inf - inf is NaN, where
+    # BLAS may keep an infinity (which one depends on its kernel, so on the batch size):
+    # such points take NumPy's way, and are answered as NumPy answers them.
+    arch = Architecture((2, 1), output_activation=output, bias=False)
+    theta = np.array([1e305, -1e305])
+    model = Model(arch, params_from_theta(arch, theta), TrainingConfig())
+    point = [[1e4, 1e4]]
+    assert np.isnan(forward_floats(model.floats, point)[0])
+    scores, labels = model.classify(point)
+    expected, expected_labels = model.predict(np.array(point))
+    np.testing.assert_array_equal(scores, expected)
+    assert labels == expected_labels.tolist() and not np.isnan(scores[0])

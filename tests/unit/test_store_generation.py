@@ -10,9 +10,9 @@ import time
 import pytest
 
 import service.store
-from service.errors import ModelNotFound
-from service.store import ModelStore
-from service.store.generation import FILE, Generation
+from service.errors import ModelNotFound, StoreUnavailable
+from service.store import RECHECK_S, ModelStore
+from service.store.generation import FILE, RETRY_S, Generation
 
 from .test_store import save, trained  # noqa: F401 - trained is a fixture
 
@@ -38,6 +38,14 @@ def settle(store, name):
     folder = store.root / name
     past = time.time_ns() - 10 * service.store.SETTLED_NS
     os.utime(folder, ns=(past, past))
+
+
+def warm(store, name):
+    """Load name until its folder's stat is kept and the counter mapped (the warm path)."""
+    settle(store, name)
+    for _ in range(3):
+        store.load(name)
+    assert store.generation.peek() is not None and name in store._stats
 
 
 def saved_elsewhere(root, name, trained, count=1):  # noqa: F811 - trained is the fixture's value
@@ -77,7 +85,7 @@ def test_a_warm_load_makes_no_system_call(tmp_path, trained, stats):  # noqa: F8
 def test_a_save_in_another_process_is_served_by_the_next_load(tmp_path, trained):  # noqa: F811
     store = ModelStore(tmp_path)
     save(store, "xor", trained)
-    settle(store, "xor")
+    warm(store, "xor")
     assert store.load("xor")[1]["version"] == 1
     before = store.generation.read()
     saved_elsewhere(tmp_path, "xor", trained)
@@ -88,8 +96,7 @@ def test_a_save_in_another_process_is_served_by_the_next_load(tmp_path, trained)
 def test_a_delete_in_another_process_is_seen_by_the_next_load(tmp_path, trained):  # noqa: F811
     store = ModelStore(tmp_path)
     save(store, "xor", trained)
-    settle(store, "xor")
-    store.load("xor")
+    warm(store, "xor")
     child = FORK.Process(target=lambda: ModelStore(tmp_path).delete("xor"))
     child.start()
     child.join(60)
@@ -111,16 +118,16 @@ def test_bumps_from_many_processes_are_all_counted(tmp_path):
 
 
 def test_a_file_copied_in_by_hand_is_seen_within_the_recheck(tmp_path, trained, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(service.store, "RECHECK_S", 0.2)
+    monkeypatch.setattr(service.store, "RECHECK_S", 0.5)
     store = ModelStore(tmp_path)
     save(store, "xor", trained)
-    settle(store, "xor")
-    assert store.load("xor")[1]["version"] == 1
+    warm(store, "xor")
     shutil.copy(store.root / "xor" / "1.npz", store.root / "xor" / ".copy")
     os.rename(store.root / "xor" / ".copy", store.root / "xor" / "2.npz")  # no ModelStore: no bump
-    deadline = time.monotonic() + 0.2 + 0.5
+    copied = time.monotonic()
+    assert store.load("xor")[1]["version"] == 1  # the kept stat still holds: no system call
     while store.load("xor")[1]["version"] != 2:
-        assert time.monotonic() < deadline, "the hand-made version was never served"
+        assert time.monotonic() - copied < 0.5 + 0.5, "the hand-made version was never served"
         time.sleep(0.01)
 
 
@@ -138,16 +145,40 @@ def test_without_the_counter_every_load_stats_and_sees_every_change(tmp_path, tr
     assert store.load("xor")[1]["version"] == 2
 
 
-def test_a_failed_bump_never_fails_the_change(tmp_path, trained, caplog):  # noqa: F811
+def test_a_failed_bump_never_fails_the_change_nor_leaves_this_process_stale(
+        tmp_path, trained, caplog):  # noqa: F811
     store = ModelStore(tmp_path)
     save(store, "xor", trained)
+    warm(store, "xor")
     os.remove(tmp_path / FILE)
     (tmp_path / FILE).mkdir()  # bumps now fail; this process keeps its mapping
     with caplog.at_level(logging.WARNING, logger="nnserve.store"):
         assert save(store, "xor", trained)["version"] == 2
-        store.delete("xor", 1)
-    assert [m["version"] for m in store.versions("xor")] == [2]
+        assert store.load("xor")[1]["version"] == 2
+        settle(store, "xor")
+        store.load("xor")
+        store.delete("xor", 2)
+        assert store.load("xor")[1]["version"] == 1
+    assert [m["version"] for m in store.versions("xor")] == [1]
     assert "store generation not bumped" in caplog.text
+    with pytest.raises(StoreUnavailable):  # and readiness says so
+        store.check_writable()
+
+
+def test_a_counter_file_replaced_by_hand_is_mapped_again(tmp_path, trained):  # noqa: F811
+    store = ModelStore(tmp_path)
+    save(store, "xor", trained)
+    warm(store, "xor")
+    os.remove(tmp_path / FILE)
+    Generation(tmp_path).make()  # a new file: this process still maps the old one
+    saved_elsewhere(tmp_path, "xor", trained)  # bumps the new file
+    replaced = time.monotonic()
+    while store.load("xor")[1]["version"] != 2:  # seen at the recheck, which maps anew
+        assert time.monotonic() - replaced < RECHECK_S + RETRY_S + 1, "never served"
+        time.sleep(0.01)
+    warm(store, "xor")
+    saved_elsewhere(tmp_path, "xor", trained)
+    assert store.load("xor")[1]["version"] == 3  # on the very next load again
 
 
 def test_a_store_made_later_gets_its_counter(tmp_path, trained):  # noqa: F811
