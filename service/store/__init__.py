@@ -126,7 +126,8 @@ class ModelStore:
             raise ModelNotFound(name, version) from None
         except OSError as exc:
             raise map_os_error(exc, f"read model {name!r}") from exc
-        self.generation.revalidate()  # a counter file replaced by hand is mapped again
+        if self.generation.revalidate():  # a counter file replaced by hand: map it again,
+            generation = None  # and trust no value read from the old one
         state = st.st_ino, st.st_mtime_ns
         settled = taken - st.st_mtime_ns > SETTLED_NS
         if settled:

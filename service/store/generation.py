@@ -59,10 +59,11 @@ class Generation:
 
     def revalidate(self):
         """Drop the mapping, to be made again, if the file at path is no longer the one
-        mapped (removed or replaced by hand: a restore, a tidy-up). At most every RETRY_S."""
+        mapped (removed or replaced by hand: a restore, a tidy-up); return True if it did.
+        At most every RETRY_S."""
         now = time.monotonic()
         if self._view is None or now < self._checked_at:
-            return
+            return False
         self._checked_at = now + RETRY_S
         try:
             same = os.stat(self.path).st_ino == self._inode
@@ -70,6 +71,7 @@ class Generation:
             same = False
         if not same:
             self._view, self._retry_at = None, 0.0
+        return not same
 
     def bump(self):
         """Move the counter on, once a change to the store is in place. Never raises: the
