@@ -44,8 +44,9 @@ class Generation:
 
         The first read maps the file: ~60 us (mmap, a page fault, munmap at the end) that
         a process loading one model once (the CLI, a cold load) need not pay; see peek."""
-        view = self._view or self._map()
-        return None if view is None else int.from_bytes(view[:SIZE], "little")
+        if self._view is None:
+            self._map()
+        return self.peek()
 
     def peek(self):
         """Return the counter if it is mapped already, else None (without mapping it)."""
@@ -90,25 +91,21 @@ class Generation:
                         "version they knew for up to a second", exc)
 
     def _map(self):
-        """Return the shared mapping of the counter, made now if the file can be made (at
-        most every RETRY_S; the store's folder is not created here); else None."""
+        """Map the counter if its file can be made, at most every RETRY_S (the store's
+        folder is not created here); warn once when it cannot."""
         now = time.monotonic()
         if now < self._retry_at:
-            return None
+            return
         self._retry_at = now + RETRY_S
         try:
             _make(self.path)  # only a process that can bump the counter may trust it
             self._view, self._inode = _map_read_only(self.path)
+            self._checked_at = now + RETRY_S
         except (OSError, ValueError) as exc:
-            return self._unavailable(exc)
-        self._checked_at = now + RETRY_S
-        return self._view
-
-    def _unavailable(self, exc):
-        if not self._warned and not isinstance(exc, FileNotFoundError):  # no store yet
-            self._warned = True
-            log.warning("store generation unavailable (%s): loads stat the model's folder "
-                        "every time", exc)
+            if not self._warned and not isinstance(exc, FileNotFoundError):  # no store yet
+                self._warned = True
+                log.warning("store generation unavailable (%s): loads stat the model's "
+                            "folder every time", exc)
 
 
 def _map_read_only(path):
