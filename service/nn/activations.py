@@ -2,7 +2,7 @@
 
 Each function returns a plan: the list of ``(numpy_function, args)`` calls that
 write f(z), or f'(z), into ``out``; ``run`` makes them. Training builds the plan
-of a whole pass once and replays it every epoch (network.py), because a small
+of a whole pass once and replays it every epoch (passes.py), because a small
 network's arrays are tiny and a NumPy call costs mostly its overhead; ``apply``
 computes an activation once. Every derivative takes both the pre-activation
 ``z`` and the activation ``a = f(z)`` and uses whichever is cheaper, so the
@@ -30,7 +30,7 @@ def constant(value):
     return {np.dtype(t): np.array(value, t) for t in (np.float64, np.float32)}
 
 
-ZERO, HALF, ONE = constant(0.0), constant(0.5), constant(1.0)
+ZERO, ONE = constant(0.0), constant(1.0)
 SLOPE, STEP = constant(LEAKY_SLOPE), constant(1.0 - LEAKY_SLOPE)
 
 
@@ -48,10 +48,12 @@ def apply(f, z):
 
 
 def sigmoid(z, out):
-    """1 / (1 + e^-z), computed as (1 + tanh(z/2)) / 2 so it never overflows."""
-    half = HALF[z.dtype]
-    return [(np.multiply, (z, half, out)), (np.tanh, (out, out)),
-            (np.multiply, (out, half, out)), (np.add, (out, half, out))]
+    """1 / (1 + e^-z). Below z = -709, e^-z overflows to inf in float64 and the result is 0,
+    as it should be (callers silence the overflow warning); NumPy's float64 exp costs about
+    half its tanh, which the batched training figure in benchmarks/RESULTS.md needs."""
+    one = ONE[z.dtype]
+    return [(np.negative, (z, out)), (np.exp, (out, out)), (np.add, (out, one, out)),
+            (np.divide, (one, out, out))]
 
 
 def sigmoid_grad(z, a, out):
@@ -111,8 +113,13 @@ ACTIVATIONS = {
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity")
 
+def sigmoid_float(z):
+    """sigmoid on one float: 1 / (1 + e^-z), and e^z where e^-z would overflow (< 1e-304)."""
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700.0 else math.exp(z)
+
+
 ON_FLOATS = {
-    "sigmoid": lambda z: math.tanh(z * 0.5) * 0.5 + 0.5,
+    "sigmoid": sigmoid_float,
     "tanh": math.tanh,
     "relu": lambda z: max(z, 0.0),  # max keeps a NaN first argument, as np.maximum does
     "leaky_relu": lambda z: max(z, LEAKY_SLOPE * z),

@@ -12,6 +12,7 @@ import numpy as np
 # weights would overflow.
 MAX_COORDINATE = 1e6
 PAIRS, NUMBERS = (list, tuple), (float, int)  # check_rows' plain forms (bool is not an int here)
+SPLIT_STREAM = 0x5B117  # hold_out's generator: the data set's seed, and this
 
 
 def linear(n=100, seed=0):
@@ -54,6 +55,26 @@ def spiral(n=200, noise=0.05, seed=0):
     x = 0.5 + radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
     x += rng.normal(0.0, noise, size=x.shape)
     return x, label
+
+
+def hold_out(y, fraction, seed=0):
+    """Return (train, held): sorted row indices, a fraction of each class of labels y held out.
+
+    The rows are drawn with the data set's seed (from a stream of their own, not the one
+    that drew the points), round(fraction * n_c) of each class c, and at least one point
+    of each class stays on each side: a class of fewer than 2 points raises ValueError."""
+    if fraction <= 0:
+        return np.arange(len(y)), np.arange(0)
+    rng, held = np.random.default_rng([seed, SPLIT_STREAM]), []
+    for label in (0.0, 1.0):
+        rows = np.flatnonzero(y == label)
+        if len(rows) < 2:
+            raise ValueError(f"a validation split needs at least 2 points of each class; "
+                             f"class {label:g} has {len(rows)}")
+        count = min(max(1, math.floor(fraction * len(rows) + 0.5)), len(rows) - 1)
+        held.append(rng.choice(rows, count, replace=False))
+    held = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(y)), held), held
 
 
 def check_points(x):

@@ -7,7 +7,7 @@ import numpy as np
 
 from .batches import Batches, predict
 from .datasets import check_points, check_rows
-from .network import Architecture, float_layers, forward_floats, params_from_theta
+from .network import Architecture, count_params, float_layers, forward_floats, params_from_theta
 from .training import DTYPES, TrainingConfig, fit
 
 # classify computes at most SMALL_ROWS points of a float64 model on Python floats, and at
@@ -40,7 +40,7 @@ class Model:
         """Return the output for each point of x (n, 2): a probability for a sigmoid output."""
         x = np.asarray(check_points(x), self.params["theta"].dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # callers check the scores
-            return predict(self.params, Batches(self.arch, x, None))[:, 0].astype(np.float64)
+            return predict(self.params, Batches(self.arch, x, None))[0].astype(np.float64)
 
     def predict(self, x, threshold=0.5):
         """Return (scores, labels): labels are 1 where the score is at least threshold."""
@@ -68,9 +68,9 @@ class Model:
         """Return (arrays, meta): the weights by name (W0, b0, ...) and JSON-able metadata."""
         arrays = {}
         for i, W in enumerate(self.params["W"]):
-            arrays[f"W{i}"] = W
+            arrays[f"W{i}"] = W[0]
         for i, b in enumerate(self.params["b"]):
-            arrays[f"b{i}"] = b
+            arrays[f"b{i}"] = b[0]
         meta = {"architecture": self.arch.to_dict(), "training": self.config.to_dict()}
         return arrays, meta
 
@@ -88,7 +88,7 @@ class Model:
         expected = dict(arch.shapes())
         if set(arrays) != set(expected):
             raise ValueError(f"weights {sorted(arrays)} do not match {sorted(expected)}")
-        parts = []
+        params = params_from_theta(arch, np.zeros(count_params(arch), dtype))
         for name, shape in arch.shapes():
             a = np.asarray(arrays[name])
             if a.dtype.kind != "f":
@@ -97,5 +97,5 @@ class Model:
                 raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} has non-finite values")
-            parts.append(a.astype(dtype).ravel())
-        return cls(arch, params_from_theta(arch, np.concatenate(parts)), config)
+            params[name[0]][int(name[1:])][0] = a
+        return cls(arch, params, config)

@@ -1,30 +1,42 @@
-"""fit(): the epoch loop. Progress goes to a callback; nothing here logs or sleeps.
+"""fit() and fit_many(): the epoch loop over a stack of networks. Progress goes to a callback.
 
-An epoch runs its batches in order, each evaluated block by block (batches.py)
-before one optimizer step; the metrics of an epoch (mean loss, and accuracy when
-wanted) are those measured by its forward passes, before the matching updates.
-Stop conditions are checked before the epoch's last update, so a full-batch run
-that stops returns exactly the weights it measured.
+Trials (TrainingConfigs) of one shape (TrainingConfig.shape) train together in one stack
+(stack.py): every epoch is one pass over all their networks, each keeping its own
+learning rate, weight decay, seed (initial weights and shuffles) and stopping point, and
+each trial ends as it would trained alone. With starts > 1, a trial's starts (seeded
+initialisations, drawn in turn) train side by side for probe_epochs and the one with the
+lowest monitored loss continues: a small network started in a poor basin (XOR's plateau)
+is dropped early. Each start's curve stays in the history's "probes".
 
-Only the epochs someone looks at are measured: those recorded in the history,
-those reported to the callback, every epoch when a stop condition watches, and
-the last epoch of each run (multi-start compares them). A divergence shows at the
-next measured epoch, or in the final weights.
+An epoch runs its batches in order, each evaluated block by block (batches.py) before one
+optimizer step; the metrics of an epoch (mean loss, accuracy when wanted, the same on the
+held-out validation set) are those of the weights its forward passes met, before the
+matching updates. Stop conditions are checked before the epoch's last update, so a
+full-batch run that stops returns exactly the weights it measured; with
+restore_best_weights, early stopping on the monitored loss returns the weights of its best
+epoch, as Keras' restore_best_weights does.
+
+Only the epochs someone looks at are measured: those recorded in the history, those
+reported to the callback, every epoch when a stop condition or the validation monitor
+watches, and the probes' last epoch. A divergence shows at the next measured epoch, or in
+the final weights.
 """
 
-import functools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .batches import Batches, evaluate
-from .losses import LOSS_OUTPUTS
-from .network import init_params, params_from_theta
-from .optimizers import OPTIMIZERS
+from .config import DTYPES, TrainingConfig
+from .datasets import hold_out
+from .network import params_from_theta
+from .stack import Stack
+from .watch import METRICS, REASONS, Curves
 
-DTYPES = {"float64": np.float64, "float32": np.float32}
+__all__ = ["DTYPES", "MAX_HISTORY", "Diverged", "FitResult", "TrainingConfig", "fit", "fit_many"]
 MAX_HISTORY = 1000
+MAX_PROBE_HISTORY = 100  # rows of each start's curve in the history's "probes"
 
 
 class Diverged(ArithmeticError):
@@ -35,56 +47,19 @@ class Diverged(ArithmeticError):
         self.epoch = epoch
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    """How to train: the loop's knobs, with defaults chosen for reliability."""
-
-    epochs: int = 5000
-    learning_rate: float = 0.1
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    batch_size: int | None = None
-    loss: str = "bce"
-    seed: int = 0
-    target_accuracy: float | None = None
-    tolerance: float | None = None
-    patience: int | None = None
-    dtype: str = "float64"
-    starts: int = 4
-    probe_epochs: int = 300
-
-    def check(self, arch):
-        """Raise ValueError when the configuration cannot train the architecture."""
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}")
-        if self.loss not in LOSS_OUTPUTS:
-            raise ValueError(f"unknown loss {self.loss!r}")
-        if arch.output_activation not in LOSS_OUTPUTS[self.loss]:
-            raise ValueError(f"loss {self.loss!r} needs a sigmoid output activation")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}")
-        batch_size = 1 if self.batch_size is None else self.batch_size
-        if min(self.epochs, self.starts, self.probe_epochs, batch_size) < 1:
-            raise ValueError("epochs, starts, probe_epochs and batch_size must be positive")
-
-    def to_dict(self):
-        """Return the configuration as JSON-able metadata."""
-        return asdict(self)
-
-
 @dataclass
 class FitResult:
-    """What fit() returns: the weights, the metrics history and why it stopped."""
+    """What a fit returns: the weights (None if it diverged), metrics, history, why it stopped."""
 
-    params: dict
+    params: dict | None
     epochs_run: int
     loss: float
     accuracy: float
     stop_reason: str
     history: dict = field(default_factory=lambda: {"epoch": [], "loss": [], "accuracy": []})
+    validation_loss: float | None = None
+    validation_accuracy: float | None = None
+    best_epoch: int | None = None
 
 
 def history_stride(epochs, max_points=MAX_HISTORY):
@@ -92,162 +67,240 @@ def history_stride(epochs, max_points=MAX_HISTORY):
     return max(1, math.ceil(epochs / max_points))
 
 
-class _Stopper:
-    """Decides when to stop early: target accuracy, loss tolerance, patience."""
-
-    def __init__(self, config):
-        self.config, self.best, self.since_best = config, math.inf, 0
-
-    def wants_accuracy(self):
-        return self.config.target_accuracy is not None
-
-    def reason(self, loss, acc):
-        c = self.config
-        if c.target_accuracy is not None and acc >= c.target_accuracy:
-            return "target_accuracy"
-        if c.tolerance is not None and loss < c.tolerance:
-            return "tolerance"
-        if loss < self.best:
-            self.best, self.since_best = loss, 0
-        else:
-            self.since_best += 1
-        if c.patience is not None and self.since_best >= c.patience:
-            return "patience"
-        return None
-
-
-def fit(arch, x, y, config=TrainingConfig(), on_progress=None, report_every=100):
+def fit(arch, x, y, config=TrainingConfig(), on_progress=None, report_every=100, split_seed=0):
     """Return a FitResult: arch trained on points x (n, 2) and labels y (n,) with config.
 
-    With config.starts > 1, each of several seeded initialisations first trains
-    for probe_epochs and the one with the lowest loss continues: a small network
-    started in a poor basin (XOR's plateau) is dropped early. Epochs are counted
-    over all of them, so config.epochs bounds the whole run's work.
-    on_progress(epoch, loss, accuracy) is called every report_every epochs;
-    returning True stops training with stop_reason "cancelled".
+    config.validation_split holds out a stratified part of the set, chosen with split_seed
+    (the data set's seed). on_progress(epoch, loss, accuracy) is called every report_every
+    epochs; returning True stops training with stop_reason "cancelled". Raise Diverged when
+    the loss or the weights stop being finite.
     """
+    report = None if on_progress is None else (lambda epoch, rows: on_progress(epoch, *rows[0]))
+    result = fit_many(arch, x, y, [config], report, report_every, split_seed)[0]
+    if result.stop_reason == "diverged":
+        raise Diverged(result.epochs_run, result.loss)
+    return result
+
+
+def fit_many(arch, x, y, configs, on_progress=None, report_every=100, split_seed=0):
+    """Return a FitResult per config, each trained on (x, y); configs of one shape together.
+
+    Each result equals fit()'s for its config alone, but a trial that diverges ends with
+    stop_reason "diverged" and params None. on_progress(epoch, rows) gets
+    {index in configs: (loss, accuracy)} of the trials still training, every report_every
+    epochs; returning True cancels them all.
+    """
+    for config in configs:
+        config.check(arch)
+    groups = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(config.shape(), []).append(i)
+    results = [None] * len(configs)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by the loss
-        return _fit(arch, x, y, config, on_progress, report_every)
+        for members in groups.values():
+            report = None if on_progress is None else (
+                lambda epoch, rows, members=members: on_progress(
+                    epoch, {members[i]: row for i, row in rows.items()}))
+            group = _Group(arch, _sets(x, y, configs[members[0]], split_seed),
+                           [configs[i] for i in members], report, report_every)
+            for i, result in zip(members, group.run(), strict=True):
+                results[i] = result
+    return results
 
 
-def _fit(arch, x, y, config, on_progress, report_every):
-    config.check(arch)
+def _sets(x, y, config, seed):
+    """Return ((x, y) to train on, (x, y) held out or None), in the config's dtype."""
     dtype = DTYPES[config.dtype]
-    data = Batches(arch, np.asarray(x, dtype), np.asarray(y, dtype).reshape(-1, 1),
-                   config.batch_size)
-    rng = np.random.default_rng(config.seed)
-    monitor = _Monitor(config, on_progress, report_every)
-    epoch, runs = 0, []
-    while len(runs) < config.starts and epoch < config.epochs:
-        runs.append(_Run(arch, config, init_params(arch, rng, dtype)))
-        probe = config.probe_epochs if config.starts > 1 else config.epochs
-        end = min(epoch + probe, config.epochs)
-        epoch, stop = runs[-1].train(data, rng, epoch, end, monitor)
-        if stop:
-            return _finish(runs[-1].params, data, config.loss, epoch, stop, monitor)
-    best = min(runs, key=lambda run: run.loss)
-    epoch, stop = best.train(data, rng, epoch, config.epochs, monitor)
-    return _finish(best.params, data, config.loss, epoch, stop or "epochs", monitor)
+    x, y = np.asarray(x, dtype), np.asarray(y, dtype).ravel()
+    if not config.validation_split:
+        return (x, y), None
+    train, held = hold_out(y, config.validation_split, seed)
+    return (x[train], y[train]), (x[held], y[held])
 
 
-class _Monitor:
-    """Which epochs are measured, and where their metrics go: history, callback, stopper."""
+class _Trial:
+    """One config's networks: its generator, its starts in the race, and how it ended."""
 
-    def __init__(self, config, on_progress, report_every):
-        self.stride, self.report_every = history_stride(config.epochs), report_every
-        self.on_progress = on_progress
-        stops = (config.target_accuracy, config.tolerance, config.patience)
-        self.every_epoch = any(stop is not None for stop in stops)
-        self.history = {"epoch": [], "loss": [], "accuracy": []}
+    def __init__(self, config, first_id):
+        self.config, self.rng = config, np.random.default_rng(config.seed)
+        self.ids = list(range(first_id, first_id + config.starts))
+        self.live, self.probing, self.frozen = config.starts, config.starts > 1, []
+        self.end = None  # (entry, reason); an entry is (best watched, id, weights, epoch, ...)
 
-    def next_measured(self, epoch):
-        """Return the first epoch from epoch on whose loss is wanted (stop, history, callback)."""
+    def stop(self, entry, reason):
+        """Take in one of its networks' end: the trial's end, or one start fewer in the race."""
+        self.live -= 1
+        if reason in ("patience", "diverged") and self.probing and self.live:
+            if reason == "patience":
+                self.frozen.append(entry)  # a candidate if no start is left in the race
+            return
+        if reason in ("patience", "diverged") and self.frozen:
+            entry = min(self.frozen + [entry] * (reason == "patience"), key=lambda e: e[:2])
+            reason = "patience"
+        self.end = (entry, reason)
+
+
+class _Group:
+    """The trials of one shape, trained together; run() returns their FitResults in order."""
+
+    def __init__(self, arch, sets, configs, on_progress, report_every):
+        self.arch, self.sets, self.config = arch, sets, configs[0]
+        self.on_progress, self.report_every = on_progress, report_every
+        self.trials = []
+        for config in configs:
+            self.trials.append(_Trial(config, sum(len(t.ids) for t in self.trials)))
+        self.trial_of = np.repeat(np.arange(len(configs)), self.config.starts)
+        self.stack = Stack.start(arch, sets, self.trials)
+        epochs = self.config.epochs
+        self.stride = history_stride(epochs)
+        self.probe_end = min(self.config.probe_epochs, epochs) if self.config.starts > 1 else 0
+        self.every_epoch = any(c.watches() for c in configs)
+        self.wants_accuracy = any(c.target_accuracy is not None for c in configs)
+        self.monitors_validation = self.config.monitor == "validation_loss"
+        keys = METRICS if sets[1] is not None else METRICS[:2]
+        self.curves = Curves(len(self.trial_of), keys)
+
+    def run(self):
+        """Train every trial to its end; return their FitResults."""
+        loss, measured = self.config.loss, self._next_measured(0)
+        for epoch in range(self.config.epochs):
+            s = self.stack
+            if epoch != measured:
+                for batch in s.data.epoch(s.rngs):
+                    evaluate(s.params, batch, loss, s.grads)
+                    s.step()
+                continue
+            self._measured_epoch(epoch)
+            if self.stack is None:
+                break
+            measured = self._next_measured(epoch + 1)
+        if self.stack is not None:
+            self._end(self.config.epochs, range(self.stack.m), ["epochs"] * self.stack.m)
+        return [self._result(trial) for trial in self.trials]
+
+    def _next_measured(self, epoch):
+        """Return the first epoch from epoch on that someone looks at."""
         if self.every_epoch:
             return epoch
         following = -(-epoch // self.stride) * self.stride
         if self.on_progress is not None:
             following = min(following, -(-epoch // self.report_every) * self.report_every)
-        return following
+        return min(following, self.probe_end - 1) if epoch < self.probe_end else following
 
-    def shows(self, epoch):
-        """Return whether the epoch goes into the history or to the callback."""
-        return epoch % self.stride == 0 or (
-            self.on_progress is not None and epoch % self.report_every == 0)
+    def _reports(self, epoch):
+        return self.on_progress is not None and epoch % self.report_every == 0
 
-    def observe(self, run, epoch, loss, acc):
-        """Pass a measured epoch on; return a stop reason or None."""
-        if not math.isfinite(loss):
-            raise Diverged(epoch, loss)
-        run.loss = loss
+    def _measured_epoch(self, epoch):
+        """Run one epoch's batches, measuring; end the networks that stop before the update."""
+        s, loss = self.stack, self.config.loss
+        shown = epoch % self.stride == 0 or self._reports(epoch)
+        wants_acc = shown or self.wants_accuracy
+        val_loss, val_acc = s.measure(loss, wants_acc, shown or self.monitors_validation)
+        total = right = 0
+        for k, batch in enumerate(s.data.epoch(s.rngs)):
+            loss_sum, batch_right = evaluate(s.params, batch, loss, s.grads, measure=True,
+                                             count_right=wants_acc)
+            total, right = total + loss_sum, right + batch_right
+            if k == s.data.last:
+                metrics = {"loss": total / s.data.n,
+                           "accuracy": right / s.data.n if wants_acc else None,
+                           "validation_loss": val_loss, "validation_accuracy": val_acc}
+                dropped = self._observe(epoch, metrics)
+            s.step()
+        if epoch == self.probe_end - 1:
+            dropped |= self._choose_starts(dropped)
+        if dropped:
+            self.stack = s.keep([row for row in range(s.m) if row not in dropped])
+
+    def _observe(self, epoch, metrics):
+        """Pass a measured epoch on (curves, callback, rules); return the rows that end."""
+        s, loss = self.stack, metrics["loss"]
         if epoch % self.stride == 0:
-            self.record(epoch, loss, acc)
-        if (self.on_progress is not None and epoch % self.report_every == 0
-                and self.on_progress(epoch, loss, acc)):
-            return "cancelled"
-        return run.stopper.reason(loss, acc)
+            self.curves.record(epoch, s.ids, metrics)
+        if self._reports(epoch) and self.on_progress(epoch, self._progress(metrics)):
+            return self._end(epoch, range(s.m), ["cancelled"] * s.m)
+        self.watched = metrics["validation_loss"] if self.monitors_validation else loss
+        if self.every_epoch:
+            codes, improved = s.rules.observe(epoch, loss, metrics["accuracy"], self.watched)
+            if improved is not None:
+                s.keep_best(improved)
+        elif np.isfinite(loss).all():  # nothing watches: only a divergence ends a network
+            return set()
+        else:
+            codes = np.where(np.isfinite(loss), 0, 1)
+        if codes is None:
+            return set()
+        rows = np.flatnonzero(codes)
+        return self._end(epoch, rows, [REASONS[c] for c in codes[rows]], loss)
 
-    def record(self, epoch, loss, acc):
-        """Append one row to the history."""
-        self.history["epoch"].append(epoch)
-        self.history["loss"].append(loss)
-        self.history["accuracy"].append(acc)
+    def _progress(self, metrics):
+        """Return {trial: (loss, accuracy)} of its best network still training."""
+        rows = {}
+        for row, (loss, acc) in enumerate(zip(metrics["loss"].tolist(),
+                                              metrics["accuracy"].tolist(), strict=True)):
+            trial = int(self.trial_of[self.stack.ids[row]])
+            if trial not in rows or loss < rows[trial][0]:
+                rows[trial] = (loss, acc)
+        return rows
 
+    def _end(self, epoch, rows, reasons, losses=None):
+        """End the networks numbered rows for reasons; return the rows to drop from the stack."""
+        s, drop = self.stack, set()
+        for row, reason in zip(rows, reasons, strict=True):
+            trial = self.trials[self.trial_of[s.ids[row]]]
+            drop.add(row)
+            if trial.end is not None:
+                continue
+            restored = bool(s.rules.restores[row]) and reason in ("patience", "epochs")
+            loss = math.nan if losses is None else float(losses[row])
+            entry = (float(s.rules.best[row]), int(s.ids[row]), s.weights(row, restored), epoch,
+                     int(s.rules.best_epoch[row]) if restored else None, loss)
+            trial.stop(entry, reason)
+        ended = {row for row in range(s.m) if self.trials[self.trial_of[s.ids[row]]].end}
+        return drop | ended
 
-class _Run:
-    """One initialisation being trained: its weights, gradients, optimizer state and stopper."""
+    def _choose_starts(self, dropped):
+        """Keep each probing trial's start with the lowest monitored loss; return the others."""
+        s, best = self.stack, {}
+        for row in range(s.m):
+            trial = self.trials[self.trial_of[s.ids[row]]]
+            if trial.probing and row not in dropped:
+                if trial not in best or self.watched[row] < self.watched[best[trial]]:
+                    best[trial] = row
+        for trial in best:
+            trial.probing, trial.live, trial.frozen = False, 1, []
+        return {row for row in range(s.m) if row not in dropped and self.trials[
+            self.trial_of[s.ids[row]]] in best and row not in best.values()}
 
-    def __init__(self, arch, config, params):
-        self.config, self.params = config, params
-        self.grads = params_from_theta(arch, np.zeros_like(params["theta"]))
-        opt_init, opt_step = OPTIMIZERS[config.optimizer]
-        state = opt_init(params["theta"], config)
-        # step() takes one optimizer step along the gradient of the last batch evaluated.
-        self.step = functools.partial(opt_step, params["theta"], self.grads["theta"], state,
-                                      config)
-        self.stopper, self.loss = _Stopper(config), math.inf
+    def _result(self, trial):
+        """Return the FitResult of an ended trial, measuring its weights with full passes."""
+        (_, net, theta, epochs_run, best_epoch, loss), reason = trial.end
+        final = self._final(theta) if reason != "diverged" else None
+        curve = self.curves.of(net)
+        if final is None:
+            return FitResult(None, epochs_run, loss, math.nan, "diverged", curve)
+        if not curve["epoch"] or curve["epoch"][-1] != epochs_run:
+            curve["epoch"].append(epochs_run)
+            for key in self.curves.keys:
+                curve[key].append(final[key])
+        probes = [{"start": k, **self.curves.of(i, MAX_PROBE_HISTORY, self.probe_end),
+                   "continued": i == net}
+                  for k, i in enumerate(trial.ids)] if len(trial.ids) > 1 else []
+        return FitResult(params_from_theta(self.arch, theta), epochs_run, final["loss"],
+                         final["accuracy"], reason, {**curve, "probes": probes},
+                         final.get("validation_loss"), final.get("validation_accuracy"),
+                         best_epoch)
 
-    def train(self, data, rng, first, end, monitor):
-        """Train epochs first..end-1; return (epoch reached, stop reason or None)."""
-        params, grads, loss, step = self.params, self.grads, self.config.loss, self.step
-        measured = monitor.next_measured(first)
-        for epoch in range(first, end):
-            if epoch == measured or epoch == end - 1:  # multi-start compares last losses
-                stop = _measured_epoch(epoch, data, rng, self, monitor)
-                if stop:
-                    return epoch, stop
-                measured = monitor.next_measured(epoch + 1)
-            else:
-                for batch in data.epoch(rng):
-                    evaluate(params, batch, loss, grads)
-                    step()
-        return end, None
-
-
-def _measured_epoch(epoch, data, rng, run, monitor):
-    """Run one epoch's batches; return a stop reason found before its last update, or None."""
-    wants_acc = monitor.shows(epoch) or run.stopper.wants_accuracy()
-    total = right = 0
-    for k, batch in enumerate(data.epoch(rng)):
-        loss_sum, batch_right = evaluate(run.params, batch, run.config.loss, run.grads,
-                                         measure=True, count_right=wants_acc)
-        total, right = total + loss_sum, right + batch_right
-        if k == data.last:
-            acc = right / data.n if wants_acc else math.nan
-            stop = monitor.observe(run, epoch, total / data.n, acc)
-            if stop:
-                return stop
-        run.step()
-    return None
-
-
-def _finish(params, data, loss_name, epochs_run, reason, monitor):
-    """Return the FitResult, measuring the final weights with one full forward pass."""
-    if not np.all(np.isfinite(params["theta"])):
-        raise Diverged(epochs_run, "finite but the weights are not")
-    loss_sum, right = evaluate(params, data.whole(), loss_name, measure=True, count_right=True)
-    loss, acc = loss_sum / data.n, right / data.n
-    if not math.isfinite(loss):
-        raise Diverged(epochs_run, loss)
-    if not monitor.history["epoch"] or monitor.history["epoch"][-1] != epochs_run:
-        monitor.record(epochs_run, loss, acc)
-    return FitResult(params, epochs_run, loss, acc, reason, monitor.history)
+    def _final(self, theta):
+        """Return the metrics of one network's weights on each set, None if not finite."""
+        if not np.all(np.isfinite(theta)):
+            return None
+        params, metrics = params_from_theta(self.arch, theta), {}
+        for prefix, data in (("", self.sets[0]), ("validation_", self.sets[1])):
+            if data is not None:
+                batches = Batches(self.arch, *data)
+                loss_sum, right = evaluate(params, batches.whole(), self.config.loss,
+                                           measure=True, count_right=True)
+                metrics[prefix + "loss"] = float(loss_sum[0]) / batches.n
+                metrics[prefix + "accuracy"] = int(right[0]) / batches.n
+        return metrics if math.isfinite(metrics["loss"]) else None

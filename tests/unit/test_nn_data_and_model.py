@@ -8,14 +8,8 @@ import pytest
 from service.nn import datasets
 from service.nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from service.nn.model import FLOAT_WORK, SMALL_ROWS, Model
-from service.nn.network import (
-    Architecture,
-    Workspace,
-    count_params,
-    forward,
-    forward_floats,
-    params_from_theta,
-)
+from service.nn.network import Architecture, count_params, forward_floats, params_from_theta
+from service.nn.passes import Workspace, forward
 from service.nn.training import TrainingConfig
 
 
@@ -124,7 +118,7 @@ SHAPES = [Architecture((2, 4, 4, 1), h, o, bias) for h in ACTIVATIONS
 def test_forward_on_floats_is_forward(arch):
     model = _random_model(arch)
     x = np.random.default_rng(1).uniform(-3, 3, size=(SMALL_ROWS, 2))
-    expected = forward(model.params, Workspace(arch, len(x)).load(x))[:, 0]
+    expected = forward(model.params, Workspace(arch, 1, len(x)).load(x))[0, 0]
     got = forward_floats(model.floats, x.tolist())
     assert all(type(v) is float for v in got)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)

@@ -4,20 +4,21 @@ import numpy as np
 import pytest
 
 from service.nn.activations import ACTIVATIONS, apply
-from service.nn.network import Architecture, Workspace, forward, gradient, init_params
+from service.nn.network import Architecture, init_params
+from service.nn.passes import Workspace, forward, gradient
 from service.nn.optimizers import OPTIMIZERS
 from service.nn.training import TrainingConfig, fit
 
 
 def _fresh_forward(params, arch, x):
-    return forward(params, Workspace(arch, len(x)).load(x)).copy()
+    return forward(params, Workspace(arch, 1, len(x)).load(x)).copy()
 
 
 def test_a_plan_sees_weights_updated_in_place_and_new_weights():
     arch, rng = Architecture(), np.random.default_rng(0)
     x = rng.normal(size=(9, 2))
     first, second = init_params(arch, rng), init_params(arch, rng)
-    work = Workspace(arch, len(x)).load(x)
+    work = Workspace(arch, 1, len(x)).load(x)
     forward(first, work)
     first["theta"] *= 0.5  # the update every optimizer makes: in place
     np.testing.assert_array_equal(forward(first, work), _fresh_forward(first, arch, x))
@@ -27,9 +28,9 @@ def test_a_plan_sees_weights_updated_in_place_and_new_weights():
 
 def test_a_plan_follows_the_gradient_buffer_and_the_batch_size():
     arch, rng = Architecture(), np.random.default_rng(1)
-    x, y = rng.normal(size=(6, 2)), rng.integers(0, 2, (6, 1)).astype(float)
+    x, y = rng.normal(size=(6, 2)), rng.integers(0, 2, 6).astype(float)
     params = init_params(arch, rng)
-    work = Workspace(arch, len(x)).load(x, y)
+    work = Workspace(arch, 1, len(x)).load(x, y)
     grads = [init_params(arch, rng) for _ in range(2)]
     forward(params, work)
     gradient(params, work, "mse", grads[0])
