@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import plots
-from .core import fit_metrics
+from .core import fit_metrics, split_seed
 from .errors import ServiceError
 from .nn import datasets
 from .nn.model import Model
@@ -45,20 +45,25 @@ def train(args):
                         not args.no_bias)
     config = TrainingConfig(epochs=args.epochs, learning_rate=args.lr, optimizer=args.optimizer,
                             loss=args.loss, batch_size=args.batch_size, seed=args.seed,
-                            starts=args.starts)
+                            starts=args.starts, validation_split=args.validation_split,
+                            l2=args.l2)
 
     def print_loss(epoch, loss, _accuracy):
         print(f"epoch {epoch} loss: {loss:.4f}")
 
     started = time.perf_counter()
     model, fit = Model.train(arch, x, y, config, on_progress=print_loss,
-                             report_every=LAB_REPORT_EVERY)
+                             report_every=LAB_REPORT_EVERY,
+                             split_seed=split_seed(_summary(args, x)))
     seconds = time.perf_counter() - started
     scores, labels = model.predict(x)
     for (x1, x2), truth, score, label in zip(x, y, scores, labels, strict=True):
         mark = "" if label == truth else "  <- wrong"
         print(f"({x1:.3f}, {x2:.3f}) truth {int(truth)} prediction {score:.4f} label {label}{mark}")
     print(f"accuracy: {fit.accuracy:.2%} ({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
+    if fit.validation_accuracy is not None:
+        print(f"validation accuracy: {fit.validation_accuracy:.2%} "
+              f"(loss {fit.validation_loss:.4f}) on the held-out points")
     if args.plot:
         Path(args.plot).write_bytes(plots.model_png(model, x, y, fit.history, title=args.dataset))
         print(f"figure written to {args.plot}")
@@ -128,6 +133,10 @@ def _parser():
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--starts", type=int, default=defaults.starts)
+    p.add_argument("--validation-split", type=float, default=defaults.validation_split,
+                   help="fraction of the points held out (stratified, by --data-seed)")
+    p.add_argument("--l2", type=float, default=defaults.l2,
+                   help="weight decay on the weights: the loss gains (l2 / 2) sum(W^2)")
     p.add_argument("--name", help="also save the model under this name in the store")
     p.add_argument("--plot", metavar="PNG", help="also write the figure to this PNG file")
     p.add_argument("--store", help="store directory (default: NNSERVE_STORE_DIR or model_store)")

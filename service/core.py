@@ -7,7 +7,7 @@ import time
 from . import metrics, plots
 from .errors import InvalidInput, LimitExceeded
 from .jobs import JobRunner, SqliteJobs
-from .nn.datasets import DATASETS, check_dataset
+from .nn.datasets import DATASETS, check_dataset, hold_out
 from .nn.model import Model
 from .nn.network import Architecture, count_params
 from .nn.training import TrainingConfig
@@ -36,9 +36,17 @@ def build_dataset(spec):
 
 
 def fit_metrics(fit, seconds):
-    """Return the metrics a saved model carries: final loss and accuracy, epochs, time, stop."""
-    return {"loss": fit.loss, "accuracy": fit.accuracy, "epochs": fit.epochs_run,
-            "seconds": round(seconds, 6), "stop_reason": fit.stop_reason}
+    """Return the metrics a saved model carries: final loss and accuracy on the training and
+    the held-out points (None when none are held out), epochs, time, stop, best epoch."""
+    return {"loss": fit.loss, "accuracy": fit.accuracy, "validation_loss": fit.validation_loss,
+            "validation_accuracy": fit.validation_accuracy, "epochs": fit.epochs_run,
+            "seconds": round(seconds, 6), "stop_reason": fit.stop_reason,
+            "best_epoch": fit.best_epoch}
+
+
+def split_seed(summary):
+    """Return the seed that chooses a data set's validation split: the data set's own, or 0."""
+    return summary.get("seed", 0)
 
 
 def build_network(req):
@@ -106,13 +114,18 @@ class Service:
         _limit("max_epochs", epochs, s.max_epochs, ("training", "epochs"))
         n = _dataset_size(req.dataset)
         _limit("max_train_points", n, s.max_train_points, ("dataset",))
-        build_dataset(req.dataset)  # a single-class or malformed set is refused now, not later
+        # a single-class or malformed set, or one too small to split, is refused now, not later
+        _, y, summary = build_dataset(req.dataset)
         arch, config = build_network(req)
         try:
             config.check(arch)
         except ValueError as exc:
             raise InvalidInput(str(exc), field=("training",)) from None
-        work = epochs * n * count_params(arch)
+        try:
+            hold_out(y, config.validation_split, split_seed(summary))
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field=("training", "validation_split")) from None
+        work = config.network_epochs() * n * count_params(arch)  # the starts' probes too
         _limit("max_work", work, s.max_work, ("training", "epochs"))
 
     def _check_network(self, hidden, field):
@@ -129,7 +142,8 @@ class Service:
         progress = _Progress(config.epochs, report)
         started = time.monotonic()
         model, fit = Model.train(arch, x, y, config, on_progress=progress,
-                                 report_every=max(1, min(100, REPORT_WORK // len(x))))
+                                 report_every=max(1, min(100, REPORT_WORK // len(x))),
+                                 split_seed=split_seed(summary))
         seconds = time.monotonic() - started
         # The last word before saving: a cancel that comes after it finds the model saved.
         if fit.stop_reason == "cancelled" or report(progress.final(fit, seconds), fit.history,

@@ -20,6 +20,7 @@ from pydantic import (
 from .errors import LimitExceeded
 from .nn.datasets import MAX_COORDINATE
 from .nn.network import Architecture
+from .nn.config import MAX_VALIDATION_SPLIT
 from .nn.training import TrainingConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -28,6 +29,7 @@ Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
 Point = tuple[Coordinate, Coordinate]
 Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Monitor = Literal["loss", "validation_loss"]  # service.nn.config.MONITORS
 _DEFAULT_ARCH = Architecture()
 _DEFAULTS = TrainingConfig()
 
@@ -115,9 +117,20 @@ class TrainingSpec(Strict):
     target_accuracy: float | None = Field(_DEFAULTS.target_accuracy, gt=0, le=1)
     tolerance: float | None = Field(_DEFAULTS.tolerance, gt=0)
     patience: int | None = Field(_DEFAULTS.patience, ge=1)
+    validation_split: float = Field(_DEFAULTS.validation_split, ge=0, le=MAX_VALIDATION_SPLIT)
+    monitor: Monitor = _DEFAULTS.monitor
+    restore_best_weights: bool = _DEFAULTS.restore_best_weights
+    l2: float = Field(_DEFAULTS.l2, ge=0, le=1e3)
     dtype: Literal["float64", "float32"] = _DEFAULTS.dtype
     starts: int = Field(_DEFAULTS.starts, ge=1, le=16)
     probe_epochs: int = Field(_DEFAULTS.probe_epochs, ge=1)
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor_needs_a_split(cls, v, info: ValidationInfo):
+        if v == "validation_loss" and not info.data.get("validation_split"):
+            raise ValueError("monitor 'validation_loss' needs a validation_split above 0")
+        return v
 
 
 class TrainingRequest(Strict):
@@ -222,6 +235,8 @@ class Metrics(BaseModel):
     model_config = ConfigDict(extra="allow")
     loss: float
     accuracy: float
+    validation_loss: float | None = None
+    validation_accuracy: float | None = None
     epochs: int
     seconds: float
 

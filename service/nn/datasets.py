@@ -61,7 +61,7 @@ def hold_out(y, fraction, seed=0):
     """Return (train, held): sorted row indices, a fraction of each class of labels y held out.
 
     The rows are drawn with the data set's seed (from a stream of their own, not the one
-    that drew the points), round(fraction * n_c) of each class c, and at least one point
+    that drew the points), fraction * n_c of each class c rounded half up, and at least one point
     of each class stays on each side: a class of fewer than 2 points raises ValueError."""
     if fraction <= 0:
         return np.arange(len(y)), np.arange(0)

@@ -273,13 +273,16 @@ class _Group:
             self.trial_of[s.ids[row]]] in best and row not in best.values()}
 
     def _result(self, trial):
-        """Return the FitResult of an ended trial, measuring its weights with full passes."""
+        """Return the FitResult of an ended trial, measuring its weights with full passes.
+
+        The history ends with the weights returned, unless those are a best epoch's
+        (restore_best_weights): then it is the measured curve, best_epoch naming the row."""
         (_, net, theta, epochs_run, best_epoch, loss), reason = trial.end
         final = self._final(theta) if reason != "diverged" else None
         curve = self.curves.of(net)
         if final is None:
             return FitResult(None, epochs_run, loss, math.nan, "diverged", curve)
-        if not curve["epoch"] or curve["epoch"][-1] != epochs_run:
+        if best_epoch is None and (not curve["epoch"] or curve["epoch"][-1] != epochs_run):
             curve["epoch"].append(epochs_run)
             for key in self.curves.keys:
                 curve[key].append(final[key])

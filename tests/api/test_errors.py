@@ -379,7 +379,8 @@ def test_work_over_max_work_is_422_naming_it(shared):
 
     problem = _limit_problem(shared.post("/v1/trainings", json=body), "max_work", 2e10,
                              ["training", "epochs"])
-    assert problem.detail.startswith("max_work is 370000000000,")
+    # 100,000 epochs and the 3 other starts' 300-epoch probes, of 100,000 points x 37 weights
+    assert problem.detail.startswith("max_work is 373330000000,")
 
 
 @pytest.mark.parametrize(("labels", "index"), [([0, 2, 1, 0], 1), ([0, 1, -1, 0], 2)])
@@ -405,6 +406,39 @@ def test_a_single_class_data_set_is_422(shared):
                              "the data set has a single class; it needs both 0 and 1")
     assert problem.errors[0]["loc"] == ["dataset"]
     assert _job_count(shared) == jobs
+
+
+def test_a_set_too_small_to_split_is_422_naming_the_validation_split(shared):
+    jobs = _job_count(shared)
+    points = {**POINTS, "points": POINTS["points"] + [[0.5, 0.5]], "labels": [0, 1, 0, 0, 0]}
+
+    r = shared.post("/v1/trainings", json=_training(dataset=points,
+                                                    training={"validation_split": 0.2}))
+
+    problem = assert_problem(r, 422, "Invalid Input",
+                             "a validation split needs at least 2 points of each class; "
+                             "class 1 has 1")
+    assert problem.errors[0]["loc"] == ["training", "validation_split"]
+    assert _job_count(shared) == jobs
+    again = shared.post("/v1/trainings", json=_training(dataset=points))  # no split: trains
+    assert again.status_code == 202
+
+
+@pytest.mark.parametrize(("training", "loc", "detail"), [
+    ({"validation_split": 0.6}, ["training", "validation_split"], "less than or equal to 0.5"),
+    ({"validation_split": -0.1}, ["training", "validation_split"], "greater than or equal to 0"),
+    ({"l2": -1e-4}, ["training", "l2"], "greater than or equal to 0"),
+    ({"monitor": "validation_loss"}, ["training", "monitor"], "needs a validation_split"),
+    ({"monitor": "accuracy", "validation_split": 0.2}, ["training", "monitor"],
+     "'loss' or 'validation_loss'"),
+    ({"restore_best_weights": "maybe"}, ["training", "restore_best_weights"], "boolean"),
+], ids=["split over", "split under", "l2", "monitor without split", "monitor", "restore"])
+def test_validation_and_decay_knobs_out_of_range_are_422_naming_them(shared, training, loc,
+                                                                   detail):
+    problem = assert_problem(shared.post("/v1/trainings", json=_training(training=training)),
+                             422, "Validation Error", detail)
+
+    assert problem.errors[0]["loc"] == loc
 
 
 def test_bce_with_an_identity_output_is_422(shared):

@@ -30,8 +30,9 @@ def test_create_answers_202_with_location_and_every_default_filled_in(make_clien
         "training": {"epochs": 5000, "learning_rate": 0.1, "optimizer": "adam",
                      "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08,
                      "batch_size": None, "loss": "bce", "target_accuracy": None,
-                     "tolerance": None, "patience": None, "dtype": "float64", "starts": 4,
-                     "probe_epochs": 300},
+                     "tolerance": None, "patience": None, "validation_split": 0.0,
+                     "monitor": "loss", "restore_best_weights": True, "l2": 0.0,
+                     "dtype": "float64", "starts": 4, "probe_epochs": 300},
     }
     assert job.progress.model_dump() == {"epoch": 0, "epochs": 5000, "loss": None,
                                          "accuracy": None, "elapsed_s": 0.0}
@@ -61,7 +62,27 @@ def test_wait_answers_with_the_finished_xor_job(xor_model):
     assert job.result.version == 1
     assert job.result.metrics.accuracy == 1.0
     assert job.result.metrics.epochs == 5000
+    assert job.result.metrics.validation_accuracy is None  # nothing held out by default
     assert job.created_at <= job.started_at <= job.finished_at
+
+
+def test_a_validation_split_is_held_out_and_measured_in_the_saved_metrics(client):
+    training = {"epochs": 600, "validation_split": 0.25, "monitor": "validation_loss",
+                "patience": 100, "l2": 1e-4}
+    job = train(client, "held-out", {"kind": "linear", "n": 80, "seed": 4}, training=training)
+
+    assert job.status == "succeeded", job.error
+    metrics = job.result.metrics
+    assert 0.8 <= metrics.validation_accuracy <= 1.0 and metrics.validation_loss > 0
+    meta = client.get("/v1/models/held-out/versions/1").json
+    assert meta["metrics"]["validation_accuracy"] == metrics.validation_accuracy
+    assert meta["metrics"]["best_epoch"] is not None
+    assert meta["training"]["validation_split"] == 0.25 and meta["training"]["l2"] == 1e-4
+    history = meta["history"]
+    assert len(history["validation_loss"]) == len(history["epoch"])
+    at_best = history["validation_loss"][history["epoch"].index(metrics.best_epoch)]
+    assert at_best == pytest.approx(metrics.validation_loss, rel=1e-12)  # its weights kept
+    assert [p["start"] for p in history["probes"]] == [0, 1, 2, 3]
 
 
 def test_get_shows_progress_history_result_and_times_after_success(client, xor_model):
