@@ -7,12 +7,24 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import convergence, machine, report, scaling, serving, store, training
+from . import (
+    convergence,
+    generalisation,
+    machine,
+    report,
+    scaling,
+    serving,
+    store,
+    sweeps,
+    training,
+)
 from .measure import FULL, QUICK
 
 SECTIONS = {
     "training": training.run,
+    "sweeps": sweeps.run,
     "convergence": convergence.run,
+    "generalisation": generalisation.run,
     "scaling": scaling.run,
     "store": store.run,
     "serving": serving.run,

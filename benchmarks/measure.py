@@ -23,7 +23,9 @@ class Plan:
     name: str
     repeats: int = 5
     epochs: int = 10_000  # same-work training comparison
+    sweep_epochs: int = 2000  # each trial of the batched sweep
     seeds: int = 100  # time to 100% and the convergence check
+    generalisation_seeds: int = 40  # data seeds of linear(100) scored on fresh points
     sizes: tuple[int, ...] = (10**3, 10**4, 10**5, 10**6)
     size_work: int = 4 * 10**6  # points x epochs per scaling measurement (at least 2 epochs)
     batch1_epochs: int = 20  # of linear(100) with batch_size 1
@@ -38,12 +40,13 @@ class Plan:
 
 
 FULL = Plan("full")
-QUICK = Plan("quick", repeats=3, epochs=2000, seeds=20, sizes=(10**3, 10**4, 10**5, 10**6),
-             size_work=10**6, batch1_epochs=5, store_calls=500, http_seconds=2.0,
-             http_repeats=5, http_samples=60)
-SMOKE = Plan("smoke", repeats=2, epochs=30, seeds=2, sizes=(10**2, 10**3), size_work=10**4,
-             batch1_epochs=1, memory_points=10**4, store_calls=20, http_seconds=0.3, http_repeats=2,
-             http_samples=5, big_points=1000, peers="auto", load_generator="python")
+QUICK = Plan("quick", repeats=3, epochs=2000, seeds=20, generalisation_seeds=10,
+             sizes=(10**3, 10**4, 10**5, 10**6), size_work=10**6, batch1_epochs=5,
+             store_calls=500, http_seconds=2.0, http_repeats=5, http_samples=60)
+SMOKE = Plan("smoke", repeats=2, epochs=30, sweep_epochs=20, seeds=2, generalisation_seeds=2,
+             sizes=(10**2, 10**3), size_work=10**4, batch1_epochs=1, memory_points=10**4,
+             store_calls=20, http_seconds=0.3, http_repeats=2, http_samples=5, big_points=1000,
+             peers="auto", load_generator="python")
 
 
 @dataclass

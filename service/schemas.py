@@ -18,9 +18,9 @@ from pydantic import (
 )
 
 from .errors import LimitExceeded
+from .nn.config import MAX_VALIDATION_SPLIT
 from .nn.datasets import MAX_COORDINATE
 from .nn.network import Architecture
-from .nn.config import MAX_VALIDATION_SPLIT
 from .nn.training import TrainingConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"

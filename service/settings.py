@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     """Points in one training data set."""
     max_epochs: int = Field(100_000, ge=1)
     """Epochs of one training job."""
-    max_work: float = Field(2e10, gt=0)
-    """Work of one training job: epochs x points x parameters."""
+    max_work: float = Field(3e10, gt=0)
+    """Work of one training job: epochs (with every start's probes) x points x parameters."""
     max_hidden_layers: int = Field(8, ge=1)
     """Hidden layers of a network."""
     max_hidden_units: int = Field(256, ge=1)

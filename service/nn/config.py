@@ -22,7 +22,7 @@ class TrainingConfig:
     generalisation (benchmarks/RESULTS.md, "Generalisation")."""
 
     epochs: int = 5000
-    learning_rate: float = 0.1
+    learning_rate: float = 0.02
     optimizer: str = "adam"
     momentum: float = 0.9
     beta1: float = 0.9
@@ -37,7 +37,7 @@ class TrainingConfig:
     monitor: str = "loss"
     restore_best_weights: bool = True
     validation_split: float = 0.0
-    l2: float = 0.0
+    l2: float = 4e-5
     dtype: str = "float64"
     starts: int = 4
     probe_epochs: int = 300

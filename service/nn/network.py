@@ -110,9 +110,10 @@ def take(arch, theta, rows):
 
 
 def join(arch, thetas):
-    """Return the flat vector of one stack holding the networks of each stack in thetas, in order."""
+    """Return the flat vector of one stack of the networks of every stack in thetas, in order."""
     stacks = [params_from_theta(arch, theta)["Wb"] for theta in thetas]
-    return np.concatenate([np.concatenate(layer, axis=1).ravel() for layer in zip(*stacks)])
+    return np.concatenate([np.concatenate(layer, axis=1).ravel()
+                           for layer in zip(*stacks, strict=True)])
 
 
 def spread(arch, values, biases=True):

@@ -88,8 +88,9 @@ class Curves:
     def table(self):
         """Return (epochs, alive, {key: (rows, networks) values, NaN where not measured})."""
         if self._table is None:
-            rows, shape = len(self.rows), (len(self.rows), self.networks)
-            alive, values = np.zeros(shape, bool), {key: np.full(shape, math.nan) for key in self.keys}
+            shape = (len(self.rows), self.networks)
+            alive = np.zeros(shape, bool)
+            values = {key: np.full(shape, math.nan) for key in self.keys}
             for r, (_, ids, measured) in enumerate(self.rows):
                 alive[r, ids] = True
                 for key, value in zip(self.keys, measured, strict=True):

@@ -377,10 +377,18 @@ def test_networks_at_their_limits_are_accepted(make_client):
 def test_work_over_max_work_is_422_naming_it(shared):
     body = _training(dataset={"kind": "linear", "n": 100_000}, training={"epochs": 100_000})
 
-    problem = _limit_problem(shared.post("/v1/trainings", json=body), "max_work", 2e10,
+    problem = _limit_problem(shared.post("/v1/trainings", json=body), "max_work", 3e10,
                              ["training", "epochs"])
     # 100,000 epochs and the 3 other starts' 300-epoch probes, of 100,000 points x 37 weights
     assert problem.detail.startswith("max_work is 373330000000,")
+
+
+def test_the_defaults_on_the_largest_set_fit_within_the_work_limit(make_client):
+    client = make_client(run_jobs=False)  # the 4 starts' probes count, and still fit
+
+    r = client.post("/v1/trainings", json=_training(dataset={"kind": "linear", "n": 100_000}))
+
+    assert r.status_code == 202, r.json
 
 
 @pytest.mark.parametrize(("labels", "index"), [([0, 2, 1, 0], 1), ([0, 1, -1, 0], 2)])
@@ -420,8 +428,9 @@ def test_a_set_too_small_to_split_is_422_naming_the_validation_split(shared):
                              "class 1 has 1")
     assert problem.errors[0]["loc"] == ["training", "validation_split"]
     assert _job_count(shared) == jobs
-    again = shared.post("/v1/trainings", json=_training(dataset=points))  # no split: trains
-    assert again.status_code == 202
+    again = shared.post("/v1/trainings?wait=30", json={**_training(dataset=points),
+                                                        "model": "unsplit"})
+    assert again.status_code == 202 and again.json["status"] == "succeeded"  # no split: trains
 
 
 @pytest.mark.parametrize(("training", "loc", "detail"), [

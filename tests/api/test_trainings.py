@@ -27,11 +27,11 @@ def test_create_answers_202_with_location_and_every_default_filled_in(make_clien
         "dataset": {"kind": "xor"},
         "network": {"hidden": [4, 4], "activation": "sigmoid", "output_activation": "sigmoid",
                     "bias": True, "seed": 0},
-        "training": {"epochs": 5000, "learning_rate": 0.1, "optimizer": "adam",
+        "training": {"epochs": 5000, "learning_rate": 0.02, "optimizer": "adam",
                      "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08,
                      "batch_size": None, "loss": "bce", "target_accuracy": None,
                      "tolerance": None, "patience": None, "validation_split": 0.0,
-                     "monitor": "loss", "restore_best_weights": True, "l2": 0.0,
+                     "monitor": "loss", "restore_best_weights": True, "l2": 4e-05,
                      "dtype": "float64", "starts": 4, "probe_epochs": 300},
     }
     assert job.progress.model_dump() == {"epoch": 0, "epochs": 5000, "loss": None,

@@ -40,7 +40,8 @@ def test_trials_with_their_own_rates_seeds_decay_and_starts_end_as_alone(optimiz
     base = TrainingConfig(epochs=400, optimizer=optimizer, batch_size=batch_size, starts=3,
                           probe_epochs=50, loss="mse")
     configs = [dataclasses.replace(base, learning_rate=lr * scale, seed=seed, l2=l2)
-               for scale, seed, l2 in [(1.0, 0, 0.0), (0.5, 1, 1e-3), (2.0, 2, 0.0), (1.0, 3, 1e-2)]]
+               for scale, seed, l2 in [(1.0, 0, 0.0), (0.5, 1, 1e-3), (2.0, 2, 0.0),
+                                       (1.0, 3, 1e-2)]]
     together = fit_many(LAB, x, y, configs)
     for config, result in zip(configs, together, strict=True):
         _assert_same(result, fit(LAB, x, y, config))

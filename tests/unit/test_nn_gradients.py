@@ -42,7 +42,8 @@ def _numeric_grad(theta, arch, x, y, loss, l2=0.0):
         plus, minus = theta.copy(), theta.copy()
         plus[i] += H
         minus[i] -= H
-        g[i] = (_loss_at(plus, arch, x, y, loss, l2) - _loss_at(minus, arch, x, y, loss, l2)) / (2 * H)
+        up, down = _loss_at(plus, arch, x, y, loss, l2), _loss_at(minus, arch, x, y, loss, l2)
+        g[i] = (up - down) / (2 * H)
     return g
 
 
@@ -128,7 +129,8 @@ def test_each_network_of_a_stack_gets_its_gradient_alone_bit_for_bit(activation,
     xs, ys = rng.normal(0, 1.5, (m, n, 2)), rng.integers(0, 2, (m, n)).astype(np.float64)
     if shared:
         xs, ys = np.broadcast_to(xs[0], xs.shape), np.broadcast_to(ys[0], ys.shape)
-    work = Workspace(arch, m, n, shared=shared).load(xs[0] if shared else xs, ys[0] if shared else ys)
+    rows = (xs[0], ys[0]) if shared else (xs, ys)
+    work = Workspace(arch, m, n, shared=shared).load(*rows)
     y_hat = forward(stack, work).copy()
     losses = loss_sums(work, loss)
     grads = gradient(stack, work, loss, _zeros_like(arch, stack))
@@ -136,8 +138,8 @@ def test_each_network_of_a_stack_gets_its_gradient_alone_bit_for_bit(activation,
         one = Workspace(arch, 1, n).load(xs[k], ys[k])
         np.testing.assert_array_equal(forward(params, one)[0, 0], y_hat[0, k])
         assert loss_sums(one, loss)[0] == losses[k]
-        np.testing.assert_array_equal(gradient(params, one, loss, _zeros_like(arch, params))["theta"],
-                                      take(arch, grads["theta"], [k]))
+        alone_grads = gradient(params, one, loss, _zeros_like(arch, params))["theta"]
+        np.testing.assert_array_equal(alone_grads, take(arch, grads["theta"], [k]))
 
 
 def test_a_stacks_gradient_matches_finite_differences():
@@ -209,7 +211,9 @@ def test_bce_is_finite_for_saturated_outputs():
     z = np.array([[[800.0, -800.0, 3.0]]])
     y = np.array([[[0.0, 1.0, 1.0]]])
     a = 1 / (1 + np.exp(-np.clip(z, -500, 500)))
-    assert bce(z, a, y, np.empty_like(z), np.empty_like(z))[0, 0] == pytest.approx(1600.0 + np.log1p(np.exp(-3.0)), rel=1e-12)
+    expected = 1600.0 + np.log1p(np.exp(-3.0))
+    assert bce(z, a, y, np.empty_like(z), np.empty_like(z))[0, 0] == pytest.approx(expected,
+                                                                                 rel=1e-12)
 
 
 def test_sigmoid_saturates_to_0_and_1_and_keeps_tiny_probabilities():

@@ -5,8 +5,8 @@ import pytest
 
 from service.nn.activations import ACTIVATIONS, apply
 from service.nn.network import Architecture, init_params
-from service.nn.passes import Workspace, forward, gradient
 from service.nn.optimizers import OPTIMIZERS
+from service.nn.passes import Workspace, forward, gradient
 from service.nn.training import TrainingConfig, fit
 
 

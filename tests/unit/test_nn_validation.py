@@ -1,4 +1,4 @@
-"""The held-out validation split, early stopping on its loss, weight decay, and each probe's curve."""
+"""The held-out validation split, early stopping on its loss, weight decay, each probe's curve."""
 
 import dataclasses
 import math
