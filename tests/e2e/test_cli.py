@@ -26,6 +26,8 @@ def test_readme_commands_work_as_documented(tmp_path):
     lab = next(out for key, out in outputs.items() if key.startswith("train"))
     assert "epoch 0 loss:" in lab and "epoch 1000 loss:" in lab
     assert "accuracy: 100.00%" in lab
+    for cmd, out in zip(commands, outputs.values(), strict=True):  # dicts keep their order
+        assert ("validation accuracy: " in out) == ("--validation-split" in cmd), cmd
     predictions = [json.loads(line) for key, out in outputs.items() if key.startswith("predict")
                    for line in out.splitlines()]
     assert [p["label"] for p in predictions] == [1, 0]
