@@ -48,7 +48,7 @@ def _size(n, dtype, plan, with_torch):
     x, y = datasets.linear(n, 0)
     epochs = max(2, plan.size_work // n)
     arch = Architecture()
-    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=LEARNING_RATE,
+    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=LEARNING_RATE, l2=0.0,
                             epochs=epochs, starts=1, dtype=dtype)
     twice = TrainingConfig(**{**config.to_dict(), "epochs": 2 * epochs})
     contenders = {"nnserve": lambda: fit(arch, x, y, config),
@@ -118,7 +118,7 @@ def _batch_size_one(plan, with_torch):
     """Return the cost of one step with batch_size=1 on linear(100): recorded, no target."""
     x, y = datasets.linear(100, 0)
     arch, epochs = Architecture(), plan.batch1_epochs
-    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=LEARNING_RATE,
+    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=LEARNING_RATE, l2=0.0,
                             epochs=epochs, starts=1, batch_size=1)
     twice = TrainingConfig(**{**config.to_dict(), "epochs": 2 * epochs})
     contenders = {"nnserve": lambda: fit(arch, x, y, config),

@@ -1,6 +1,6 @@
 """Training, same work: the lab's network, 10,000 full-batch epochs of SGD on the MSE.
 
-nnserve runs through fit(), the function every training job calls, with starts=1;
+nnserve runs through fit(), the function every training job calls, with starts=1 and l2=0;
 the floor, PyTorch (one thread) and scikit-learn run beside it, repeat by repeat.
 scikit-learn runs twice: as the issue configures it (its SGD defaults: Nesterov
 momentum, shuffling, L2) for the target, and cut down to plain full-batch SGD
@@ -41,7 +41,7 @@ def run(plan):
 
 def _compare(name, x, y, plan, with_peers):
     arch, epochs = Architecture(), plan.epochs
-    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=LEARNING_RATE,
+    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=LEARNING_RATE, l2=0.0,
                             epochs=epochs, starts=1, seed=0)
     theta0 = init_params(arch, np.random.default_rng(config.seed))["theta"]
     results = {}

@@ -110,5 +110,8 @@ class Curves:
             rows = rows[:: -(-len(rows) // max_rows)]
         curve = {"epoch": epochs[rows].tolist()}
         for key in self.keys:
-            curve[key] = [None if math.isnan(v) else v for v in values[key][rows, network].tolist()]
+            column = values[key][rows, network]
+            gaps = np.isnan(column)
+            curve[key] = column.tolist() if not gaps.any() else [
+                None if gap else v for gap, v in zip(gaps.tolist(), column.tolist(), strict=True)]
         return curve

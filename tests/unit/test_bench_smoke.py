@@ -14,7 +14,7 @@ from service.nn import datasets
 from service.nn.network import Architecture, init_params
 from service.nn.training import TrainingConfig, fit
 
-IN_PROCESS = ("training", "convergence", "scaling", "store")
+IN_PROCESS = ("training", "sweeps", "convergence", "generalisation", "scaling", "store")
 
 
 def test_in_process_sections_run_and_write_their_results(tmp_path):
@@ -43,7 +43,7 @@ def test_rewriting_results_keeps_the_notes_below_the_marker(tmp_path):
 @pytest.mark.parametrize("make", [datasets.xor, lambda: datasets.linear(100, 3)])
 def test_the_floor_computes_exactly_what_fit_computes(make):
     x, y = make()
-    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=0.5, epochs=200,
+    config = TrainingConfig(optimizer="sgd", loss="mse", learning_rate=0.5, l2=0.0, epochs=200,
                             starts=1, seed=4)
     theta0 = init_params(Architecture(), np.random.default_rng(4))["theta"]
     expected = fit(Architecture(), x, y, config).params["theta"]
