@@ -4,7 +4,8 @@ matplotlib is imported inside the drawing functions, so importing nnserve or
 serving predictions never loads it. Each call draws its own Figure on the Agg
 canvas: no pyplot and no global state, so threads can draw at the same time.
 Points are ``x: (n, 2)`` with labels ``y: (n,)``; a history is
-``{"epoch": [...], "loss": [...], "accuracy": [...]}`` (None where unknown).
+``{"epoch": [...], "loss": [...], "accuracy": [...]}`` (None where unknown), with
+``validation_loss`` and ``validation_accuracy`` beside them when points were held out.
 """
 
 import io
@@ -87,22 +88,32 @@ def _draw_boundary(subfig, model, x, y):
 
 
 def _draw_curve(ax, history):
-    """Draw loss (log scale when positive) and accuracy (right axis) against epoch."""
+    """Draw loss (log scale when positive) and accuracy (right axis) against epoch, and the
+    validation set's, dashed, when the history has them."""
     ax.set_title("Learning curve")
     ax.set_xlabel("epoch")
-    epoch, loss, acc = (_floats(history.get(key)) for key in ("epoch", "loss", "accuracy"))
+    keys = ("epoch", "loss", "accuracy", "validation_loss", "validation_accuracy")
+    epoch, loss, acc, val_loss, val_acc = (_floats(history.get(key)) for key in keys)
     rows = min(len(epoch), len(loss), len(acc))  # an uploaded file's history may disagree
     epoch, loss, acc = epoch[:rows], loss[:rows], acc[:rows]
     if rows == 0:
         ax.text(0.5, 0.5, "no epochs yet", ha="center", va="center", transform=ax.transAxes)
         return
+    held_out = len(val_loss) == len(val_acc) == rows
     lines = ax.plot(epoch, loss, color="#444444", label="loss")
+    if held_out:
+        lines += ax.plot(epoch, val_loss, color="#444444", linestyle="--",
+                         label="validation loss")
     ax.set_ylabel("loss")
-    finite = loss[np.isfinite(loss)]
+    both = np.concatenate([loss, val_loss if held_out else []])
+    finite = both[np.isfinite(both)]
     if finite.size and finite.min() > 0:
         ax.set_yscale("log")
     acc_ax = ax.twinx()
     lines += acc_ax.plot(epoch, acc, color="#2ca02c", label="accuracy")
+    if held_out:
+        lines += acc_ax.plot(epoch, val_acc, color="#2ca02c", linestyle="--",
+                             label="validation accuracy")
     acc_ax.set_ylim(0.0, 1.05)
     acc_ax.set_ylabel("accuracy")
     ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")

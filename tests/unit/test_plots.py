@@ -74,6 +74,21 @@ def test_learning_curve_draws_partial_histories(history):
     assert pixels.var() > 0
 
 
+def test_learning_curve_draws_the_validation_curves_dashed_when_points_were_held_out():
+    x, y = datasets.linear(60, 2)
+    fit = Model.train(Architecture(), x, y, TrainingConfig(epochs=200, validation_split=0.25),
+                      split_seed=2)[1]
+    labels = {}
+    for history in (fit.history, {k: v for k, v in fit.history.items() if "validation" not in k}):
+        fig = Figure()
+        plots._draw_curve(fig.subplots(), history)
+        labels[len(history)] = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+        assert_figure(plots.curve_png(history, width=600, height=300), 600, 300)
+    assert sorted(labels.values()) == [["loss", "accuracy"],
+                                       ["loss", "validation loss", "accuracy",
+                                        "validation accuracy"]]
+
+
 def test_threads_draw_the_same_bytes_as_one_thread(xor_fit):
     expected = plots.model_png(*xor_fit, width=600, height=300)
     with ThreadPoolExecutor(4) as pool:
