@@ -1,93 +1,49 @@
-"""The store's memory in each process: loaded models, resolved versions, verified files;
-and Lru, the same kind of memory for other things a process keeps (rendered figures)."""
+"""ModelCache: the loaded models of one process, and what it knows of their files."""
 
-import threading
-from collections import OrderedDict
+from ..lru import Lru
 
 
 class ModelCache:
-    """Three LRU maps behind one lock, shared by the threads of a process.
+    """Three LRU maps, shared by the threads of a process.
 
     models: (name, version) -> (file identity, model, meta), at most size entries;
-    resolved: (name, version asked, None for latest) -> (folder state, version found),
-    which lets a repeated load cost one stat of the folder, at most 2 x size;
-    verified: (name, version) -> identity of a file validated in full, 64 x size (tiny).
+    resolved: (name, version asked, None for latest) -> (folder state, version found), so
+    that a repeated load needs no listing, at most 2 x size; verified: (name, version) ->
+    identity of a file validated in full, 64 x size (tiny).
     """
 
     def __init__(self, size):
         self.size = size
-        self._lock = threading.Lock()
-        self._models, self._resolved, self._verified = OrderedDict(), OrderedDict(), OrderedDict()
+        self._models, self._resolved, self._verified = Lru(size), Lru(2 * size), Lru(64 * size)
 
     def hit(self, name, version, state):
         """Return (model, meta) when the folder, still in state, resolved version to a model
         kept here; else None."""
-        with self._lock:
-            seen = self._resolved.get((name, version))
-            hit = seen and seen[0] == state and self._models.get((name, seen[1]))
-            if not hit:
-                return None
-            self._models.move_to_end((name, seen[1]))
-            return hit[1], hit[2]
+        seen = self._resolved.get((name, version))
+        hit = seen and seen[0] == state and self._models.get((name, seen[1]))
+        return (hit[1], hit[2]) if hit else None
 
     def resolve(self, name, version, state, found):
         """Remember that the folder in state resolved version (None: latest) to found."""
-        with self._lock:
-            _put(self._resolved, (name, version), (state, found), 2 * self.size)
+        self._resolved.put((name, version), (state, found))
 
     def model(self, name, version, identity):
         """Return the (model, meta) kept for the file with identity, or None."""
-        with self._lock:
-            hit = self._models.get((name, version))
-            if hit is None or hit[0] != identity:
-                return None
-            self._models.move_to_end((name, version))
-            return hit[1], hit[2]
+        hit = self._models.get((name, version))
+        return None if hit is None or hit[0] != identity else (hit[1], hit[2])
 
     def keep(self, name, version, identity, model, meta):
         """Keep a loaded model, dropping the least recently used beyond size."""
-        with self._lock:
-            _put(self._models, (name, version), (identity, model, meta), self.size)
+        self._models.put((name, version), (identity, model, meta))
 
     def is_verified(self, name, version, identity):
         """Return whether the file with identity was validated in full."""
-        with self._lock:
-            return self._verified.get((name, version)) == identity
+        return self._verified.get((name, version)) == identity
 
-    def verified(self, name, version, identity):
+    def mark_verified(self, name, version, identity):
         """Remember that the file with identity was validated in full."""
-        with self._lock:
-            _put(self._verified, (name, version), identity, 64 * self.size)
+        self._verified.put((name, version), identity)
 
     def forget(self, name, version=None):
         """Drop the models kept for one version of name (None: every version)."""
-        with self._lock:
-            for key in [k for k in self._models if k[0] == name and version in (None, k[1])]:
-                del self._models[key]
-
-
-class Lru:
-    """A map that keeps at most size entries, dropping the least recently used; thread-safe."""
-
-    def __init__(self, size):
-        self.size, self._lock, self._entries = size, threading.Lock(), OrderedDict()
-
-    def get(self, key):
-        """Return the value kept under key, or None."""
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key, value):
-        """Keep value under key."""
-        with self._lock:
-            _put(self._entries, key, value, self.size)
-
-
-def _put(entries, key, value, limit):
-    entries[key] = value
-    entries.move_to_end(key)
-    while len(entries) > limit:
-        entries.popitem(last=False)
+        self._models.drop(lambda key: key[0] == name and version in (None, key[1]))
