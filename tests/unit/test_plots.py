@@ -51,7 +51,7 @@ def test_misclassified_points_are_counted_and_ringed():
     labels = y.copy()
     labels[[0, 3]] = 1 - labels[[0, 3]]
     fig = Figure()
-    plots._draw_truth_vs_predictions(fig, x, y, labels)
+    plots.draw_truth_vs_predictions(fig, x, y, labels)
     truth, predictions = fig.axes
     assert truth.get_title() == "Ground truth"
     assert predictions.get_title() == "Predictions (2 wrong)"
