@@ -1,16 +1,21 @@
-"""The one place that picks the model store and the job backend from the settings."""
+"""The one place that picks the model store and the job backend from the settings.
 
-from .jobs import SqliteJobs
-from .store import FileStore
+Imports are made where a backend is built: gunicorn's master calls prepare() before it
+forks, and must not load NumPy and the store for it.
+"""
 
 
 def build_store(settings):
     """Return the model store of settings: the file store at NNSERVE_STORE_DIR."""
+    from .store import FileStore
+
     return FileStore(settings.store_dir, settings.cache_size)
 
 
 def build_jobs(settings):
     """Return the job backend of settings: the SQLite file at NNSERVE_JOBS_DB."""
+    from .jobs.sqlite import SqliteJobs
+
     return SqliteJobs(settings.jobs_path)
 
 

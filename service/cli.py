@@ -45,7 +45,8 @@ def train(args):
     """Train locally and print the lab's report: losses, every prediction, the accuracy."""
     service = _service(args)
     req = TrainingRequest.model_validate(_request(args), context=service.limits)
-    figure = open(args.plot, "wb") if args.plot else None  # unwritable: refused before training
+    if args.plot and not os.access(os.path.dirname(os.path.abspath(args.plot)), os.W_OK):
+        raise OSError(f"cannot write the figure to {args.plot}: its folder is not writable")
 
     def print_loss(epoch, loss, _accuracy):
         print(f"epoch {epoch} loss: {loss:.4f}")
@@ -57,9 +58,10 @@ def train(args):
         mark = "" if label == truth else "  <- wrong"
         print(f"({x1:.3f}, {x2:.3f}) truth {int(truth)} prediction {score:.4f} label {label}{mark}")
     print(f"accuracy: {fit.accuracy:.2%} ({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
-    if figure:
-        with figure:
-            figure.write(plots.model_png(fitted.model, x, y, fit.history, title=args.dataset))
+    if args.plot:
+        png = plots.model_png(fitted.model, x, y, fit.history, title=args.dataset)
+        with open(args.plot, "wb") as figure:
+            figure.write(png)
         print(f"figure written to {args.plot}")
     if args.name:
         meta = service.save(args.name, fitted)

@@ -21,11 +21,7 @@ class Lru:
     def put(self, key, value):
         """Keep value under key, dropping the least recently used entries beyond size."""
         with self._lock:
-            entries = self._entries
-            entries[key] = value
-            entries.move_to_end(key)
-            while len(entries) > self.size:
-                entries.popitem(last=False)
+            put_bounded(self._entries, key, value, self.size)
 
     def drop(self, matches):
         """Remove the entries whose key matches (a predicate on the key)."""
@@ -40,3 +36,11 @@ class Lru:
 
     def __len__(self):
         return len(self._entries)
+
+
+def put_bounded(entries, key, value, limit):
+    """Keep value under key in the OrderedDict entries, dropping the oldest beyond limit."""
+    entries[key] = value
+    entries.move_to_end(key)
+    while len(entries) > limit:
+        entries.popitem(last=False)

@@ -59,13 +59,13 @@ def build_network(req):
 
 
 def check_request(req, settings):
-    """Refuse a request over a limit of settings, or one that cannot train (before any work).
-
-    The data set's size was held to max_train_points when the request was validated."""
-    epochs = req.training.epochs
+    """Refuse a request over a limit of settings, or one that cannot train (before any work)."""
+    epochs, dataset = req.training.epochs, req.dataset
     check_network(req.network.hidden, settings, ("network", "hidden"))
     check_limit("max_epochs", epochs, settings.max_epochs, ("training", "epochs"))
-    x, _, _ = build_dataset(req.dataset)  # a single-class or malformed set is refused now
+    field = ("dataset", "points") if dataset.kind == "points" else ("dataset",)
+    check_limit("max_train_points", dataset.size, settings.max_train_points, field)
+    x, _, _ = build_dataset(dataset)  # a single-class or malformed set is refused now
     arch, config = build_network(req)
     try:
         config.check(arch)

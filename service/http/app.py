@@ -26,6 +26,8 @@ def create_app(settings=None, service=None):
         settings = settings or Settings()
         store, jobs = backends.build(settings)
         service = Service(settings, store=store, jobs=jobs).start()
+    elif service.jobs is None or settings not in (None, service.settings):
+        raise ValueError("create_app needs a service with a job backend, and no other settings")
     settings = service.settings
     logging.getLogger("nnserve").setLevel(settings.log_level.upper())
     app = Flask("nnserve", root_path=str(PACKAGE))

@@ -15,11 +15,11 @@ class JobBackend(ABC):
 
     A job is a dict of FIELDS. Its life: queued -> running -> succeeded | failed | cancelled,
     or queued -> cancelled; the TERMINAL states are final, nothing changes a job after one.
-    A claim hands a job to one worker under a lease (job["lease"]): report, heartbeat and
-    finish are fenced, accepted only with the lease that holds the job, so a worker that
-    lost its job (reaped as lost, claimed again elsewhere) can neither record progress nor
-    end it. A running job whose worker is gone is failed with WORKER_LOST, never left
-    running.
+    A claim hands a job to one worker under a lease (job["lease"], a token new at each
+    claim): report, heartbeat and finish are fenced, accepted only with the lease that
+    holds the job, so a worker that lost its job (reaped as lost; with a shared database,
+    claimed again elsewhere) can neither record progress nor end it. A running job whose
+    worker is gone is failed with WORKER_LOST, never left running.
     """
 
     @abstractmethod

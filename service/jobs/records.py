@@ -5,7 +5,8 @@ import math
 import uuid
 
 FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",
-          "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested")
+          "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested",
+          "lease")
 JSON_FIELDS = ("request", "progress", "history", "result")
 
 

@@ -5,6 +5,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,14 +34,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT,
     worker TEXT,
     heartbeat_at TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    lease TEXT  -- a new token at each claim: the fence of report, heartbeat and finish
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 """
-HELD = "id = ? AND status = 'running' AND worker = ?"  # the fence: a lease is the worker id
-
+HELD = "id = ? AND status = 'running' AND lease = ?"
 
 
 class SqliteJobs(JobBackend):
@@ -57,6 +58,9 @@ class SqliteJobs(JobBackend):
         with self._db() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "lease" not in columns:  # a database made before leases
+                conn.execute("ALTER TABLE jobs ADD COLUMN lease TEXT")
 
     def _conn(self):
         """Return this thread's connection, opening it on first use in this thread and process."""
@@ -163,9 +167,9 @@ class SqliteJobs(JobBackend):
             if running[0] >= max_running or row is None:
                 return None
             conn.execute(
-                "UPDATE jobs SET status = 'running', started_at = ?, heartbeat_at = ?, worker = ?"
-                " WHERE id = ?", (now, now, worker, row[0]))
-            return {**self._select(conn, "id = ?", row)[0], "lease": worker}
+                "UPDATE jobs SET status = 'running', started_at = ?, heartbeat_at = ?, worker = ?,"
+                " lease = ? WHERE id = ?", (now, now, worker, uuid.uuid4().hex, row[0]))
+            return self._select(conn, "id = ?", row)[0]
 
     def report(self, job_id, lease, progress, history):
         """Record a running job's progress; return True when it must stop (cancel, not ours)."""
@@ -223,7 +227,7 @@ class SqliteJobs(JobBackend):
         stale = utc_iso(time.time() - self.stale_s)
         lost = [j for j in jobs if j["status"] == "running"
                 and ((j["heartbeat_at"] or "") < stale or not is_alive(j["worker"]))]
-        return [j["id"] for j in lost if self.finish(j["id"], j["worker"], "failed",
+        return [j["id"] for j in lost if self.finish(j["id"], j["lease"], "failed",
                                                      error=WORKER_LOST)]
 
     def prune(self, ended_before):

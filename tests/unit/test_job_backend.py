@@ -37,7 +37,7 @@ def test_create_returns_a_queued_job_with_every_field(jobs):
                                "elapsed_s": 0.0}
     assert job["history"] == {"epoch": [], "loss": [], "accuracy": []}
     assert (job["result"], job["error"], job["started_at"], job["finished_at"]) == (None,) * 4
-    assert job["worker"] is None and job["cancel_requested"] is False
+    assert job["worker"] is None and job["lease"] is None and job["cancel_requested"] is False
     assert datetime.fromisoformat(job["created_at"]).utcoffset() == timedelta(0)
     assert jobs.get(job["id"]) == job
 
@@ -99,16 +99,25 @@ def test_finish_never_overwrites_an_ended_job(jobs):
         jobs.finish(job_id, lease, "running")
 
 
-def test_reports_and_ends_are_fenced_by_the_lease(jobs):
-    job_id = jobs.create("m", {}, 1)["id"]
-    lease = claim(jobs)["lease"]
-    assert jobs.report(job_id, "not-the-lease", progress(1), HISTORY) is True  # stop: not yours
-    jobs.heartbeat(job_id, "not-the-lease")
-    assert jobs.finish(job_id, "not-the-lease", "failed", error="late") is False
+def test_reports_and_ends_are_fenced_by_the_lease_of_each_claim(jobs):
+    job_id, other_id = (jobs.create("m", {}, 1)["id"] for _ in range(2))
+    lease, other = claim(jobs)["lease"], claim(jobs)["lease"]  # one worker, two claims
+    assert lease != other
+    assert jobs.report(job_id, other, progress(1), HISTORY) is True  # stop: not this lease
+    assert jobs.finish(job_id, other, "failed", error="late") is False
     job = jobs.get(job_id)
     assert (job["status"], job["progress"]["epoch"]) == ("running", 0)
     assert jobs.report(job_id, lease, progress(1), HISTORY) is False
     assert jobs.finish(job_id, lease, "succeeded") is True
+
+
+def test_a_lost_workers_lease_is_refused_after_its_job_was_reaped(jobs):
+    job_id = jobs.create("m", {}, 1)["id"]
+    lease = claim(jobs, dead_worker())["lease"]
+    assert jobs.get(job_id)["error"] == "worker lost"
+    assert jobs.report(job_id, lease, progress(1), HISTORY) is True
+    assert jobs.finish(job_id, lease, "succeeded") is False
+    assert jobs.get(job_id)["status"] == "failed"
 
 
 def claim_until_empty(backend, results):
@@ -263,13 +272,13 @@ def test_reap_fails_jobs_of_dead_pids_reused_pids_and_stale_heartbeats(tmp_path)
     hooked = jobs.create("m", {}, 1)["id"]
     jobs.claim("policy:gone", max_running=9)
     assert jobs.reap(is_alive=lambda worker: worker != "policy:gone") == [hooked]
-    ids = {}
+    ids, leases = {}, {}
     for name, worker in workers.items():
         ids[name] = jobs.create(name, {}, 1)["id"]
-        jobs.claim(worker, max_running=9)
+        leases[name] = jobs.claim(worker, max_running=9)["lease"]
     assert sorted(jobs.recover()) == sorted([ids["dead"], ids["reused"]])
     time.sleep(0.35)
-    jobs.heartbeat(ids["alive"], workers["alive"])
+    jobs.heartbeat(ids["alive"], leases["alive"])
     assert jobs.reap() == [ids["elsewhere"]]  # another host: only its heartbeat tells
     assert jobs.get(ids["alive"])["status"] == "running"
     assert jobs.get(ids["elsewhere"])["error"] == "worker lost"
@@ -305,3 +314,23 @@ def test_an_unusable_path_raises_store_unavailable(tmp_path):
     (tmp_path / "a-directory").mkdir()
     with pytest.raises(StoreUnavailable):
         SqliteJobs(tmp_path / "a-directory")
+
+
+def test_a_database_made_before_leases_gains_the_column(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA_BEFORE_LEASES)
+    old.close()
+    jobs = SqliteJobs(path)
+    job_id = jobs.create("m", {}, 1)["id"]
+    lease = claim(jobs)["lease"]
+    assert lease and jobs.finish(job_id, lease, "succeeded")
+
+
+SCHEMA_BEFORE_LEASES = """
+CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL, status TEXT NOT NULL, request TEXT NOT NULL, progress TEXT NOT NULL,
+    history TEXT NOT NULL, result TEXT, error TEXT, created_at TEXT NOT NULL, started_at TEXT,
+    finished_at TEXT, worker TEXT, heartbeat_at TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0);
+"""
