@@ -5,7 +5,8 @@ from functools import cache
 
 from pydantic.json_schema import models_json_schema
 
-from ..schemas import NAME_PATTERN, Problem
+from ..names import NAME_PATTERN
+from ..schemas import Problem
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _STATUS_TEXT = {400: "Malformed request", 401: "Missing or bad token", 404: "Not found",

@@ -6,18 +6,15 @@ from flask import current_app, g
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import ServiceError
+from ..errors import PROBLEM, ServiceError, problem_body
 from .api import json_response
 
 log = logging.getLogger("nnserve")
-PROBLEM = "application/problem+json"
 
 
 def problem(status, title, detail, headers=None, **extra):
     """Return a problem+json response."""
-    slug = title.lower().replace(" ", "-")
-    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail,
-            **extra}
+    body = problem_body(status, title, detail, **extra)
     return json_response(body, status, headers, content_type=PROBLEM)
 
 

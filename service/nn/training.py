@@ -27,15 +27,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import history
 from .batches import Batches, evaluate
 from .config import DTYPES, TrainingConfig
 from .datasets import hold_out
+from .history import MAX_ROWS
 from .network import params_from_theta
 from .stack import Stack
 from .watch import METRICS, REASONS, Curves
 
 __all__ = ["DTYPES", "MAX_HISTORY", "Diverged", "FitResult", "TrainingConfig", "fit", "fit_many"]
-MAX_HISTORY = 1000
+MAX_HISTORY = MAX_ROWS
 MAX_PROBE_HISTORY = 100  # rows of each start's curve in the history's "probes"
 
 
@@ -60,11 +62,6 @@ class FitResult:
     validation_loss: float | None = None
     validation_accuracy: float | None = None
     best_epoch: int | None = None
-
-
-def history_stride(epochs, max_points=MAX_HISTORY):
-    """Return k such that recording every k-th epoch keeps at most max_points + 1 rows."""
-    return max(1, math.ceil(epochs / max_points))
 
 
 def fit(arch, x, y, config=TrainingConfig(), on_progress=None, report_every=100, split_seed=0):
@@ -152,7 +149,7 @@ class _Group:
         self.trial_of = np.repeat(np.arange(len(configs)), self.config.starts)
         self.stack = Stack.start(arch, sets, self.trials)
         epochs = self.config.epochs
-        self.stride = history_stride(epochs)
+        self.stride = history.stride(epochs)
         self.probe_end = min(self.config.probe_epochs, epochs) if self.config.starts > 1 else 0
         self.every_epoch = any(c.watches() for c in configs)
         self.wants_accuracy = any(c.target_accuracy is not None for c in configs)
