@@ -10,6 +10,7 @@ from .requests import (
     JobStatus,
     LinearData,
     Loss,
+    Monitor,
     Name,
     NetworkSpec,
     Optimizer,
@@ -43,7 +44,7 @@ from .responses import (
 
 __all__ = [
     "DATA_SPECS", "Activation", "CircleData", "Dataset", "Dtype", "Health", "History", "Job",
-    "JobList", "JobListQuery", "JobResult", "JobStatus", "LinearData", "Loss", "Metrics",
+    "JobList", "JobListQuery", "JobResult", "JobStatus", "LinearData", "Loss", "Metrics", "Monitor",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
     "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",

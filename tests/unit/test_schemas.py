@@ -6,6 +6,7 @@ import pytest
 
 from service.jobs import STATUSES
 from service.nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from service.nn.config import MONITORS
 from service.nn.datasets import DATASETS
 from service.nn.losses import LOSSES
 from service.nn.optimizers import OPTIMIZERS
@@ -17,6 +18,7 @@ from service.schemas import (
     Dtype,
     JobStatus,
     Loss,
+    Monitor,
     Optimizer,
     OutputActivation,
 )
@@ -24,7 +26,7 @@ from service.schemas import (
 
 @pytest.mark.parametrize(("choice", "table"), [
     (Activation, ACTIVATIONS), (OutputActivation, OUTPUT_ACTIVATIONS), (Optimizer, OPTIMIZERS),
-    (Loss, LOSSES), (Dtype, DTYPES), (JobStatus, STATUSES),
+    (Loss, LOSSES), (Dtype, DTYPES), (JobStatus, STATUSES), (Monitor, MONITORS),
 ])
 def test_each_choice_is_its_tables_keys_in_order(choice, table):
     assert get_args(choice) == tuple(table)
