@@ -48,7 +48,6 @@ class Workspace:
         self.a = [a1[:d] for a1, d in zip(self.a1, sizes, strict=True)]
         self.z = [np.empty((d, m, n), dtype) for d in sizes[1:]]
         self.y = np.empty((1, 1 if shared else m, n), dtype)
-        self.truth = np.empty(self.y.shape, bool)  # y > 0.5
         self.arch, self.m, self.n, self.plans = arch, m, n, {}
 
     @functools.cached_property
@@ -58,9 +57,10 @@ class Workspace:
 
     @functools.cached_property
     def scratch(self):
-        """Two arrays shaped like the output, and one of booleans, for measuring."""
+        """Two arrays shaped like the output, and two of booleans (hits, labels), for measuring."""
         out = self.z[-1]
-        return np.empty_like(out), np.empty_like(out), np.empty(out.shape, bool)
+        return (np.empty_like(out), np.empty_like(out), np.empty(out.shape, bool),
+                np.empty(self.y.shape, bool))
 
     @functools.cached_property
     def grads(self):
@@ -71,10 +71,9 @@ class Workspace:
     def load(self, x, y=None):
         """Copy rows into the input layer, with their labels: x (n, d_0) and y (n,) when
         shared, else x (m, n, d_0) and y (m, n), each network's own; return self."""
-        self.a[0][...] = np.moveaxis(x, -1, 0)
+        self.a[0][...] = x.T if x.ndim == 2 else x.transpose(2, 0, 1)
         if y is not None:
             self.y[0] = y
-            np.greater(self.y, 0.5, self.truth)
         return self
 
     def plan(self, build, params, grads=None, spec=None):
@@ -160,12 +159,13 @@ def _times_grad(activation, z, a, dz):
 
 def loss_sums(work, loss):
     """Return each network's named loss summed over the rows in work, as an (m,) array."""
-    t, u, _ = work.scratch
+    t, u = work.scratch[:2]
     return LOSSES[loss][0](work.z[-1], work.a[-1], work.y, t, u)[0]
 
 
 def right_counts(work, threshold=0.5):
     """Return how many rows in work each network labels right (output >= threshold)."""
-    hit = work.scratch[2]
-    np.equal(np.greater_equal(work.a[-1], threshold, hit), work.truth, hit)
+    hit, truth = work.scratch[2], work.scratch[3]
+    np.greater(work.y, 0.5, truth)
+    np.equal(np.greater_equal(work.a[-1], threshold, hit), truth, hit)
     return np.add.reduce(hit, axis=-1, dtype=np.intp)[0]

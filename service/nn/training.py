@@ -38,7 +38,7 @@ from .watch import METRICS, REASONS, Curves
 
 __all__ = ["DTYPES", "MAX_HISTORY", "Diverged", "FitResult", "TrainingConfig", "fit", "fit_many"]
 MAX_HISTORY = MAX_ROWS
-MAX_PROBE_HISTORY = 100  # rows of each start's curve in the history's "probes"
+MAX_PROBE_HISTORY = 30  # rows of each start's curve in "probes": a line to draw, kept small (cold loads parse it)
 
 
 class Diverged(ArithmeticError):
@@ -283,7 +283,8 @@ class _Group:
             curve["epoch"].append(epochs_run)
             for key in self.curves.keys:
                 curve[key].append(final[key])
-        probes = [{"start": k, **self.curves.of(i, MAX_PROBE_HISTORY, self.probe_end),
+        losses = [key for key in self.curves.keys if key.endswith("loss")]  # a line a start
+        probes = [{"start": k, **self.curves.of(i, MAX_PROBE_HISTORY, self.probe_end, losses),
                    "continued": i == net}
                   for k, i in enumerate(trial.ids)] if len(trial.ids) > 1 else []
         return FitResult(params_from_theta(self.arch, theta), epochs_run, final["loss"],

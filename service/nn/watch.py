@@ -99,9 +99,9 @@ class Curves:
             self._table = np.array([row[0] for row in self.rows], np.int64), alive, values
         return self._table
 
-    def of(self, network, max_rows=None, until=None):
-        """Return {"epoch": [...], key: [...]} of one network (None where not measured)
-        before epoch until, every k-th row kept to stay within max_rows."""
+    def of(self, network, max_rows=None, until=None, keys=None):
+        """Return {"epoch": [...], key: [...]} of one network (None where not measured) for
+        keys (default: all), before epoch until, every k-th row kept within max_rows."""
         epochs, alive, values = self.table()
         rows = np.flatnonzero(alive[:, network])
         if until is not None:
@@ -109,7 +109,7 @@ class Curves:
         if max_rows is not None and len(rows) > max_rows:
             rows = rows[:: -(-len(rows) // max_rows)]
         curve = {"epoch": epochs[rows].tolist()}
-        for key in self.keys:
+        for key in self.keys if keys is None else keys:
             column = values[key][rows, network]
             gaps = np.isnan(column)
             curve[key] = column.tolist() if not gaps.any() else [
