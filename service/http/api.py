@@ -14,13 +14,16 @@ from .. import jsoncodec
 
 
 def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
-              content="application/json", errors=()):
-    """Attach the operation's contract to a view: access is "open", "read" or "write"."""
+              content="application/json", errors=(), binary=None):
+    """Attach the operation's contract to a view: access is "open", "read" or "write".
+
+    binary, when given, describes an application/octet-stream form of body and response."""
 
     def attach(view):
         view.operation = {"summary": summary, "access": access, "body": body, "query": query,
                           "response": response, "status": status, "content": content,
-                          "errors": tuple(errors), "doc": (view.__doc__ or "").strip()}
+                          "errors": tuple(errors), "binary": binary,
+                          "doc": (view.__doc__ or "").strip()}
         return view
 
     return attach
