@@ -50,11 +50,14 @@ def ready():
 
 
 @bp.get("")
-@bp.get("/")
 @operation("Server metadata (Open Inference Protocol)", response=ServerMetadata)
 def server_metadata():
     """The server's name, version and extensions; /v2 and /v2/ alike (clients ask for /v2)."""
     return json_response(inference.server_metadata())
+
+
+# tritonclient asks for /v2 and follows no redirect; others ask for /v2/
+bp.add_url_rule("/", "server_metadata_slash", server_metadata, methods=["GET"])
 
 
 @bp.get("/models/<name>")
