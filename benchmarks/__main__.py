@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import convergence, machine, report, scaling, serving, store, training
+from . import convergence, machine, oip, report, scaling, serving, store, training
 from .measure import FULL, QUICK
 
 SECTIONS = {
@@ -16,6 +16,7 @@ SECTIONS = {
     "scaling": scaling.run,
     "store": store.run,
     "serving": serving.run,
+    "oip": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
