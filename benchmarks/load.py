@@ -21,7 +21,7 @@ WRK_THREADS = 2
 PROCESSES = 4
 MAX_REQUESTS_PER_CONNECTION = 100_000
 START_S = 0.3  # the client processes start this long after they are asked, all at once
-UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
 
 @dataclass
@@ -63,7 +63,9 @@ def wrk(port, method, path, body, concurrency, seconds, timeout_s=None):
     out = out.stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {q: float(v) * UNITS_MS[u]
-               for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+               for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)}
+    if len(latency) != 2:
+        raise RuntimeError(f"wrk printed no latency distribution (no request done?):\n{out}")
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                        out)
