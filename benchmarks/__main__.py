@@ -16,7 +16,7 @@ SECTIONS = {
     "scaling": scaling.run,
     "store": store.run,
     "serving": serving.run,
-    "oip": oip.run,
+    "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -22,7 +22,7 @@ from . import load, mlserver
 from .measure import Row, at_least, at_most, side_by_side, wall_clock
 from .serving import Server, _train, request
 
-SECTION = "oip"
+SECTION = "inference"
 MODEL = "bench"
 CONCURRENCY = 16
 RATE_TARGET, P99_TARGET, BINARY_TARGET_S = 1.5, 1.0, 0.1

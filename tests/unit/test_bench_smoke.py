@@ -71,7 +71,7 @@ def test_serving_section_runs_against_real_gunicorn():
 @pytest.mark.e2e
 def test_oip_section_runs_against_nnserve_and_mlserver():
     """Beside MLServer when its venv is built (make bench), else the one row says skipped."""
-    rows = run(SMOKE, ("oip",), None, echo=lambda *_: None)
+    rows = run(SMOKE, ("inference",), None, echo=lambda *_: None)
     if not mlserver.installed():
         assert len(rows) == 1 and "skipped" in rows[0].note
         return
