@@ -85,6 +85,8 @@ def python_client(port, method, path, body, concurrency, seconds, timeout_s=None
                                                 timeout_s or 30) for n in threads])
     ms = [t for latencies, _ in parts for t in latencies]
     errors = sum(e for _, e in parts)
+    if not ms:
+        raise RuntimeError(f"no request to {path} finished in {seconds} s ({errors} failed)")
     return LoadResult("python client", len(ms) / seconds, percentile(ms, 50),
                       percentile(ms, 99), errors)
 
