@@ -41,11 +41,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000 \
     NNSERVE_STORE_DIR=/app/model_store
 WORKDIR /app
-COPY gunicorn.conf.py ./
 RUN mkdir model_store && chown 10001:10001 model_store
 USER 10001:10001
 VOLUME ["/app/model_store"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['PORT'], timeout=2)"]
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "service:create_app()"]
+CMD ["nnserve", "serve"]

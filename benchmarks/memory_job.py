@@ -11,6 +11,7 @@ import resource
 import sys
 import tempfile
 
+from service import backends
 from service.core import Service
 from service.schemas import TrainingRequest
 from service.settings import Settings
@@ -34,7 +35,8 @@ def main(points):
     """Print {"before_mb", "peak_mb"} of a default training job on linear(points)."""
     before = peak_mb()
     with tempfile.TemporaryDirectory() as store:
-        service = Service(Settings(store_dir=store, max_train_points=points))
+        settings = Settings(store_dir=store, max_train_points=points)
+        service = Service(settings, store=backends.build_store(settings))
         request = TrainingRequest.model_validate({
             "model": "memory", "dataset": {"kind": "linear", "n": points},
             "training": {"epochs": EPOCHS}})

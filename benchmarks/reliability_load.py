@@ -78,9 +78,9 @@ def run(url, n_requests, concurrency, processes, trainings, max_seconds):
 
 def verify(store_dir, answers):
     """Return (mismatched versions, versions checked, corrupt versions) against the store."""
-    from service.store import ModelStore
+    from service.store import FileStore
 
-    store = ModelStore(store_dir)
+    store = FileStore(store_dir)
     corrupt = [m["version"] for m in store.versions(NAME) if "corrupt" in m]
     mismatched = []
     for version, seen in sorted(answers.items()):

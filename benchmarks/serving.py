@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.store import ModelStore
+from service.store import FileStore
 
 from . import load
 from .measure import Row, at_least, at_most, percentile, side_by_side, wall_clock
@@ -266,7 +266,7 @@ def _fresh_version(port, plan, connections=8):
 
 def _check_cost(store, plan):
     """Return the in-process cost of the freshness check: store.load of the latest, cached."""
-    models, calls = ModelStore(store), max(plan.store_calls, 100)
+    models, calls = FileStore(store), max(plan.store_calls, 100)
     models.load(MODEL)
     seconds = []
     for _ in range(plan.repeats):

@@ -1,7 +1,7 @@
 """Store: loading a small model from disk, and what a cached model costs per prediction.
 
-The model is the lab's XOR network with its 21 training points, saved by ModelStore.
-A cold load is a fresh ModelStore (empty cache) loading it; np.load reading every
+The model is the lab's XOR network with its 21 training points, saved by FileStore.
+A cold load is a fresh FileStore (empty cache) loading it; np.load reading every
 member of the same file is the baseline. A hit is store.load on a warm cache: it reads
 the store's generation counter, and stats the model's folder only when the counter has
 moved since its last stat (how a version saved by another worker is noticed), or at
@@ -21,7 +21,7 @@ from service.nn import datasets
 from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
-from service.store import SETTLED_NS, ModelStore
+from service.store import SETTLED_NS, FileStore
 
 from .measure import Row, at_most, side_by_side
 
@@ -35,8 +35,8 @@ CHECK_TARGET_US = 50.0
 
 
 def saved_store(root):
-    """Return a ModelStore at root holding version 1 of the XOR model."""
-    store = ModelStore(root)
+    """Return a FileStore at root holding version 1 of the XOR model."""
+    store = FileStore(root)
     x, y = datasets.xor()
     model, fit = Model.train(Architecture(), x, y, TrainingConfig(epochs=300))
     store.save(NAME, model, dataset={"kind": "xor"}, x=x, y=y, history=fit.history,
@@ -62,7 +62,7 @@ def run(plan):
 
         times = side_by_side({
             "np.load": repeat(lambda: _np_load(path)),
-            "cold": repeat(lambda: ModelStore(root).load(NAME, 1)),
+            "cold": repeat(lambda: FileStore(root).load(NAME, 1)),
             "hit latest": repeat(lambda: store.load(NAME)),
             "hit pinned": repeat(lambda: store.load(NAME, 1)),
             "os.stat": repeat(lambda: os.stat(path)),

@@ -4,18 +4,21 @@ import argparse
 import json
 import os
 import sys
-import time
-from pathlib import Path
 
-from . import plots
-from .core import fit_metrics
+from pydantic import ValidationError
+
+from . import backends, plots
+from .core import Service
 from .errors import ServiceError
-from .nn import datasets
-from .nn.model import Model
+from .nn.datasets import DATASETS
 from .nn.network import Architecture
 from .nn.training import TrainingConfig
+from .schemas import DATA_SPECS, PredictRequest, TrainingRequest
+from .settings import Settings
 
+CONFIG = "python:service.gunicorn_conf"
 LAB_REPORT_EVERY = 1000
+UNSAVED = "local"  # the model name a request needs when the run is not saved
 
 
 def main(argv=None):
@@ -23,100 +26,113 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        print(f"nnserve: {where}: {exc.errors()[0]['msg']}", file=sys.stderr)
     except (ValueError, LookupError, OSError, ServiceError) as exc:
         print(f"nnserve: {exc}", file=sys.stderr)
-        return 2
+    return 2
 
 
 def serve(args):
-    """Replace this process with gunicorn running the project's configuration."""
-    config = Path(args.config)
-    if not config.is_file():
-        raise LookupError(f"no gunicorn configuration at {config}; run from the project folder")
+    """Replace this process with gunicorn running nnserve's configuration."""
     # python -m gunicorn: the gunicorn of this interpreter, whatever PATH holds
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(config),
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", args.config,
                               "service:create_app()"])
 
 
 def train(args):
     """Train locally and print the lab's report: losses, every prediction, the accuracy."""
-    x, y = _dataset(args)
-    arch = Architecture((2, *args.hidden, 1), args.activation, args.output_activation,
-                        not args.no_bias)
-    config = TrainingConfig(epochs=args.epochs, learning_rate=args.lr, optimizer=args.optimizer,
-                            loss=args.loss, batch_size=args.batch_size, seed=args.seed,
-                            starts=args.starts)
+    service = _service(args)
+    req = TrainingRequest.model_validate(_request(args), context=service.limits)
+    if args.plot and not os.access(os.path.dirname(os.path.abspath(args.plot)), os.W_OK):
+        raise OSError(f"cannot write the figure to {args.plot}: its folder is not writable")
 
     def print_loss(epoch, loss, _accuracy):
         print(f"epoch {epoch} loss: {loss:.4f}")
 
-    started = time.perf_counter()
-    model, fit = Model.train(arch, x, y, config, on_progress=print_loss,
-                             report_every=LAB_REPORT_EVERY)
-    seconds = time.perf_counter() - started
-    scores, labels = model.predict(x)
+    fitted = service.train(req, on_progress=print_loss, report_every=LAB_REPORT_EVERY)
+    x, y, fit = fitted.x, fitted.y, fitted.fit
+    scores, labels = fitted.model.predict(x)
     for (x1, x2), truth, score, label in zip(x, y, scores, labels, strict=True):
         mark = "" if label == truth else "  <- wrong"
         print(f"({x1:.3f}, {x2:.3f}) truth {int(truth)} prediction {score:.4f} label {label}{mark}")
     print(f"accuracy: {fit.accuracy:.2%} ({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
     if args.plot:
-        Path(args.plot).write_bytes(plots.model_png(model, x, y, fit.history, title=args.dataset))
+        png = plots.model_png(fitted.model, x, y, fit.history, title=args.dataset)
+        with open(args.plot, "wb") as figure:
+            figure.write(png)
         print(f"figure written to {args.plot}")
     if args.name:
-        meta = _store(args).save(args.name, model, dataset=_summary(args, x), x=x, y=y,
-                                 metrics=fit_metrics(fit, seconds), history=fit.history)
+        meta = service.save(args.name, fitted)
         print(f"saved {meta['name']} version {meta['version']}")
 
 
 def predict(args):
     """Print label and probability of each point under a stored model."""
-    model, meta = _store(args).load(args.name, args.version)
+    service = _service(args)
     points = [args.points[i : i + 2] for i in range(0, len(args.points), 2)]
-    scores, labels = model.classify(points, args.threshold)
-    for point, score, label in zip(points, scores, labels, strict=True):
-        print(json.dumps({"point": point, "label": label, "probability": score,
-                          "version": meta["version"]}))
+    req = PredictRequest.model_validate({"points": points, "threshold": args.threshold},
+                                        context=service.limits)
+    version, scores, labels = service.predict(args.name, args.version, req.points, req.threshold)
+    for point, score, label in zip(req.points, scores, labels, strict=True):
+        print(json.dumps({"point": list(point), "label": label, "probability": score,
+                          "version": version}))
 
 
 def models(args):
     """Print every model of the store with its latest version and metrics."""
-    for row in _store(args).list_models():
+    for row in _service(args).list_models():
         print(json.dumps(row))
 
 
-def _store(args):
-    from .settings import Settings
-    from .store import ModelStore
-
-    return ModelStore(args.store or Settings().store_dir)
-
-
-def _dataset(args):
-    if args.dataset == "xor":
-        return datasets.xor()
-    if args.dataset == "linear":
-        return datasets.linear(args.n, args.data_seed)
-    return datasets.DATASETS[args.dataset](args.n, args.noise, args.data_seed)
+def _service(args):
+    """Return a Service on the store of --store (default: the settings'), with no jobs."""
+    settings = Settings(**({"store_dir": args.store} if args.store else {}))
+    return Service(settings, store=backends.build_store(settings))
 
 
-def _summary(args, x):
-    return {"kind": args.dataset, "n": len(x), "seed": args.data_seed}
+def _request(args):
+    """Return the training request (a JSON dict) of the command's arguments."""
+    given = {"n": args.n, "noise": args.noise, "seed": args.data_seed}
+    fields = DATA_SPECS[args.dataset].model_fields
+    dataset = {"kind": args.dataset, **{k: v for k, v in given.items()
+                                        if k in fields and v is not None}}
+    network = {"hidden": args.hidden, "activation": args.activation, "seed": args.seed,
+               "output_activation": args.output_activation, "bias": not args.no_bias}
+    training = {"epochs": args.epochs, "learning_rate": args.lr, "optimizer": args.optimizer,
+                "loss": args.loss, "batch_size": args.batch_size, "starts": args.starts}
+    return {"model": args.name or UNSAVED, "dataset": dataset, "network": network,
+            "training": training}
 
 
 def _parser():
-    defaults, arch = TrainingConfig(), Architecture()
     parser = argparse.ArgumentParser(prog="nnserve", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-
     p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
-    p.add_argument("--config", default="gunicorn.conf.py", help="gunicorn configuration file")
+    p.add_argument("--config", default=CONFIG,
+                   help=f"gunicorn configuration (default: {CONFIG}, shipped in the package)")
     p.set_defaults(run=serve)
+    _train_arguments(sub.add_parser("train", help="train locally and print the lab's report"))
+    p = sub.add_parser("predict", help="classify points with a stored model")
+    p.add_argument("name")
+    p.add_argument("points", type=float, nargs="+", metavar="X1 X2")
+    p.add_argument("--version", type=int)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--store")
+    p.set_defaults(run=predict)
+    p = sub.add_parser("models", help="list the models of a store")
+    p.add_argument("--store")
+    p.set_defaults(run=models)
+    return parser
 
-    p = sub.add_parser("train", help="train locally and print the lab's report")
-    p.add_argument("--dataset", choices=sorted(datasets.DATASETS), default="xor")
-    p.add_argument("--n", type=int, default=100, help="points of linear, circle, spiral")
-    p.add_argument("--noise", type=float, default=0.05, help="noise of circle and spiral")
-    p.add_argument("--data-seed", type=int, default=0)
+
+def _train_arguments(p):
+    defaults, arch = TrainingConfig(), Architecture()
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="xor")
+    p.add_argument("--n", type=int, help="points of linear, circle, spiral (default: the API's)")
+    p.add_argument("--noise", type=float, help="noise of circle and spiral")
+    p.add_argument("--data-seed", type=int)
     p.add_argument("--hidden", type=int, nargs="+", default=list(arch.layers[1:-1]))
     p.add_argument("--activation", default=arch.activation)
     p.add_argument("--output-activation", default=arch.output_activation)
@@ -132,19 +148,6 @@ def _parser():
     p.add_argument("--plot", metavar="PNG", help="also write the figure to this PNG file")
     p.add_argument("--store", help="store directory (default: NNSERVE_STORE_DIR or model_store)")
     p.set_defaults(run=train)
-
-    p = sub.add_parser("predict", help="classify points with a stored model")
-    p.add_argument("name")
-    p.add_argument("points", type=float, nargs="+", metavar="X1 X2")
-    p.add_argument("--version", type=int)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--store")
-    p.set_defaults(run=predict)
-
-    p = sub.add_parser("models", help="list the models of a store")
-    p.add_argument("--store")
-    p.set_defaults(run=models)
-    return parser
 
 
 if __name__ == "__main__":

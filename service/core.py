@@ -2,88 +2,56 @@
 
 import logging
 import math
-import time
 
 import numpy as np
 
-from . import metrics, plots
-from .errors import InvalidInput, LimitExceeded
-from .jobs import JobRunner, SqliteJobs
-from .nn.datasets import DATASETS, check_dataset
-from .nn.model import Model
-from .nn.network import Architecture, count_params
-from .nn.training import TrainingConfig
+from . import metrics, plots, trainer
+from .errors import InvalidInput
+from .jobs import JobRunner
+from .lru import Lru
 from .schemas import TrainingRequest
-from .store import Lru, ModelStore
 
 log = logging.getLogger("nnserve")
-MAX_JOB_HISTORY = 1000
 CANCEL_WAIT_S = 2.0  # a running job notices a cancel within its next progress report
 FIGURES_KEPT = 16  # rendered model figures per process: a stored version's never changes
-REPORT_WORK = 200_000  # points per progress check: every 100 epochs of XOR, every epoch of 10^6
-
-
-def build_dataset(spec):
-    """Return (x, y, summary) for a dataset spec of a TrainingRequest."""
-    params = spec.model_dump(exclude={"kind", "points", "labels"})
-    if spec.kind == "points":
-        x, y = spec.points, spec.labels
-    else:
-        x, y = DATASETS[spec.kind](**params)
-    try:
-        x, y = check_dataset(x, y)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field=("dataset",)) from None
-    return x, y, {"kind": spec.kind, "n": len(x), **params}
-
-
-def fit_metrics(fit, seconds):
-    """Return the metrics a saved model carries: final loss and accuracy, epochs, time, stop."""
-    return {"loss": fit.loss, "accuracy": fit.accuracy, "epochs": fit.epochs_run,
-            "seconds": round(seconds, 6), "stop_reason": fit.stop_reason}
-
-
-def build_network(req):
-    """Return (Architecture, TrainingConfig) of a TrainingRequest."""
-    net = req.network
-    arch = Architecture((2, *net.hidden, 1), net.activation, net.output_activation, net.bias)
-    config = TrainingConfig(**req.training.model_dump(), seed=net.seed)
-    return arch, config
 
 
 class Service:
-    """nnserve's operations over one model store and one job backend."""
+    """nnserve's operations over the model store and the job backend it is given.
 
-    def __init__(self, settings):
-        self.settings = settings
-        self.store = ModelStore(settings.store_dir, settings.cache_size)
+    store is a ModelStore, jobs a JobBackend (None: no training jobs, as for the command
+    line); backends.build(settings) makes both from the settings.
+    """
+
+    def __init__(self, settings, *, store, jobs=None):
+        self.settings, self.store, self.jobs = settings, store, jobs
+        # The context every request model is validated with: the limits it checks itself.
+        self.limits = {"max_train_points": settings.max_train_points,
+                       "max_predict_points": settings.max_predict_points}
         self.figures = Lru(FIGURES_KEPT)
-        self.jobs = SqliteJobs(settings.jobs_path)
-        self.runner = JobRunner(
-            self.jobs,
-            self._execute,
-            max_running=settings.max_running_jobs,
-            timeout_s=settings.job_timeout_s,
-            retention_s=settings.job_retention_s,
-        )
+        self.runner = None if jobs is None else JobRunner(
+            jobs, self._execute, max_running=settings.max_running_jobs,
+            timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s)
 
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
-        self.jobs.fail_interrupted()
-        if self.settings.run_jobs:
-            self.runner.start()
+        if self.jobs is not None:
+            self.jobs.recover()
+            if self.settings.run_jobs:
+                self.runner.start()
         return self
 
     def stop(self):
         """Stop this process's runner (a running job fails as interrupted)."""
-        self.runner.stop()
+        if self.runner is not None:
+            self.runner.stop()
 
     # ----- training jobs -----
 
     def submit(self, req: TrainingRequest, wait=0.0):
         """Return the new job after checking every limit: as it is once ended or after wait s."""
-        _limit("max_wait_s", wait, self.settings.max_wait_s, ("wait",))
-        self._check_limits(req)
+        trainer.check_limit("max_wait_s", wait, self.settings.max_wait_s, ("wait",))
+        trainer.check_request(req, self.settings)
         job = self.jobs.create(req.model, req.model_dump(mode="json"), req.training.epochs)
         metrics.JOBS_SUBMITTED.inc()
         self.runner.wake()
@@ -97,53 +65,40 @@ class Service:
         """Return (jobs, total), newest first."""
         return self.jobs.list(query.status, query.model, query.limit, query.offset)
 
+    def job_counts(self):
+        """Return {status: number of jobs} across every process."""
+        return self.jobs.counts()
+
     def cancel(self, job_id):
         """Return the job after asking it to stop, once stopped or after a moment (409: ended)."""
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
 
-    def _check_limits(self, req):
-        s, net, epochs = self.settings, req.network, req.training.epochs
-        self._check_network(net.hidden, ("network", "hidden"))
-        _limit("max_epochs", epochs, s.max_epochs, ("training", "epochs"))
-        n = _dataset_size(req.dataset)
-        _limit("max_train_points", n, s.max_train_points, ("dataset",))
-        build_dataset(req.dataset)  # a single-class or malformed set is refused now, not later
-        arch, config = build_network(req)
-        try:
-            config.check(arch)
-        except ValueError as exc:
-            raise InvalidInput(str(exc), field=("training",)) from None
-        work = epochs * n * count_params(arch)
-        _limit("max_work", work, s.max_work, ("training", "epochs"))
-
-    def _check_network(self, hidden, field):
-        """Refuse hidden layers over the configured number of layers or units."""
-        s = self.settings
-        _limit("max_hidden_layers", len(hidden), s.max_hidden_layers, field)
-        _limit("max_hidden_units", max(hidden, default=0), s.max_hidden_units, field)
+    def train(self, req: TrainingRequest, on_progress=None, report_every=None):
+        """Return the Fitted of a request trained here and now (limits apply), not saved."""
+        trainer.check_request(req, self.settings)
+        return trainer.fit_request(req, on_progress, report_every)
 
     def _execute(self, job, report):
         """Train the job's network and save it; return the result, or None if told to stop."""
         req = TrainingRequest.model_validate(job["request"])
-        x, y, summary = build_dataset(req.dataset)
-        arch, config = build_network(req)
-        progress = _Progress(config.epochs, report)
-        started = time.monotonic()
-        model, fit = Model.train(arch, x, y, config, on_progress=progress,
-                                 report_every=max(1, min(100, REPORT_WORK // len(x))))
-        seconds = time.monotonic() - started
+        progress = trainer.JobProgress(req.training.epochs, report)
+        fitted = trainer.fit_request(req, progress)
         # The last word before saving: a cancel that comes after it finds the model saved.
-        if fit.stop_reason == "cancelled" or report(progress.final(fit, seconds), fit.history,
-                                                     last=True):
+        if fitted.fit.stop_reason == "cancelled" or report(progress.final(fitted),
+                                                           fitted.fit.history, last=True):
             return None
-        result_metrics = fit_metrics(fit, seconds)
-        meta = self.store.save(req.model, model, dataset=summary, metrics=result_metrics,
-                               history=fit.history, x=x, y=y)
-        metrics.TRAINING_SECONDS.observe(seconds)
-        return {"name": meta["name"], "version": meta["version"], "metrics": result_metrics}
+        meta = self.save(req.model, fitted)
+        metrics.TRAINING_SECONDS.observe(fitted.seconds)
+        return {"name": meta["name"], "version": meta["version"], "metrics": meta["metrics"]}
 
     # ----- models and predictions -----
+
+    def save(self, name, fitted):
+        """Return the meta of a new version of name holding a Fitted model."""
+        return self.store.save(name, fitted.model, dataset=fitted.dataset,
+                               metrics=fitted.metrics(), history=fitted.fit.history,
+                               x=fitted.x, y=fitted.y)
 
     def list_models(self):
         """Return every model with its latest version and metrics."""
@@ -167,8 +122,8 @@ class Service:
 
     def upload(self, name, data):
         """Return the metadata of a new version made from uploaded .npz bytes (limits apply)."""
-        return self.store.import_npz(name, data, check=lambda model: self._check_network(
-            list(model.arch.layers[1:-1]), ("body",)))
+        return self.store.import_npz(name, data, check=lambda model: trainer.check_network(
+            list(model.arch.layers[1:-1]), self.settings, ("body",)))
 
     def predict(self, name, version, points, threshold=0.5):
         """Return (version, scores, labels) as lists for points under a version (None: latest)."""
@@ -189,7 +144,7 @@ class Service:
     def model_figure(self, name, version, width, height):
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.
 
-        Rendering costs 0.5-2 s of CPU, so the last FIGURES_KEPT figures are kept."""
+        Rendering is costly (benchmarks/RESULTS.md), so the last FIGURES_KEPT are kept."""
         model, meta = self.store.load(name, version)
         # A version's file never changes; created_at and the weights' checksum tell a
         # version saved again under a freed number from the one it replaced.
@@ -213,7 +168,7 @@ class Service:
     def readiness(self):
         """Return {check: problem} for each failing dependency (empty when ready)."""
         problems = {}
-        for check, probe in (("store", self.store.check_writable), ("jobs", self.jobs.ping)):
+        for check, probe in (("store", self.store.ping), ("jobs", self.jobs.ping)):
             try:
                 probe()
             except Exception as exc:  # noqa: BLE001 - every failure makes the service not ready
@@ -228,40 +183,3 @@ def _served(meta, scores, labels, finite):
                            field=("points",))
     metrics.POINTS_PREDICTED.inc(len(scores))
     return meta["version"], scores, labels
-
-
-def _dataset_size(spec):
-    """Return the number of points a dataset spec will have, without building it."""
-    if spec.kind == "points":
-        return len(spec.points)
-    return len(DATASETS["xor"]()[0]) if spec.kind == "xor" else spec.n
-
-
-def _limit(name, value, maximum, field):
-    if value > maximum:
-        raise LimitExceeded(name, value, maximum, field)
-
-
-class _Progress:
-    """The fit callback of a job: keeps a bounded history and forwards it to the runner."""
-
-    def __init__(self, epochs, report):
-        self.epochs, self.report, self.started = epochs, report, time.monotonic()
-        self.history = {"epoch": [], "loss": [], "accuracy": []}
-
-    def __call__(self, epoch, loss, accuracy):
-        h = self.history
-        for key, value in zip(h, (epoch, loss, accuracy), strict=True):
-            h[key].append(None if isinstance(value, float) and math.isnan(value) else value)
-        if len(h["epoch"]) > MAX_JOB_HISTORY:  # keep every other row: still evenly spread
-            for key in h:
-                h[key] = h[key][::2]
-        return self.report(self._progress(epoch, loss, accuracy), h)
-
-    def _progress(self, epoch, loss, accuracy):
-        return {"epoch": epoch, "epochs": self.epochs, "loss": loss, "accuracy": accuracy,
-                "elapsed_s": round(time.monotonic() - self.started, 3)}
-
-    def final(self, fit, seconds):
-        """Return the progress of the finished run."""
-        return {**self._progress(fit.epochs_run, fit.loss, fit.accuracy), "elapsed_s": seconds}

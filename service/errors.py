@@ -1,4 +1,4 @@
-"""Domain errors. Each knows its HTTP status; the one handler turns them into problem+json."""
+"""Domain errors, each knowing its HTTP status, and the problem+json body every refusal is."""
 
 
 class ServiceError(Exception):
@@ -97,3 +97,14 @@ class JobFinished(ServiceError):
 class Unauthorized(ServiceError):
     status = 401
     title = "Unauthorized"
+
+
+PROBLEM = "application/problem+json"
+
+
+def problem_body(status, title, detail, **extra):
+    """Return the RFC 9457 problem details every refusal answers (type, title, status, detail,
+    and extra members such as errors)."""
+    slug = title.lower().replace(" ", "-")
+    return {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail,
+            **extra}

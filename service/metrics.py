@@ -1,6 +1,6 @@
 """Prometheus metrics, correct across gunicorn's worker processes.
 
-Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before the
+Under gunicorn, service/gunicorn_conf.py sets PROMETHEUS_MULTIPROC_DIR before the
 workers start, and prometheus-client then keeps each worker's samples in
 files there; a scrape aggregates them.
 """
@@ -52,26 +52,27 @@ def count_request(method, route, status, seconds=None):
 
 
 class JobsByStatus:
-    """A collector reading the job backend at scrape time: jobs by status, across workers."""
+    """A collector calling counts() at scrape time: jobs by status, across workers."""
 
-    def __init__(self, jobs):
-        self.jobs = jobs
+    def __init__(self, counts):
+        self.counts = counts
 
     def collect(self):
         family = GaugeMetricFamily("nnserve_training_jobs", "Training jobs by status",
                                    labels=["status"])
-        for status, count in sorted(self.jobs.counts().items()):
+        for status, count in sorted(self.counts().items()):
             family.add_metric([status], count)
         yield family
 
 
-def render(jobs):
-    """Return the Prometheus text exposition of every metric, aggregated over workers."""
+def render(job_counts):
+    """Return the Prometheus text exposition of every metric, aggregated over workers, with
+    the job gauges read from job_counts()."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
     else:
         from prometheus_client import REGISTRY as registry
     registry_with_jobs = CollectorRegistry()
-    registry_with_jobs.register(JobsByStatus(jobs))
+    registry_with_jobs.register(JobsByStatus(job_counts))
     return generate_latest(registry) + generate_latest(registry_with_jobs)

@@ -27,7 +27,7 @@ def model_png(model, x, y, history, width=1200, height=400, title=None):
     fig = _figure(width, height, title, MODEL_SIZE)
     truth, boundary, curve = fig.subfigures(1, 3, width_ratios=(2, 1.25, 1.25))
     labels = model.predict(x)[1]
-    _draw_truth_vs_predictions(truth, x, y, labels)
+    draw_truth_vs_predictions(truth, x, y, labels)
     _draw_boundary(boundary, model, x, y)
     _draw_curve(curve.subplots(), history)
     return _png(fig)
@@ -59,7 +59,7 @@ def _png(fig):
     return buf.getvalue()
 
 
-def _draw_truth_vs_predictions(subfig, x, y, labels):
+def draw_truth_vs_predictions(subfig, x, y, labels):
     """Draw the lab's comparison: ground truth and predictions side by side, errors ringed."""
     truth_ax, pred_ax = subfig.subplots(1, 2, sharex=True, sharey=True)
     wrong = labels != y

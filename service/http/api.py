@@ -34,8 +34,9 @@ def service():
     return current_app.extensions["nnserve"]
 
 
-def parse_body(model: type[BaseModel], **context):
-    """Return the JSON body validated by model; 415/400/422 problems otherwise."""
+def parse_body(model: type[BaseModel]):
+    """Return the JSON body validated by model with the service's limits; 415/400/422
+    problems otherwise."""
     # The exact header needs no parsing; anything else ("...; charset=utf-8") is parsed.
     environ = request.environ
     if (environ.get("CONTENT_TYPE") != "application/json"
@@ -43,7 +44,7 @@ def parse_body(model: type[BaseModel], **context):
         raise UnsupportedMediaType(
             f"send the body as application/json (got {request.mimetype or 'no content type'!r})"
         )
-    return model.model_validate(parse_json(read_body(environ)), context=context)
+    return model.model_validate(parse_json(read_body(environ)), context=service().limits)
 
 
 def read_body(environ=None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, g, request
 
-from .. import metrics
+from .. import backends, metrics
 from ..core import Service
 from ..errors import Unauthorized
 from ..settings import Settings
@@ -19,14 +19,21 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PACKAGE = Path(__file__).resolve().parents[1]  # holds templates/ and static/
 
 
-def create_app(settings=None):
-    """Return the nnserve Flask app for settings (default: from NNSERVE_* variables)."""
-    settings = settings or Settings()
+def create_app(settings=None, service=None):
+    """Return the nnserve Flask app over service, a started Service (default: one built on
+    the backends of settings, themselves read from NNSERVE_* variables by default)."""
+    if service is None:
+        settings = settings or Settings()
+        store, jobs = backends.build(settings)
+        service = Service(settings, store=store, jobs=jobs).start()
+    elif service.jobs is None or settings not in (None, service.settings):
+        raise ValueError("create_app needs a service with a job backend, and no other settings")
+    settings = service.settings
     logging.getLogger("nnserve").setLevel(settings.log_level.upper())
     app = Flask("nnserve", root_path=str(PACKAGE))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["NNSERVE_AUTH"] = settings.api_token is not None
-    app.extensions["nnserve"] = Service(settings).start()
+    app.extensions["nnserve"] = service
     for bp in (ops.bp, trainings.bp, models.bp, dashboard.bp, v2.bp):
         app.register_blueprint(bp)
     problems.register(app)

@@ -4,6 +4,7 @@ from typing import get_args
 
 from flask import Blueprint, render_template
 
+from ..names import NAME_PATTERN
 from ..schemas import (
     Activation,
     CircleData,
@@ -70,6 +71,7 @@ def _form():
         datasets[kind] = {name: field.default for name, field in spec.model_fields.items()
                           if name != "kind"}
     return {
+        "name_pattern": NAME_PATTERN.strip("^$").replace("-]", r"\-]"),  # HTML's v-flag regex
         "datasets": datasets,
         "activations": get_args(Activation),
         "optimizers": get_args(TrainingSpec.model_fields["optimizer"].annotation),

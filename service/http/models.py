@@ -113,9 +113,8 @@ def _plot(name, version):
 
 
 def _predict(name, version):
-    svc = service()
-    req = parse_body(PredictRequest, max_predict_points=svc.settings.max_predict_points)
-    version, scores, labels = svc.predict(name, version, req.points, req.threshold)
+    req = parse_body(PredictRequest)
+    version, scores, labels = service().predict(name, version, req.points, req.threshold)
     predictions = [{"label": label, "probability": p}
                    for label, p in zip(labels, scores, strict=True)]
     return json_response({"model": name, "version": version, "predictions": predictions})

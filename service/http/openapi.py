@@ -6,7 +6,8 @@ from functools import cache
 from pydantic.json_schema import models_json_schema
 
 from ..inference import ProtocolError
-from ..schemas import NAME_PATTERN, Problem
+from ..names import NAME_PATTERN
+from ..schemas import Problem
 from .v2 import speaks_v2
 
 _OCTETS = "application/octet-stream"

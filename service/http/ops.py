@@ -33,7 +33,7 @@ def readyz():
 @operation("Prometheus metrics", access="open", response=None, content="text/plain")
 def prometheus():
     """Prometheus text format, aggregated over every worker process."""
-    body = metrics.render(service().jobs)
+    body = metrics.render(service().job_counts)
     return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 

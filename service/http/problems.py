@@ -7,21 +7,18 @@ from flask import current_app, g, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import ServiceError
+from ..errors import PROBLEM, ServiceError, problem_body
 from .api import json_response
 from .v2 import speaks_v2
 
 log = logging.getLogger("nnserve")
-PROBLEM = "application/problem+json"
 
 
 def problem(status, title, detail, headers=None, **extra):
     """Return a problem+json response (on /v2: the protocol's error object)."""
     if speaks_v2(request.path):  # the clients read "error"; the protocol has no 422
         return json_response({"error": detail}, 400 if status == 422 else status, headers)
-    slug = title.lower().replace(" ", "-")
-    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail,
-            **extra}
+    body = problem_body(status, title, detail, **extra)
     return json_response(body, status, headers, content_type=PROBLEM)
 
 

@@ -18,10 +18,8 @@ def public(job):
            response=Job, status=202, errors=(400, 413, 415, 422, 503, 507))
 def create():
     """Queue a job; with ?wait=S, answer when it ends or after S seconds (at most 60)."""
-    svc = service()
     wait = parse_query(WaitQuery).wait
-    req = parse_body(TrainingRequest, max_train_points=svc.settings.max_train_points)
-    job = svc.submit(req, wait)
+    job = service().submit(parse_body(TrainingRequest), wait)
     return json_response(public(job), 202, {"Location": f"/v1/trainings/{job['id']}"})
 
 

@@ -1,8 +1,7 @@
-"""The job backend's interface, the job states, and the time format of its records."""
+"""JobBackend: the interface of every job backend, and the states of a job."""
 
 import time
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -11,15 +10,17 @@ SHUTDOWN = "interrupted by shutdown"
 INTERNAL = "internal error"
 
 
-def utc_iso(t=None):
-    """Return time t (default now) as fixed-width UTC ISO 8601, so strings sort as times."""
-    t = time.time() if t is None else t
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
-
-
-
 class JobBackend(ABC):
-    """Where jobs live, shared by every process of the service (SQLite now, a queue later)."""
+    """Where training jobs live, shared by every process (and host) of the service.
+
+    A job is a dict of FIELDS. Its life: queued -> running -> succeeded | failed | cancelled,
+    or queued -> cancelled; the TERMINAL states are final, nothing changes a job after one.
+    A claim hands a job to one worker under a lease (job["lease"], a token new at each
+    claim): report, heartbeat and finish are fenced, accepted only with the lease that
+    holds the job, so a worker that lost its job (reaped as lost; with a shared database,
+    claimed again elsewhere) can neither record progress nor end it. A running job whose
+    worker is gone is failed with WORKER_LOST, never left running.
+    """
 
     @abstractmethod
     def create(self, model, request, epochs):
@@ -31,47 +32,50 @@ class JobBackend(ABC):
 
     @abstractmethod
     def list(self, status=None, model=None, limit=50, offset=0):
-        """Return (jobs, total): one page of the matching jobs, newest first, and their count."""
-
-    @abstractmethod
-    def claim(self, worker, max_running):
-        """Return the oldest queued job, now running on worker, or None (none or no slot)."""
-
-    @abstractmethod
-    def report(self, job_id, progress, history):
-        """Record a running job's progress; return True when it must stop (cancel, not ours)."""
-
-    @abstractmethod
-    def heartbeat(self, job_id):
-        """Mark a running job's worker as alive now."""
-
-    @abstractmethod
-    def finish(self, job_id, status, result=None, error=None):
-        """End a running (or, to cancel, queued) job; return False if it had already ended."""
-
-    @abstractmethod
-    def cancel(self, job_id):
-        """Return the job after cancelling it (queued) or asking it to stop (running)."""
-
-    @abstractmethod
-    def reap(self, is_alive=None):
-        """Fail the running jobs whose worker is gone with "worker lost"; return their ids."""
-
-    @abstractmethod
-    def prune(self, ended_before):
-        """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""
+        """Return (jobs, total): one page of the matching jobs, newest first, and their count,
+        from one snapshot."""
 
     @abstractmethod
     def counts(self):
         """Return {status: number of jobs} for every status."""
 
     @abstractmethod
-    def ping(self):
-        """Raise StoreUnavailable unless jobs can be read and written."""
+    def cancel(self, job_id):
+        """Return the job after cancelling it (queued: at once) or asking it to stop (running:
+        its next report answers True); JobFinished if it has ended."""
 
-    def fail_interrupted(self):
-        """Fail the jobs left running by processes gone before a restart; return their ids."""
-        return self.reap()
+    @abstractmethod
+    def claim(self, worker, max_running):
+        """Return the oldest queued job, now running on worker under a new lease, or None.
+
+        Atomic across every process: no job is claimed twice, and at most max_running run."""
+
+    @abstractmethod
+    def report(self, job_id, lease, progress, history):
+        """Record a running job's progress and beat its heartbeat; return True when it must
+        stop (cancel asked, or the lease no longer holds it). Fenced."""
+
+    @abstractmethod
+    def heartbeat(self, job_id, lease):
+        """Mark the job's worker as alive now. Fenced."""
+
+    @abstractmethod
+    def finish(self, job_id, lease, status, result=None, error=None):
+        """End a running job in a TERMINAL status; return False if it had ended already or
+        the lease no longer holds it. Fenced."""
+
+    @abstractmethod
+    def prune(self, ended_before):
+        """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""
+
+    @abstractmethod
+    def recover(self):
+        """Fail the running jobs whose worker is gone (at start-up: a previous run's); return
+        their ids."""
+
+    @abstractmethod
+    def ping(self):
+        """Return None if jobs can be read and written now; else raise a store error."""
 
     def wait(self, job_id, timeout_s):
         """Return the job once it has ended, or as it stands after timeout_s seconds."""

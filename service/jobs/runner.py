@@ -6,7 +6,8 @@ import threading
 import time
 
 from ..errors import ServiceError
-from .backend import INTERNAL, SHUTDOWN, utc_iso
+from ..timestamps import utc_iso
+from .backend import INTERNAL, SHUTDOWN
 from .processes import worker_id
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
@@ -17,15 +18,15 @@ FINISH_ATTEMPTS, FINISH_RETRY_S = 3, 0.5
 UNCONFIRMED = "the job database could not be reached before saving; no model was saved"
 
 
-class _Run:
-    """The job this process is executing: its clock, unwritten progress and stop reason.
+class _Execution:
+    """The job this process is executing: its lease, clock, unwritten progress and stop reason.
 
     saving turns True once the last report let execute save; from then on neither the
     watchdog nor stop() ends the job. lock makes that turn and their ending exclusive.
     """
 
-    def __init__(self, job_id):
-        self.job_id, self.started = job_id, time.monotonic()
+    def __init__(self, job):
+        self.job_id, self.lease, self.started = job["id"], job["lease"], time.monotonic()
         self.written_at, self.pending, self.stop_reason = self.started, None, None
         self.saving, self.lock = False, threading.Lock()
 
@@ -52,7 +53,7 @@ class JobRunner:
         self.retention_s, self._pruned_at = retention_s, -math.inf
         self.worker = worker  # set by start(): the id of the process that runs the thread
         self._wake, self._stopping = threading.Event(), threading.Event()
-        self._run = None  # the _Run of the job being executed, read by the watchdog and stop()
+        self._run = None  # the _Execution of the running job, read by the watchdog and stop()
         self._threads = []
 
     def start(self):
@@ -81,7 +82,7 @@ class JobRunner:
         with run.lock:  # execute ignored the request; the process is going, say so now
             if not run.saving:
                 run.stop_reason = run.stop_reason or "shutdown"
-                self._finish(run.job_id, "failed", None, SHUTDOWN)
+                self._finish(run, "failed", None, SHUTDOWN)
                 return
         self._threads[0].join(SAVE_WAIT_S)  # a job saving its model: let it end and succeed
 
@@ -123,7 +124,7 @@ class JobRunner:
 
     def _execute(self, job):
         """Run one claimed job through execute() and record how it ended."""
-        run = self._run = _Run(job["id"])
+        run = self._run = _Execution(job)
 
         def report(progress, history, last=False):
             return self._report(run, progress, history, last)
@@ -134,7 +135,7 @@ class JobRunner:
         except Exception as exc:
             outcome = self._outcome(run, None, exc)
         self._flush(run)
-        self._finish(run.job_id, *outcome)
+        self._finish(run, *outcome)
         self._run = None
 
     def _outcome(self, run, result, exc=None):
@@ -190,21 +191,21 @@ class JobRunner:
         progress, history = run.pending
         run.pending, run.written_at = None, time.monotonic()
         try:
-            return self.backend.report(run.job_id, progress, history)
+            return self.backend.report(run.job_id, run.lease, progress, history)
         except ServiceError as exc:  # a busy database must not kill the training
             log.warning("cannot record progress of training job %s: %s", run.job_id, exc)
             return None
 
-    def _finish(self, job_id, status, result, error):
+    def _finish(self, run, status, result, error):
         """Record how the job ended, trying FINISH_ATTEMPTS times (a saved model's job must
         not be left running, to be reaped as failed)."""
         for attempt in range(1, FINISH_ATTEMPTS + 1):
             try:
-                self.backend.finish(job_id, status, result, error)
+                self.backend.finish(run.job_id, run.lease, status, result, error)
                 return
             except ServiceError as exc:  # after the last, reaped as lost once we are gone
                 log.error("cannot record the end of training job %s (attempt %d of %d): %s",
-                          job_id, attempt, FINISH_ATTEMPTS, exc)
+                          run.job_id, attempt, FINISH_ATTEMPTS, exc)
             if attempt < FINISH_ATTEMPTS:
                 time.sleep(FINISH_RETRY_S)
 
@@ -219,10 +220,10 @@ class JobRunner:
                     overdue = time.monotonic() - run.started > self.timeout_s + self.heartbeat_s
                     if overdue and not run.saving:
                         run.stop_reason = run.stop_reason or "timeout"
-                        self.backend.finish(run.job_id, "failed",
+                        self.backend.finish(run.job_id, run.lease, "failed",
                                             error=self._time_limit_error())
                     else:
-                        self.backend.heartbeat(run.job_id)
+                        self.backend.heartbeat(run.job_id, run.lease)
             except ServiceError as exc:
                 log.warning("cannot beat training job %s: %s", run.job_id, exc)
 

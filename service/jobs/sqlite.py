@@ -1,8 +1,6 @@
 """SqliteJobs: the jobs in one SQLite file (WAL), shared by every thread and process."""
 
-import json
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -12,15 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
-from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend, utc_iso
+from ..timestamps import utc_iso
+from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
+from .records import FIELDS, dumps, job_of, new_job
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 _INHERITED = []  # connections a forked child got from its parent: kept open, never used
 
-FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",
-          "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested")
-JSON_FIELDS = ("request", "progress", "history", "result")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order: claim order, created_at ties
@@ -37,39 +34,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT,
     worker TEXT,
     heartbeat_at TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    lease TEXT  -- a new token at each claim: the fence of report, heartbeat and finish
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 """
-
-
-
-def _finite(value):
-    """Return value with NaN and infinities replaced by None (JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _dumps(value):
-    """Return value as JSON text (NaN and infinities as null)."""
-    return json.dumps(_finite(value))
-
-
-def _job(row):
-    """Return a job dict from a row of FIELDS."""
-    job = dict(zip(FIELDS, row, strict=True))
-    for key in JSON_FIELDS:
-        job[key] = None if job[key] is None else json.loads(job[key])
-    job["cancel_requested"] = bool(job["cancel_requested"])
-    return job
-
+HELD = "id = ? AND status = 'running' AND lease = ?"
 
 
 class SqliteJobs(JobBackend):
@@ -86,6 +58,9 @@ class SqliteJobs(JobBackend):
         with self._db() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "lease" not in columns:  # a database made before leases
+                conn.execute("ALTER TABLE jobs ADD COLUMN lease TEXT")
 
     def _conn(self):
         """Return this thread's connection, opening it on first use in this thread and process."""
@@ -123,18 +98,17 @@ class SqliteJobs(JobBackend):
     def _select(self, conn, where, args=(), tail=""):
         """Return the jobs matching an SQL condition, in the order tail gives."""
         sql = f"SELECT {', '.join(FIELDS)} FROM jobs WHERE {where} {tail}"
-        return [_job(row) for row in conn.execute(sql, args)]
+        return [job_of(row) for row in conn.execute(sql, args)]
 
     def create(self, model, request, epochs):
         """Return a new queued job training model with request (a JSON dict)."""
-        job_id = uuid.uuid4().hex
-        progress = {"epoch": 0, "epochs": epochs, "loss": None, "accuracy": None, "elapsed_s": 0.0}
-        history = {"epoch": [], "loss": [], "accuracy": []}
+        job_id, values = new_job(model, request, epochs)
         with self._db() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, model, status, request, progress, history, created_at)"
                 " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                (job_id, model, *map(_dumps, (request, progress, history)), utc_iso()),
+                (job_id, model, values["request"], values["progress"], values["history"],
+                 utc_iso()),
             )
         return self.get(job_id)
 
@@ -193,35 +167,34 @@ class SqliteJobs(JobBackend):
             if running[0] >= max_running or row is None:
                 return None
             conn.execute(
-                "UPDATE jobs SET status = 'running', started_at = ?, heartbeat_at = ?, worker = ?"
-                " WHERE id = ?", (now, now, worker, row[0]))
+                "UPDATE jobs SET status = 'running', started_at = ?, heartbeat_at = ?, worker = ?,"
+                " lease = ? WHERE id = ?", (now, now, worker, uuid.uuid4().hex, row[0]))
             return self._select(conn, "id = ?", row)[0]
 
-    def report(self, job_id, progress, history):
+    def report(self, job_id, lease, progress, history):
         """Record a running job's progress; return True when it must stop (cancel, not ours)."""
         with self._db() as conn:
             updated = conn.execute(
                 "UPDATE jobs SET progress = ?, history = ?, heartbeat_at = ?"
-                " WHERE id = ? AND status = 'running'",
-                (_dumps(progress), _dumps(history), utc_iso(), job_id)).rowcount
+                f" WHERE {HELD}", (dumps(progress), dumps(history), utc_iso(), job_id,
+                                   lease)).rowcount
             row = conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
             return not updated or bool(row.fetchone()[0])
 
-    def heartbeat(self, job_id):
+    def heartbeat(self, job_id, lease):
         """Mark a running job's worker as alive now."""
         with self._db() as conn:
-            conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
-                         (utc_iso(), job_id))
+            conn.execute(f"UPDATE jobs SET heartbeat_at = ? WHERE {HELD}",
+                         (utc_iso(), job_id, lease))
 
-    def finish(self, job_id, status, result=None, error=None):
-        """End a running (or, to cancel, queued) job; return False if it had already ended."""
+    def finish(self, job_id, lease, status, result=None, error=None):
+        """End a running job; return False if it had ended already or is not held by lease."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a final status")
         with self._db() as conn:
             return conn.execute(
-                "UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ?"
-                " WHERE id = ? AND (status = 'running' OR (status = 'queued' AND ? = 'cancelled'))",
-                (status, _dumps(result), error, utc_iso(), job_id, status)).rowcount == 1
+                f"UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? WHERE {HELD}",
+                (status, dumps(result), error, utc_iso(), job_id, lease)).rowcount == 1
 
     def cancel(self, job_id):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
@@ -238,6 +211,10 @@ class SqliteJobs(JobBackend):
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
         return self.get(job_id)
 
+    def recover(self):
+        """Fail the running jobs whose worker is gone; return their ids."""
+        return self.reap()
+
     def reap(self, is_alive=None):
         """Fail the running jobs whose worker is gone with "worker lost"; return their ids."""
         with self._db() as conn:
@@ -248,9 +225,10 @@ class SqliteJobs(JobBackend):
         """Fail those of jobs that run on a dead worker or missed heartbeats; return their ids."""
         is_alive = is_alive or worker_is_alive
         stale = utc_iso(time.time() - self.stale_s)
-        lost = [j["id"] for j in jobs if j["status"] == "running"
+        lost = [j for j in jobs if j["status"] == "running"
                 and ((j["heartbeat_at"] or "") < stale or not is_alive(j["worker"]))]
-        return [job_id for job_id in lost if self.finish(job_id, "failed", error=WORKER_LOST)]
+        return [j["id"] for j in lost if self.finish(j["id"], j["lease"], "failed",
+                                                     error=WORKER_LOST)]
 
     def prune(self, ended_before):
         """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""

@@ -1,17 +1,19 @@
-"""The store's memory in each process: loaded models, resolved versions, verified files;
-and Lru, the same kind of memory for other things a process keeps (rendered figures)."""
+"""ModelCache: the loaded models of one process, and what it knows of their files."""
 
 import threading
 from collections import OrderedDict
+
+from ..lru import put_bounded
 
 
 class ModelCache:
     """Three LRU maps behind one lock, shared by the threads of a process.
 
     models: (name, version) -> (file identity, model, meta), at most size entries;
-    resolved: (name, version asked, None for latest) -> (folder state, version found),
-    which lets a repeated load cost one stat of the folder, at most 2 x size;
-    verified: (name, version) -> identity of a file validated in full, 64 x size (tiny).
+    resolved: (name, version asked, None for latest) -> (folder state, version found), so
+    that a repeated load needs no listing, at most 2 x size; verified: (name, version) ->
+    identity of a file validated in full, 64 x size (tiny). One lock, not one per map: a
+    hit is on every prediction's path (benchmarks/RESULTS.md, "cache hit ... time").
     """
 
     def __init__(self, size):
@@ -33,7 +35,7 @@ class ModelCache:
     def resolve(self, name, version, state, found):
         """Remember that the folder in state resolved version (None: latest) to found."""
         with self._lock:
-            _put(self._resolved, (name, version), (state, found), 2 * self.size)
+            put_bounded(self._resolved, (name, version), (state, found), 2 * self.size)
 
     def model(self, name, version, identity):
         """Return the (model, meta) kept for the file with identity, or None."""
@@ -47,47 +49,20 @@ class ModelCache:
     def keep(self, name, version, identity, model, meta):
         """Keep a loaded model, dropping the least recently used beyond size."""
         with self._lock:
-            _put(self._models, (name, version), (identity, model, meta), self.size)
+            put_bounded(self._models, (name, version), (identity, model, meta), self.size)
 
     def is_verified(self, name, version, identity):
         """Return whether the file with identity was validated in full."""
         with self._lock:
             return self._verified.get((name, version)) == identity
 
-    def verified(self, name, version, identity):
+    def mark_verified(self, name, version, identity):
         """Remember that the file with identity was validated in full."""
         with self._lock:
-            _put(self._verified, (name, version), identity, 64 * self.size)
+            put_bounded(self._verified, (name, version), identity, 64 * self.size)
 
     def forget(self, name, version=None):
         """Drop the models kept for one version of name (None: every version)."""
         with self._lock:
             for key in [k for k in self._models if k[0] == name and version in (None, k[1])]:
                 del self._models[key]
-
-
-class Lru:
-    """A map that keeps at most size entries, dropping the least recently used; thread-safe."""
-
-    def __init__(self, size):
-        self.size, self._lock, self._entries = size, threading.Lock(), OrderedDict()
-
-    def get(self, key):
-        """Return the value kept under key, or None."""
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key, value):
-        """Keep value under key."""
-        with self._lock:
-            _put(self._entries, key, value, self.size)
-
-
-def _put(entries, key, value, limit):
-    entries[key] = value
-    entries.move_to_end(key)
-    while len(entries) > limit:
-        entries.popitem(last=False)

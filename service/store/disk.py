@@ -8,13 +8,11 @@ import shutil
 import time
 import uuid
 
-from ..errors import InvalidInput, InvalidName, ModelNotFound, StoreFull, StoreUnavailable
+from ..errors import ModelNotFound, StoreFull, StoreUnavailable
+from ..names import NAME_RE
 from .npzfile import write_file
 
-# The first character excludes ".", "..", hidden names and "-options"; ASCII only.
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
-VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)
-MAX_VERSION = 10**18 - 1  # the most digits VERSION_RE lists
+VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)  # up to names.MAX_VERSION
 STALE_S = 3600.0  # hidden temp files older than this are debris of killed writers
 
 
@@ -35,26 +33,6 @@ def os_errors(action):
         yield
     except OSError as exc:
         raise map_os_error(exc, action) from exc
-
-
-
-def check_name(name):
-    """Return name if it is one safe path component; else raise InvalidName."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        shown = repr(name[:70]) if isinstance(name, str) else f"of type {type(name).__name__}"
-        raise InvalidName(
-            f"invalid model name {shown}: use 1 to 64 of a-z, 0-9, '.', '_', '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_version(version):
-    """Return version if it is a positive int (bool excluded); else raise InvalidInput."""
-    if type(version) is not int or not 1 <= version <= MAX_VERSION:
-        raise InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}, "
-                           f"got {version!r:.40}", ("version",))
-    return version
 
 
 def place(directory, arrays, meta, x, y):

@@ -1,21 +1,13 @@
-"""The store's generation: a counter in a file every process maps into memory, moved on by
-every save and delete, so that a load can tell nothing changed without a system call.
-
-A load must serve a version saved by another process on its very next request; it used to
-stat the model's folder on every request. A stat costs 4 us on its own, but it is a system
-call, and a system call releases the GIL: under load, in a worker's threads, each one hands
-the GIL over and waits to get it back, ~30 us a request in the serving benchmark. Reading
-the counter is a memory read. While it has not moved since a folder's last stat, nothing
-was saved or deleted through a ModelStore, and that stat still holds.
+"""The store's generation: a counter in a file that every process maps into memory, moved
+on by every save and delete, so that a load can tell nothing changed without a system call
+(the freshness rule is in memory.py; why a system call matters, in docs/ARCHITECTURE.md).
 
 A writer bumps the counter after its change is in place, holding an exclusive lock on the
-file (flock), so no bump is lost to another. A change made by hand (a file copied into the
-store) moves no counter: the store stats each folder again at least every RECHECK_S, and a
-counter file removed or replaced by hand is mapped again within RETRY_S. A process trusts
-the counter only if it can bump it too (it opens the file for writing before mapping it);
-where it cannot (a read-only store, a file owned by another user), read() returns None and
-every load stats, as before, and readiness reports the store. The file must never
-shrink: reading a mapping past its end is a SIGBUS.
+file (flock), so no bump is lost to another. A process trusts the counter only if it can
+bump it too (it opens the file for writing before mapping it); where it cannot, read()
+returns None, every load stats, and readiness reports the store. A counter file removed or
+replaced by hand is mapped again within RETRY_S. The file must never shrink: reading a
+mapping past its end is a SIGBUS.
 """
 
 import fcntl
@@ -42,8 +34,8 @@ class Generation:
     def read(self):
         """Return the counter, or None when it is not shared (then trust no earlier stat).
 
-        The first read maps the file: ~60 us (mmap, a page fault, munmap at the end) that
-        a process loading one model once (the CLI, a cold load) need not pay; see peek."""
+        The first read maps the file, which a process loading one model once (the CLI, a
+        cold load) need not pay for: see peek."""
         if self._view is None:
             self._map()
         return self.peek()
@@ -58,10 +50,10 @@ class Generation:
         not bump it (a counter others watch but this process cannot move is a stale one)."""
         _make(self.path)
 
-    def revalidate(self):
+    def drop_if_replaced(self):
         """Drop the mapping, to be made again, if the file at path is no longer the one
-        mapped (removed or replaced by hand: a restore, a tidy-up); return True if it did.
-        At most every RETRY_S."""
+        mapped (removed or replaced by hand: a restore, a tidy-up); return True if it was
+        dropped. Looks at most every RETRY_S."""
         now = time.monotonic()
         if self._view is None or now < self._checked_at:
             return False

@@ -5,7 +5,23 @@ import time
 from service.schemas import Job, Problem
 
 PROBLEM = "application/problem+json"
+JSON = "application/json"
 FAST = {"epochs": 200}  # enough to finish quickly; for tests that need no accuracy
+XOR = {"model": "m", "dataset": {"kind": "xor"}}
+POINTS = {"kind": "points", "points": [[0, 0], [0, 1], [1, 0], [1, 1]], "labels": [0, 1, 1, 0]}
+BAD_NAMES = {
+    "parent": "../x",
+    "dot dot": "..",
+    "upper": "UPPER",
+    "cyrillic o": "x\u043er",
+    "65 chars": "a" * 65,
+    "empty": "",
+    "hidden": ".x",
+    "option": "-x",
+    "slash": "a/b",
+    "space": "a b",
+    "nul": "a\x00b",
+}
 
 
 def assert_problem(r, status, title=None, detail=None):
@@ -42,3 +58,13 @@ def wait_for(client, job_id, statuses, timeout=15.0):
             return job
         assert time.monotonic() < deadline, f"job still {job.status} after {timeout} s"
         time.sleep(0.02)
+
+
+def job_count(client):
+    """Return how many jobs the client's service has on record."""
+    return client.get("/v1/trainings").json["total"]
+
+
+def training_body(**sections):
+    """Return the XOR training body of model 'm' with the given sections."""
+    return {**XOR, **sections}

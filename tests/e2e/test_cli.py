@@ -1,10 +1,12 @@
-"""The README's command-line examples, run as written (but on a temporary store)."""
+"""The command line: the README's examples run as written (on a temporary store), and refusals."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from ..readme import code_blocks
 
@@ -39,3 +41,24 @@ def test_cli_reports_a_missing_model_without_a_traceback(tmp_path):
                            "--store", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "not found" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    (["--lr", "-1"], "training.learning_rate"),
+    (["--lr", "0"], "training.learning_rate"),
+    (["--dataset", "circle", "--n", "1"], "dataset.circle.n"),
+    (["--name", "BadName"], "model"),
+    (["--epochs", "1000000"], "max_epochs"),
+    (["--plot", "/nonexistent/folder/x.png"], "not writable"),
+])
+def test_train_refuses_what_the_api_refuses_before_any_work(tmp_path, arguments, says):
+    precious = tmp_path / "figure.png"
+    precious.write_bytes(b"PRECIOUS")
+    plot = [] if "--plot" in arguments else ["--plot", str(precious)]
+    done = subprocess.run([str(BIN / "nnserve"), "train", *arguments, *plot, "--store",
+                           str(tmp_path / "store")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert "epoch 0" not in done.stdout  # refused before training
+    assert precious.read_bytes() == b"PRECIOUS"
+    assert not (tmp_path / "store").exists()

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from service.jobs import SqliteJobs
-from service.store import ModelStore
+from service.store import FileStore
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,7 @@ def assert_intact(srv, kept):
     """Check every (name, version, sha256) in kept is served whole, and the store holds only
     whole versions: every visible file is a version that loads, nothing corrupt is listed."""
     assert_kept(srv, kept)
-    store = ModelStore(srv.store)
+    store = FileStore(srv.store)
     for model in store.list_models():
         assert "corrupt" not in model, model
         for meta in store.versions(model["name"]):
@@ -277,7 +277,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_then_refuses(start_serve
     assert set(outcomes) <= {"200", "refused", "ConnectionResetError"} and outcomes["refused"]
     assert all(j["status"] == "succeeded" or j["error"] == "interrupted by shutdown"
                for j in ended)
-    store = ModelStore(srv.store)  # what the in-flight answers reported saved, as on disk
+    store = FileStore(srv.store)  # what the in-flight answers reported saved, as on disk
     kept += [(name, version, store.meta(name, version)["sha256"])
              for name, version in [(j["result"]["name"], j["result"]["version"])
                                    for j in ended if j["status"] == "succeeded"]]

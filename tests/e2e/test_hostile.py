@@ -164,10 +164,16 @@ def _send_raw(srv, length_header, chunks):
         for chunk in chunks:
             if select.select([s], [], [], 0)[0]:
                 break
-            s.sendall(chunk)
+            try:
+                s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):  # it answered and closed meanwhile
+                break
             sent += len(chunk)
         while not _complete(answer):  # the head and the body may come in separate reads
-            data = s.recv(65536)
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:  # unread body bytes make the kernel reset at close
+                break
             if not data:
                 break
             answer += data

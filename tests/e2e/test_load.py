@@ -6,7 +6,7 @@ The longer run with command-line arguments is `python -m benchmarks.reliability_
 import pytest
 
 from benchmarks import reliability_load
-from service.store import ModelStore
+from service.store import FileStore
 
 pytestmark = pytest.mark.e2e
 
@@ -30,5 +30,5 @@ def test_every_prediction_is_right_for_the_version_it_names(start_server):
     assert result.jobs["succeeded"] >= TRAININGS and set(result.jobs) == {"succeeded"}
     assert versions_answered >= 2, "the readers never saw a new version"
     assert mismatched == [] and corrupt == []
-    stored = {meta["version"] for meta in ModelStore(srv.store).versions("load")}
+    stored = {meta["version"] for meta in FileStore(srv.store).versions("load")}
     assert set(result.versions_saved) <= stored

@@ -51,7 +51,7 @@ def test_misclassified_points_are_counted_and_ringed():
     labels = y.copy()
     labels[[0, 3]] = 1 - labels[[0, 3]]
     fig = Figure()
-    plots._draw_truth_vs_predictions(fig, x, y, labels)
+    plots.draw_truth_vs_predictions(fig, x, y, labels)
     truth, predictions = fig.axes
     assert truth.get_title() == "Ground truth"
     assert predictions.get_title() == "Predictions (2 wrong)"
@@ -96,12 +96,12 @@ from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
 from service.settings import Settings
-from service.store import ModelStore
+from service.store import FileStore
 
 settings = Settings(store_dir=sys.argv[1], run_jobs=False)
 x, y = datasets.xor()
 model, fit = Model.train(Architecture(), x, y, TrainingConfig(epochs=100, starts=1))
-ModelStore(settings.store_dir).save("m", model, dataset={}, metrics={}, history=fit.history,
+FileStore(settings.store_dir).save("m", model, dataset={}, metrics={}, history=fit.history,
                                     x=x, y=y)
 client = create_app(settings).test_client()
 assert client.post("/v1/models/m/predict", json={"x1": 0.1, "x2": 0.9}).status_code == 200

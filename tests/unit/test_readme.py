@@ -33,7 +33,7 @@ def test_configuration_table_describes_each_setting_as_its_docstring():
 
 
 def test_every_gunicorn_variable_is_documented():
-    source = open("gunicorn.conf.py").read()
+    source = open("service/gunicorn_conf.py").read()
     used = set(re.findall(r"os\.environ(?:\.get|\.setdefault)\(\s*[\"']([A-Z_]+)", source))
     documented = {cells[0].strip("`") for cells in table_rows("Configuration")}
     assert used and used <= documented

@@ -1,10 +1,9 @@
-"""gunicorn configuration: `gunicorn -c gunicorn.conf.py 'service:create_app()'`.
+"""gunicorn's configuration: `gunicorn -c python:service.gunicorn_conf 'service:create_app()'`.
 
 Environment: HOST, PORT, WEB_CONCURRENCY (workers), GUNICORN_THREADS,
 GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, PROMETHEUS_MULTIPROC_DIR.
 """
 
-import datetime
 import gc
 import json
 import os
@@ -13,6 +12,9 @@ import tempfile
 
 from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
+
+from service.errors import PROBLEM, problem_body
+from service.timestamps import utc_iso
 
 
 class Worker(ThreadWorker):
@@ -56,7 +58,7 @@ class JsonAccessLogger(glogging.Logger):
         headers = {k.lower(): v for k, v in resp.headers}
         status = str(resp.status).split(None, 1)[0]
         record = {
-            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "time": utc_iso(),
             "request_id": headers.get("x-request-id"),
             "remote": environ.get("REMOTE_ADDR"),
             "method": environ.get("REQUEST_METHOD"),
@@ -76,10 +78,9 @@ logger_class = JsonAccessLogger
 def problem_error(sock, status, reason, detail):
     """Write a refusal gunicorn makes itself (request line or headers too long, bad HTTP)
     as the same problem+json every other error is, instead of gunicorn's HTML page."""
-    body = json.dumps({"type": f"/problems/{reason.lower().replace(' ', '-')}",
-                       "title": reason, "status": status, "detail": detail}).encode()
+    body = json.dumps(problem_body(status, reason, detail)).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            "Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Type: {PROBLEM}\r\nX-Content-Type-Options: nosniff\r\n"
             f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
@@ -94,10 +95,10 @@ def on_starting(server):
     for entry in os.scandir(METRICS_DIR):  # only prometheus-client's own files
         if entry.name.endswith(".db") and entry.is_file():
             os.unlink(entry.path)
-    from service.jobs import SqliteJobs
+    from service.backends import prepare
     from service.settings import Settings
 
-    SqliteJobs(Settings().jobs_path).fail_interrupted()
+    prepare(Settings())
 
 
 def worker_exit(server, worker):

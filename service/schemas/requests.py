@@ -1,11 +1,12 @@
-"""Pydantic request and response models: the HTTP contract, and the source of /openapi.json.
+"""Request models: what the API accepts, refused with a 422 naming the field otherwise.
 
 Defaults come from the network's own TrainingConfig and Architecture, so the
 API and the library cannot drift apart. Names picked by string are Literal
-types: a typo is a 422 naming the field, not a crash in the middle of training.
+types of the tables that define them: a typo is a 422, not a crash in the
+middle of training.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,17 +18,27 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import LimitExceeded
-from .nn.datasets import MAX_COORDINATE
-from .nn.network import Architecture
-from .nn.training import TrainingConfig
+from ..errors import LimitExceeded
+from ..jobs import STATUSES
+from ..names import NAME_PATTERN
+from ..nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..nn.datasets import MAX_COORDINATE, xor
+from ..nn.losses import LOSSES
+from ..nn.network import Architecture
+from ..nn.optimizers import OPTIMIZERS
+from ..nn.training import DTYPES, TrainingConfig
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Model name")]
 Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
 Point = tuple[Coordinate, Coordinate]
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# Each choice picked by string is its table's keys, in the table's order.
+Activation = Literal[tuple(ACTIVATIONS)]
+OutputActivation = Literal[OUTPUT_ACTIVATIONS]
+Optimizer = Literal[tuple(OPTIMIZERS)]
+Loss = Literal[tuple(LOSSES)]
+Dtype = Literal[tuple(DTYPES)]
+JobStatus = Literal[STATUSES]
+XOR_POINTS = len(xor()[1])
 _DEFAULT_ARCH = Architecture()
 _DEFAULTS = TrainingConfig()
 
@@ -49,17 +60,27 @@ def _check_count(points, info: ValidationInfo, limit_name, field):
     return points
 
 
-class LinearData(Strict):
+class _Data(Strict):
+    """A data set spec; size is the number of points it makes (trainer.check_request holds
+    it to max_train_points)."""
+
+    @property
+    def size(self):
+        return self.n
+
+
+class LinearData(_Data):
     kind: Literal["linear"]
     n: int = Field(100, ge=2)
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
-class XorData(Strict):
+class XorData(_Data):
     kind: Literal["xor"]
+    size: ClassVar[int] = XOR_POINTS
 
 
-class CircleData(Strict):
+class CircleData(_Data):
     kind: Literal["circle"]
     n: int = Field(200, ge=2)
     noise: float = Field(0.05, ge=0, le=1)
@@ -70,14 +91,20 @@ class SpiralData(CircleData):
     kind: Literal["spiral"]
 
 
-class PointsData(Strict):
+class PointsData(_Data):
     kind: Literal["points"]
     points: list[Point] = Field(min_length=2)
     labels: list[Annotated[int, Field(strict=True, ge=0, le=1)]] = Field(min_length=2)
 
+    @property
+    def size(self):
+        return len(self.points)
+
     @field_validator("points", mode="before")
     @classmethod
     def _not_too_many(cls, v, info: ValidationInfo):
+        """A list over max_train_points is refused before its items are validated (a
+        guard on the cost of validation; the limit itself is trainer.check_request's)."""
         return _check_count(v, info, "max_train_points", ("dataset", "points"))
 
     @model_validator(mode="after")
@@ -87,6 +114,8 @@ class PointsData(Strict):
         return self
 
 
+DATA_SPECS = {"linear": LinearData, "xor": XorData, "circle": CircleData, "spiral": SpiralData,
+              "points": PointsData}  # by kind: DATASETS' kinds, and the user's own points
 Dataset = Annotated[
     LinearData | XorData | CircleData | SpiralData | PointsData, Field(discriminator="kind")
 ]
@@ -97,7 +126,7 @@ class NetworkSpec(Strict):
         default_factory=lambda: list(_DEFAULT_ARCH.layers[1:-1])
     )
     activation: Activation = _DEFAULT_ARCH.activation
-    output_activation: Literal["sigmoid", "identity"] = _DEFAULT_ARCH.output_activation
+    output_activation: OutputActivation = _DEFAULT_ARCH.output_activation
     bias: bool = _DEFAULT_ARCH.bias
     seed: int = Field(_DEFAULTS.seed, ge=0, le=2**32 - 1)
 
@@ -105,17 +134,17 @@ class NetworkSpec(Strict):
 class TrainingSpec(Strict):
     epochs: int = Field(_DEFAULTS.epochs, ge=1)
     learning_rate: float = Field(_DEFAULTS.learning_rate, gt=0, le=1e3)
-    optimizer: Literal["sgd", "momentum", "adam"] = _DEFAULTS.optimizer
+    optimizer: Optimizer = _DEFAULTS.optimizer
     momentum: float = Field(_DEFAULTS.momentum, ge=0, lt=1)
     beta1: float = Field(_DEFAULTS.beta1, ge=0, lt=1)
     beta2: float = Field(_DEFAULTS.beta2, ge=0, lt=1)
     eps: float = Field(_DEFAULTS.eps, gt=0, le=1)
     batch_size: int | None = Field(_DEFAULTS.batch_size, ge=1)
-    loss: Literal["mse", "bce"] = _DEFAULTS.loss
+    loss: Loss = _DEFAULTS.loss
     target_accuracy: float | None = Field(_DEFAULTS.target_accuracy, gt=0, le=1)
     tolerance: float | None = Field(_DEFAULTS.tolerance, gt=0)
     patience: int | None = Field(_DEFAULTS.patience, ge=1)
-    dtype: Literal["float64", "float32"] = _DEFAULTS.dtype
+    dtype: Dtype = _DEFAULTS.dtype
     starts: int = Field(_DEFAULTS.starts, ge=1, le=16)
     probe_epochs: int = Field(_DEFAULTS.probe_epochs, ge=1)
 
@@ -188,106 +217,3 @@ class JobListQuery(Strict):
 class PlotQuery(Strict):
     width: int = Field(1200, ge=300, le=3000)
     height: int = Field(400, ge=200, le=2000)
-
-
-# ----- responses -----
-
-
-class Prediction(BaseModel):
-    label: Literal[0, 1]
-    probability: float
-
-
-class PredictResponse(BaseModel):
-    model: str
-    version: int
-    predictions: list[Prediction]
-
-
-class Progress(BaseModel):
-    epoch: int
-    epochs: int
-    loss: float | None
-    accuracy: float | None
-    elapsed_s: float
-
-
-class History(BaseModel):
-    epoch: list[int]
-    loss: list[float | None]
-    accuracy: list[float | None]
-
-
-class Metrics(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    loss: float
-    accuracy: float
-    epochs: int
-    seconds: float
-
-
-class JobResult(BaseModel):
-    name: str
-    version: int
-    metrics: Metrics
-
-
-class Job(BaseModel):
-    id: str
-    status: JobStatus
-    model: str
-    request: TrainingRequest
-    progress: Progress
-    history: History
-    result: JobResult | None
-    error: str | None
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-
-
-class JobList(BaseModel):
-    jobs: list[Job]
-    total: int
-    limit: int
-    offset: int
-
-
-class VersionMeta(BaseModel):
-    """A version's metadata; a corrupt version has only version and corrupt."""
-
-    model_config = ConfigDict(extra="allow")
-    version: int
-    corrupt: str | None = None
-
-
-class ModelSummary(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
-    latest: int | None
-    versions: int
-
-
-class ModelList(BaseModel):
-    models: list[ModelSummary]
-
-
-class ModelDetail(BaseModel):
-    name: str
-    versions: list[VersionMeta]
-
-
-class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,51 @@
+"""Pydantic request and response models: the HTTP contract, and the source of /openapi.json."""
+
+from .requests import (
+    DATA_SPECS,
+    Activation,
+    CircleData,
+    Dataset,
+    Dtype,
+    JobListQuery,
+    JobStatus,
+    LinearData,
+    Loss,
+    Name,
+    NetworkSpec,
+    Optimizer,
+    OutputActivation,
+    PlotQuery,
+    PointsData,
+    PredictRequest,
+    SpiralData,
+    Strict,
+    TrainingRequest,
+    TrainingSpec,
+    WaitQuery,
+    XorData,
+)
+from .responses import (
+    Health,
+    History,
+    Job,
+    JobList,
+    JobResult,
+    Metrics,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    Prediction,
+    PredictResponse,
+    Problem,
+    Progress,
+    VersionMeta,
+)
+
+__all__ = [
+    "DATA_SPECS", "Activation", "CircleData", "Dataset", "Dtype", "Health", "History", "Job",
+    "JobList", "JobListQuery", "JobResult", "JobStatus", "LinearData", "Loss", "Metrics",
+    "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
+    "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
+    "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",
+    "TrainingSpec", "VersionMeta", "WaitQuery", "XorData",
+]

@@ -1,0 +1,107 @@
+"""Response models: what the API answers, and the source of /openapi.json's responses."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .requests import JobStatus, TrainingRequest
+
+
+class Prediction(BaseModel):
+    label: Literal[0, 1]
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Prediction]
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+    loss: float | None
+    accuracy: float | None
+    elapsed_s: float
+
+
+class History(BaseModel):
+    epoch: list[int]
+    loss: list[float | None]
+    accuracy: list[float | None]
+
+
+class Metrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    loss: float
+    accuracy: float
+    epochs: int
+    seconds: float
+
+
+class JobResult(BaseModel):
+    name: str
+    version: int
+    metrics: Metrics
+
+
+class Job(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    request: TrainingRequest
+    progress: Progress
+    history: History
+    result: JobResult | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+class VersionMeta(BaseModel):
+    """A version's metadata; a corrupt version has only version and corrupt."""
+
+    model_config = ConfigDict(extra="allow")
+    version: int
+    corrupt: str | None = None
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    latest: int | None
+    versions: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(BaseModel):
+    name: str
+    versions: list[VersionMeta]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None

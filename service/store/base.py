@@ -1,0 +1,122 @@
+"""ModelStore: the interface of every model store, and what a new version holds.
+
+A store keeps versions 1, 2, 3, ... of each model name; "latest" is the highest. A
+version is written once, whole, and never changed: its weights, its metadata and a sample
+of its training points, in the .npz format of npzfile.py.
+"""
+
+import io
+import json
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..errors import InvalidModelFile
+from ..names import check_name
+from ..nn.datasets import check_dataset
+from ..nn.history import thin_history
+from .npzfile import (
+    DAMAGE,
+    FORMAT,
+    META_TYPES,
+    damage_reason,
+    plain_json,
+    read_contents,
+    sample_points,
+    weights_sha256,
+)
+
+
+class ModelStore(ABC):
+    """Versioned models, shared by every process of the service (and every host, where the
+    store is shared).
+
+    Promises of every implementation: a save is atomic (a version is whole or absent, even
+    across a crash) and never overwrites one; a version number is taken by one save only;
+    a read validates what it reads in full before building a model (damaged or hostile
+    bytes are CorruptModel, never executed); a load may answer from memory, but sees a save
+    or delete made anywhere by its next call. Names and versions are checked (InvalidName,
+    InvalidInput); a missing one is ModelNotFound; a failing medium is StoreUnavailable or
+    StoreFull.
+    """
+
+    def save(self, name, model, *, dataset, metrics, history, x, y):
+        """Return the meta of a new version of name holding model, its points and metadata."""
+        check_name(name)
+        x, y = check_dataset(x, y)
+        arrays, meta = model.to_arrays()
+        kept_x, kept_y = sample_points(x, y)
+        balance = {"0": int(np.count_nonzero(y == 0)), "1": int(np.count_nonzero(y == 1))}
+        meta.update(
+            format=FORMAT,
+            dataset={**dataset, "class_balance": balance},
+            metrics=dict(metrics),
+            history=thin_history(history),
+            sha256=weights_sha256(arrays),
+            points_stored=len(kept_x),
+            points_sampled=len(kept_x) < len(x),
+        )
+        return self._add(name, arrays, _normalised(meta), kept_x, kept_y)
+
+    def import_npz(self, name, data, check=None):
+        """Return the meta of a new version of name made from uploaded .npz bytes, validated
+        as a stored file is (InvalidModelFile); check(model), when given, may refuse the valid
+        model (limits) before it is saved."""
+        check_name(name)
+        try:
+            model, meta, x, y = read_contents(io.BytesIO(data))
+        except DAMAGE as exc:
+            reason = damage_reason(exc)
+            raise InvalidModelFile(f"uploaded model file is invalid: {reason}",
+                                   reason=reason) from None
+        if check is not None:
+            check(model)
+        arrays, _ = model.to_arrays()
+        kept = {key: meta[key] for key in META_TYPES}  # unknown keys are dropped
+        meta = _normalised({**kept, "sha256": weights_sha256(arrays)})
+        return self._add(name, arrays, meta, x, y)
+
+    @abstractmethod
+    def _add(self, name, arrays, meta, x, y):
+        """Return meta stamped with name, version and created_at, as stored in the next free
+        version of name (atomic, never overwriting)."""
+
+    @abstractmethod
+    def load(self, name, version=None):
+        """Return (model, meta) of a version (None: latest); both are shared, do not mutate."""
+
+    @abstractmethod
+    def meta(self, name, version=None):
+        """Return the meta of a version (None: latest)."""
+
+    @abstractmethod
+    def versions(self, name):
+        """Return the meta of each version of name, oldest first; a damaged one as
+        {version, corrupt: reason}; ModelNotFound when it has none."""
+
+    @abstractmethod
+    def list_models(self):
+        """Return [{name, latest, versions, metrics or corrupt}] for every model, by name."""
+
+    @abstractmethod
+    def points(self, name, version=None):
+        """Return (x, y): the training points stored with a version (None: latest)."""
+
+    @abstractmethod
+    def export(self, name, version=None):
+        """Return (bytes, filename) of a version's .npz (None: latest), checked before it
+        leaves."""
+
+    @abstractmethod
+    def delete(self, name, version=None):
+        """Remove one version, or the whole model when version is None."""
+
+    @abstractmethod
+    def ping(self):
+        """Return None if versions can be written and read now; else raise a store error."""
+
+
+def _normalised(meta):
+    """Return meta as JSON reads it back: what cannot be stored fails before anything is
+    written, and the meta a save returns equals what a read returns."""
+    return json.loads(json.dumps(meta, allow_nan=False, default=plain_json))

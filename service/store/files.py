@@ -1,0 +1,231 @@
+"""FileStore: model versions as files, ``<root>/<name>/<version>.npz``.
+
+Entries starting with "." are not models (temp files, tombstones, the job database, the
+generation counter). A version is written to a hidden temporary file, fsynced, and linked
+into place under the next free number, which never overwrites (disk.py).
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+from ..errors import CorruptModel, ModelNotFound, StoreUnavailable
+from ..names import check_name, check_version
+from ..timestamps import utc_iso
+from .base import ModelStore
+from .disk import (
+    delete_model,
+    delete_version,
+    file_identity,
+    fsync_dir,
+    list_names,
+    list_versions,
+    map_os_error,
+    os_errors,
+    place,
+    sweep_temps,
+)
+from .memory import StoreMemory
+from .npzfile import DAMAGE, damage_reason, read_checked_bytes, read_contents, read_meta_only
+
+MAX_ATTEMPTS = 1000  # each failed attempt means another writer took the version
+
+
+class FileStore(ModelStore):
+    """Versioned model files under root, with this process's memory of them (memory.py)."""
+
+    def __init__(self, root, cache_size=32):
+        self.root = Path(root)
+        self._root = str(self.root)
+        self.memory = StoreMemory(self._root, cache_size)
+        self.cache = self.memory.cache
+
+    def load(self, name, version=None):
+        """Return (model, meta) of a version (None: latest); both are shared, do not mutate."""
+        check_name(name)
+        state, settled = self.memory.folder_state(name, version, self._stat_folder)
+        hit = self.cache.hit(name, version, state)
+        if hit:
+            return hit
+        model, meta = self._load(name, version)
+        if settled:
+            self.cache.resolve(name, version, state, meta["version"])
+        return model, meta
+
+    def _stat_folder(self, name, version):
+        """Return (inode, mtime) of name's folder; ModelNotFound when there is none."""
+        try:  # a str path and a plain try cost a third of Path and os_errors
+            st = os.stat(os.path.join(self._root, name))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ModelNotFound(name, version) from None
+        except OSError as exc:
+            raise map_os_error(exc, f"read model {name!r}") from exc
+        return st.st_ino, st.st_mtime_ns
+
+    def _load(self, name, version):
+        """Return (model, meta), checking the version file's identity against the cache."""
+        version = self._resolve(name, version)
+        identity = self._identity(name, version)
+        hit = self.cache.model(name, version, identity)
+        if hit:
+            return hit
+        identity, (model, meta, _, _) = self._read(name, version)
+        self.cache.keep(name, version, identity, model, meta)
+        return model, meta
+
+    def meta(self, name, version=None):
+        """Return the meta of a version (None: latest), reading only the file's meta member."""
+        return self._meta(name, self._resolve(name, version))[1]
+
+    def versions(self, name):
+        """Return the meta of each version of name, oldest first; damaged: {version, corrupt}."""
+        found = list_versions(self.root, check_name(name))
+        if not found:
+            raise ModelNotFound(name)
+        metas = []
+        for version in found:
+            try:
+                metas.append(self._checked_meta(name, version))
+            except CorruptModel as exc:
+                metas.append({"version": version, "corrupt": exc.extra["reason"]})
+            except ModelNotFound:
+                continue  # deleted while we were listing
+        return metas
+
+    def list_models(self):
+        """Return [{name, latest, versions, metrics or corrupt}] for every model, by name."""
+        rows = []
+        for name in list_names(self.root):
+            found = list_versions(self.root, name)
+            if not found:
+                continue
+            row = {"name": name, "latest": found[-1], "versions": len(found)}
+            try:
+                row["metrics"] = self._listed_metrics(name, found[-1])
+            except CorruptModel as exc:
+                row["corrupt"] = exc.extra["reason"]
+            except ModelNotFound:
+                continue  # deleted while we were listing
+            rows.append(row)
+        return rows
+
+    def _listed_metrics(self, name, version):
+        """Return a version's metrics, read and checked once per file identity (a listing
+        of many models then costs a stat per model, not a parse of each one's history)."""
+        key = (name, version, self._identity(name, version))
+        metrics = self.memory.listed.get(key)
+        if metrics is None:
+            metrics = self._checked_meta(name, version)["metrics"]
+            self.memory.listed.put(key, metrics)
+        return metrics
+
+    def points(self, name, version=None):
+        """Return (x, y): the training points stored with a version (None: latest)."""
+        _, (_, _, x, y) = self._read(name, self._resolve(name, version))
+        return x, y
+
+    def export(self, name, version=None):
+        """Return (bytes, filename) of a version (None: latest), checked before it leaves."""
+        version = self._resolve(name, version)
+        _, data = self._load_file(name, version, read_checked_bytes)
+        return data, f"{name}-v{version}.npz"
+
+    def delete(self, name, version=None):
+        """Remove one version, or the whole model when version is None; return None."""
+        check_name(name)
+        try:
+            with os_errors(f"delete model {name!r}"):
+                if version is None:
+                    delete_model(self.root, name)
+                else:
+                    delete_version(self.root, name, check_version(version))
+        finally:  # even a delete that failed half-way may have removed something
+            self.memory.changed(name)
+        self.cache.forget(name, version)
+
+    def ping(self):
+        """Return None if a file can be created, synced and removed; else raise a store error."""
+        with os_errors("write to the model store"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.memory.generation.make()  # a store whose counter cannot be bumped is not ready
+            probe = self.root / f".probe-{uuid.uuid4().hex}"
+            try:
+                with open(probe, "xb") as f:
+                    f.write(b"ok")
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                probe.unlink(missing_ok=True)
+
+    def _add(self, name, arrays, meta, x, y):
+        """Return meta as stored in the next free version of name; never overwrites a file."""
+        directory = self.root / name
+        with os_errors(f"save model {name!r}"):
+            for _ in range(MAX_ATTEMPTS):
+                if not directory.is_dir():
+                    directory.mkdir(parents=True, exist_ok=True)
+                    fsync_dir(self.root)
+                version = (list_versions(self.root, name) or [0])[-1] + 1
+                stamped = {**meta, "name": name, "version": version, "created_at": utc_iso()}
+                try:
+                    placed = place(directory, arrays, stamped, x, y)
+                finally:  # a place that failed after linking the file still changed the folder
+                    self.memory.changed(name)
+                if placed:
+                    sweep_temps(directory)
+                    return stamped
+        raise StoreUnavailable(f"cannot save model {name!r}: no free version found")
+
+    def _read(self, name, version):
+        """Return (identity, (model, meta, x, y)) of a version, validated in full."""
+        identity, (model, meta, x, y) = self._load_file(name, version, read_contents)
+        self.cache.mark_verified(name, version, identity)
+        return identity, (model, {**meta, "name": name, "version": version}, x, y)
+
+    def _meta(self, name, version):
+        """Return (identity, meta) of a version from its meta member alone."""
+        identity, meta = self._load_file(name, version, read_meta_only)
+        return identity, {**meta, "name": name, "version": version}
+
+    def _checked_meta(self, name, version):
+        """Return the meta of a version, validating the whole file once per file identity."""
+        identity, meta = self._meta(name, version)
+        if self.cache.is_verified(name, version, identity):
+            return meta
+        return self._read(name, version)[1][1]
+
+    def _identity(self, name, version):
+        """Return the identity (inode, mtime, size) of a stored version's file."""
+        with os_errors(f"read model {name!r}"):
+            try:
+                return file_identity(os.stat(self._path(name, version)))
+            except FileNotFoundError:
+                raise ModelNotFound(name, version) from None
+
+    def _load_file(self, name, version, decode):
+        """Return (identity, decode(file)) of a stored version; damage raises CorruptModel."""
+        with os_errors(f"read model {name!r}"):
+            try:
+                f = open(self._path(name, version), "rb")
+            except FileNotFoundError:
+                raise ModelNotFound(name, version) from None
+            with f:
+                try:
+                    return file_identity(os.fstat(f.fileno())), decode(f)
+                except DAMAGE as exc:
+                    reason = damage_reason(exc)
+                    detail = f"model {name!r} version {version} is corrupt: {reason}"
+                    raise CorruptModel(detail, reason=reason) from None
+
+    def _resolve(self, name, version):
+        """Return version, or the latest version of name when it is None."""
+        check_name(name)
+        if version is not None:
+            return check_version(version)
+        found = list_versions(self.root, name)
+        if not found:
+            raise ModelNotFound(name)
+        return found[-1]
+
+    def _path(self, name, version):
+        return self.root / name / f"{version}.npz"

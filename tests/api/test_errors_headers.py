@@ -1,0 +1,113 @@
+"""What every answer carries: request ids, nosniff and no-store; no 500s and no leaks."""
+
+import re
+
+import pytest
+
+from .helpers import (
+    JSON,
+    POINTS,
+    PROBLEM,
+    XOR,
+    assert_problem,
+    training_body,
+)
+
+# ----- no 500s -----
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("get", ""), ("get", "/npz"), ("delete", ""), ("post", "/predict")],
+    ids=["get", "npz", "delete", "predict"],
+)
+def test_a_huge_version_number_is_not_found_not_a_crash(shared, method, suffix):
+    kwargs = {"json": {"x1": 0, "x2": 0}} if method == "post" else {}
+
+    r = getattr(shared, method)(f"/v1/models/m/versions/{'9' * 300}{suffix}", **kwargs)
+
+    assert r.status_code in (404, 422), r.get_data(as_text=True)
+    assert_problem(r, r.status_code)
+
+
+# ----- headers -----
+
+
+def test_request_id_is_echoed_when_sent(shared):
+    r = shared.get("/v1/models", headers={"X-Request-ID": "abc-123_x.y:z"})
+
+    assert r.headers["X-Request-ID"] == "abc-123_x.y:z"
+
+
+@pytest.mark.parametrize("sent", [None, "x" * 300, "has space", "", "semi;colon"])
+def test_request_id_is_generated_when_missing_or_invalid(shared, sent):
+    headers = {} if sent is None else {"X-Request-ID": sent}
+
+    first = shared.get("/v1/models", headers=headers).headers["X-Request-ID"]
+    second = shared.get("/v1/nope", headers=headers).headers["X-Request-ID"]
+
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    assert re.fullmatch(r"[0-9a-f]{32}", second)
+    assert first != second
+
+
+def test_request_id_is_echoed_on_problems_too(shared):
+    r = shared.get("/v1/models/nope", headers={"X-Request-ID": "req-42"})
+
+    assert_problem(r, 404, "Model Not Found")
+    assert r.headers["X-Request-ID"] == "req-42"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("get", "/v1/models", {}),
+        ("get", "/v1/models/m", {}),
+        ("post", "/v1/models/m/predict", {"json": {"x1": 0, "x2": 0}}),
+        ("get", "/v1/models/m/versions/1/npz", {}),
+        ("get", "/v1/trainings", {}),
+        ("post", "/v1/trainings", {"json": {**XOR, "model": "UPPER"}}),
+        ("get", "/v1/nope", {}),
+        ("get", "/healthz", {}),
+        ("get", "/openapi.json", {}),
+    ],
+)
+def test_answers_carry_nosniff_and_no_store(shared, method, path, kwargs):
+    r = getattr(shared, method)(path, **kwargs)
+
+    assert r.status_code < 500
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+# ----- no leaks -----
+
+
+def test_no_error_shows_a_store_path_or_a_traceback(shared):
+    store = shared.application.extensions["nnserve"].settings.store_dir
+    job_id = shared.get("/v1/trainings?model=m").json["jobs"][0]["id"]
+    requests = [
+        ("get", "/v1/models/nope", {}),
+        ("get", "/v1/models/UPPER", {}),
+        ("get", "/v1/models/m/versions/7", {}),
+        ("delete", "/v1/models/m/versions/7", {}),
+        ("get", "/v1/models/m/versions/0/npz", {}),
+        ("post", "/v1/models/m/versions", {"data": b"PK\x03\x04junk",
+                                           "content_type": "application/octet-stream"}),
+        ("post", "/v1/models/m/versions", {"data": b"{}", "content_type": JSON}),
+        ("post", "/v1/models/m/predict", {"data": b"[" * 100_000, "content_type": JSON}),
+        ("post", "/v1/models/m/predict", {"json": {"points": [[0, "x"]]}}),
+        ("post", "/v1/trainings", {"json": training_body(dataset={**POINTS, "labels": [0] * 4})}),
+        ("post", "/v1/trainings", {"json": training_body(training={"epochs": 10**9})}),
+        ("delete", f"/v1/trainings/{job_id}", {}),
+        ("get", "/v1/trainings/nope", {}),
+        ("put", "/v1/trainings", {}),
+    ]
+    for method, path, kwargs in requests:
+        r = getattr(shared, method)(path, **kwargs)
+
+        assert 400 <= r.status_code < 500, (path, r.status_code)
+        assert r.mimetype == PROBLEM
+        text = r.get_data(as_text=True)
+        assert str(store.parent) not in text, text
+        assert "Traceback" not in text and 'File "' not in text, text

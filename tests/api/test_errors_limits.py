@@ -1,0 +1,159 @@
+"""Limits: each one refused as a Limit Exceeded problem naming the setting, before any work."""
+
+
+import pytest
+
+from .helpers import (
+    POINTS,
+    XOR,
+    assert_problem,
+    job_count,
+    training_body,
+)
+
+# ----- limits -----
+
+
+@pytest.mark.parametrize("epochs", [0, -1])
+def test_non_positive_epochs_are_422(shared, epochs):
+    r = shared.post("/v1/trainings", json=training_body(training={"epochs": epochs}))
+
+    problem = assert_problem(r, 422, "Validation Error")
+    assert problem.errors[0]["loc"] == ["training", "epochs"]
+
+
+def _limit_problem(r, limit, maximum, loc):
+    problem = assert_problem(r, 422, "Limit Exceeded")
+    assert problem.limit == limit
+    assert problem.maximum == maximum
+    assert f"over the limit of {maximum} (setting NNSERVE_{limit.upper()})" in problem.detail
+    assert problem.errors[0]["loc"] == loc
+    return problem
+
+
+def test_epochs_over_max_epochs_is_422_naming_it(shared):
+    jobs = job_count(shared)
+
+    r = shared.post("/v1/trainings", json=training_body(training={"epochs": 100_001}))
+
+    problem = _limit_problem(r, "max_epochs", 100_000, ["training", "epochs"])
+    assert problem.detail.startswith("max_epochs is 100001")
+    assert job_count(shared) == jobs
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"points": [[0, 0]] * 4}, {"points": [{"x1": 0, "x2": 0}] * 4}],
+    ids=["pairs", "objects"],
+)
+def test_points_over_max_predict_points_is_422_naming_it(make_client, body):
+    client = make_client(max_predict_points=3)
+
+    r = client.post("/v1/models/m/predict", json=body)
+
+    _limit_problem(r, "max_predict_points", 3, ["points"])
+    at_limit = client.post("/v1/models/m/predict", json={"points": body["points"][:3]})
+    assert_problem(at_limit, 404, "Model Not Found")
+
+
+def test_training_points_over_max_train_points_are_422_naming_it(make_client):
+    client = make_client(max_train_points=3)
+
+    listed = client.post("/v1/trainings", json=training_body(dataset=POINTS))
+    generated = client.post("/v1/trainings",
+                            json=training_body(dataset={"kind": "linear", "n": 4}))
+
+    _limit_problem(listed, "max_train_points", 3, ["dataset", "points"])
+    _limit_problem(generated, "max_train_points", 3, ["dataset"])
+
+
+@pytest.mark.parametrize(
+    ("network", "limit", "maximum"),
+    [
+        ({"hidden": [2] * 9}, "max_hidden_layers", 8),
+        ({"hidden": [4, 257]}, "max_hidden_units", 256),
+    ],
+)
+def test_networks_over_their_limits_are_422_naming_them(shared, network, limit, maximum):
+    r = shared.post("/v1/trainings", json=training_body(network=network))
+
+    _limit_problem(r, limit, maximum, ["network", "hidden"])
+
+
+def test_networks_at_their_limits_are_accepted(make_client):
+    client = make_client(run_jobs=False)
+
+    r = client.post("/v1/trainings", json=training_body(network={"hidden": [256] + [2] * 7}))
+
+    assert r.status_code == 202, r.json
+
+
+def test_work_over_max_work_is_422_naming_it(shared):
+    body = training_body(dataset={"kind": "linear", "n": 100_000}, training={"epochs": 100_000})
+
+    problem = _limit_problem(shared.post("/v1/trainings", json=body), "max_work", 2e10,
+                             ["training", "epochs"])
+    assert problem.detail.startswith("max_work is 370000000000,")
+
+
+@pytest.mark.parametrize(("labels", "index"), [([0, 2, 1, 0], 1), ([0, 1, -1, 0], 2)])
+def test_labels_other_than_0_and_1_are_422(shared, labels, index):
+    r = shared.post("/v1/trainings", json=training_body(dataset={**POINTS, "labels": labels}))
+
+    problem = assert_problem(r, 422, "Validation Error")
+    assert problem.errors[0]["loc"] == ["dataset", "points", "labels", index]
+
+
+def test_labels_not_matching_points_are_422(shared):
+    r = shared.post("/v1/trainings", json=training_body(dataset={**POINTS, "labels": [0, 1, 1]}))
+
+    assert_problem(r, 422, "Validation Error", "3 labels for 4 points")
+
+
+def test_a_single_class_data_set_is_422(shared):
+    jobs = job_count(shared)
+
+    r = shared.post("/v1/trainings", json=training_body(dataset={**POINTS, "labels": [1, 1, 1, 1]}))
+
+    problem = assert_problem(r, 422, "Invalid Input",
+                             "the data set has a single class; it needs both 0 and 1")
+    assert problem.errors[0]["loc"] == ["dataset"]
+    assert job_count(shared) == jobs
+
+
+def test_bce_with_an_identity_output_is_422(shared):
+    body = training_body(network={"output_activation": "identity"}, training={"loss": "bce"})
+
+    r = shared.post("/v1/trainings", json=body)
+
+    assert_problem(r, 422, "Validation Error",
+                   "loss 'bce' needs output_activation 'sigmoid'; use loss 'mse'")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("optimizer", "adamw"), ("loss", "hinge"), ("dtype", "float16"), ("learning_rate", 0),
+     ("starts", 17), ("batch_size", 0), ("target_accuracy", 1.5)],
+)
+def test_out_of_range_training_options_are_422(shared, field, value):
+    r = shared.post("/v1/trainings", json=training_body(training={field: value}))
+
+    problem = assert_problem(r, 422, "Validation Error")
+    assert problem.errors[0]["loc"] == ["training", field]
+
+
+def test_wait_over_max_wait_is_422_naming_it(shared):
+    jobs = job_count(shared)
+
+    r = shared.post("/v1/trainings?wait=61", json=XOR)
+
+    _limit_problem(r, "max_wait_s", 60.0, ["wait"])
+    assert job_count(shared) == jobs
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "nan", "inf"])
+def test_a_malformed_wait_is_422(shared, wait):
+    r = shared.post(f"/v1/trainings?wait={wait}", json=XOR)
+
+    problem = assert_problem(r, 422, "Validation Error")
+    assert problem.errors[0]["loc"] == ["wait"]

@@ -1,0 +1,178 @@
+"""The file store on real files: its layout, temp files, concurrent and killed writers,
+unwritable folders and OS errors."""
+
+import errno
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from service.errors import InvalidName, StoreFull, StoreUnavailable
+from service.store import MAX_POINTS, FileStore, map_os_error
+
+from .storekit import save, start_savers, visible
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FileStore(tmp_path / "store")
+
+
+# ----- layout -----
+
+
+def test_a_version_is_one_npz_whose_meta_is_a_unicode_json_member(store, trained):
+    meta = save(store, "xor", trained)
+    with zipfile.ZipFile(store.root / "xor" / "1.npz") as zf:
+        raw = np.lib.format.read_array(io.BytesIO(zf.read("meta.npy")), allow_pickle=False)
+    assert raw.shape == () and raw.dtype.kind == "U"
+    assert json.loads(raw.item()) == meta
+    assert store.export("xor", 1)[0] == (store.root / "xor" / "1.npz").read_bytes()
+
+
+def test_listing_ignores_hidden_and_foreign_entries(store, trained):
+    save(store, "xor", trained)
+    (store.root / ".jobs.sqlite3").write_bytes(b"SQLite format 3\0")
+    (store.root / ".trash-1234").mkdir()
+    (store.root / "README").write_text("not a model")
+    (store.root / "UPPER").mkdir()
+    (store.root / "empty").mkdir()
+    (store.root / "xor" / ".tmp-abc.npz").write_bytes(b"partial")
+    (store.root / "xor" / "notes.txt").write_text("not a version")
+    assert [row["name"] for row in store.list_models()] == ["xor"]
+    assert [m["version"] for m in store.versions("xor")] == [1]
+
+
+def test_stale_temp_files_are_cleaned_on_save_and_fresh_ones_kept(store, trained):
+    save(store, "xor", trained)
+    old, fresh = store.root / "xor" / ".tmp-old.npz", store.root / "xor" / ".tmp-fresh.npz"
+    old.write_bytes(b"left by a killed writer")
+    fresh.write_bytes(b"another writer, still busy")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    save(store, "xor", trained)
+    assert not old.exists() and fresh.exists()
+
+
+def test_deleting_leaves_no_folder_and_no_tombstone(store, trained):
+    for _ in range(2):
+        save(store, "xor", trained)
+    save(store, "keep", trained)
+    save(store, "one", trained)
+    store.delete("xor")
+    store.delete("one", 1)
+    assert visible(store.root) == ["keep"]
+
+
+def test_a_refused_name_writes_nothing_and_a_good_one_is_one_folder(store, trained):
+    with pytest.raises(InvalidName):
+        save(store, "../x", trained)
+    assert not store.root.exists()
+    save(store, "a..b", trained)
+    assert visible(store.root) == ["a..b"]
+
+
+# ----- processes -----
+
+
+def test_concurrent_savers_get_distinct_versions(tmp_path):
+    processes, count = 4, 5
+    children = start_savers(tmp_path, "race", count, processes, time.time() + 1.0)
+    printed = []
+    for child in children:
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 0
+        printed += [int(v) for v in out.split()]
+    assert sorted(printed) == list(range(1, processes * count + 1))
+    store = FileStore(tmp_path)
+    metas = store.versions("race")
+    assert [m["version"] for m in metas] == list(range(1, processes * count + 1))
+    for v in range(1, processes * count + 1):
+        store.load("race", v)
+    assert sorted(m["metrics"]["seed"] for m in metas) == sorted(list(range(processes)) * count)
+
+
+def test_writers_killed_mid_save_leave_a_consistent_store(tmp_path):
+    # Big files (a 1.3 MB network, 10,000 points) keep each save in the middle of writing
+    # for a good part of the time, so some kills land there.
+    rng, printed = random.Random(0), []
+    for _ in range(6):
+        (child,) = start_savers(tmp_path, "kill", -1, 1, 0, n=MAX_POINTS + 5000, width=400)
+        printed.append(int(child.stdout.readline()))  # running and saving
+        time.sleep(rng.uniform(0.0, 0.05))
+        child.send_signal(signal.SIGKILL)
+        printed += [int(v) for v in child.stdout.read().split()]
+        child.wait()
+        child.stdout.close()
+    store = FileStore(tmp_path)
+    listed = [m["version"] for m in store.versions("kill")]
+    assert "corrupt" not in str(store.versions("kill"))
+    assert set(printed) <= set(listed)
+    assert listed == list(range(1, len(listed) + 1))
+    assert len(listed) - len(printed) <= 6  # at most one unreported save per kill
+    for v in listed:
+        store.load("kill", v)
+    assert store.list_models()[0]["latest"] == listed[-1]
+    assert all(name.startswith(".tmp-") or name[:-4].isdigit()
+               for name in os.listdir(tmp_path / "kill"))
+
+
+# ----- writability and OS errors -----
+
+
+def test_ping_creates_the_store_and_leaves_only_its_counter(tmp_path):
+    store = FileStore(tmp_path / "new" / "store")
+    assert store.ping() is None
+    assert os.listdir(store.root) == [".generation"]  # made there, so a worker can bump it
+
+
+def make_unwritable(paths):
+    """Make directories refuse writes, even to root: chmod, or the immutable flag for root."""
+    if os.geteuid() != 0:
+        for path in paths:
+            path.chmod(0o555)
+        return lambda: [path.chmod(0o755) for path in paths]
+    done = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True)
+    undo = lambda: subprocess.run(["chattr", "-i", *map(str, paths)], check=True)  # noqa: E731
+    if done.returncode != 0:
+        undo()
+        pytest.skip("running as root without chattr +i: no way to make a directory read-only")
+    return undo
+
+
+def test_unwritable_store_is_unavailable_but_still_serves_reads(store, trained):
+    save(store, "xor", trained)
+    undo = make_unwritable([store.root, store.root / "xor"])
+    try:
+        for call in (store.ping, lambda: save(store, "xor", trained),
+                     lambda: store.delete("xor", 1), lambda: store.delete("xor")):
+            with pytest.raises(StoreUnavailable, match="model store unavailable") as caught:
+                call()
+            assert str(store.root) not in caught.value.detail
+        assert store.load("xor")[1]["version"] == 1
+        assert [row["name"] for row in store.list_models()] == ["xor"]
+    finally:
+        undo()
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(errno.EROFS, StoreUnavailable), (errno.EACCES, StoreUnavailable),
+     (errno.EPERM, StoreUnavailable), (errno.ENOSPC, StoreFull), (errno.EDQUOT, StoreFull)],
+)
+def test_os_errors_map_to_domain_errors_without_paths(code, error):
+    mapped = map_os_error(OSError(code, os.strerror(code), "/secret/store/xor/1.npz"), "save 'a'")
+    assert isinstance(mapped, error)
+    assert "/secret" not in mapped.detail and "save 'a'" in mapped.detail
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOTDIR, errno.ENAMETOOLONG])
+def test_other_os_errors_make_the_store_unavailable(code):
+    assert isinstance(map_os_error(OSError(code, os.strerror(code)), "read"), StoreUnavailable)
