@@ -1,9 +1,9 @@
 """JSON bodies in and out: orjson, with the standard library's rules kept.
 
 loads refuses duplicate keys and absurd nesting, as json.loads with an
-object_pairs_hook would, and accepts what the standard library accepts (UTF-16,
-NaN literals, 1e400) by falling back to it; an integer past 64 bits becomes a float
-(past every limit all the same). dumps writes compact JSON, NumPy arrays included.
+object_pairs_hook would, and decodes what the standard library decodes (UTF-16,
+NaN literals, 1e400, integers past 64 bits, which orjson would make floats) by
+falling back to it. dumps writes compact JSON, NumPy arrays included.
 """
 
 import json
@@ -12,6 +12,11 @@ from collections import Counter
 import orjson
 
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# Every digit becomes "0", "." stays, every other byte "x": an integer of 20 digits or more
+# (past 64 bits, perhaps) shows as "x" and 20 zeros; a fraction's digits follow a ".".
+_DIGITS = bytes(48 if chr(b).isdigit() and b < 128 else b if b == 46 else 120
+                for b in range(256))
+_LONG_INTEGER = b"x" + b"0" * 20
 
 
 def loads(raw: bytes):
@@ -20,6 +25,9 @@ def loads(raw: bytes):
     # it keeps the last of duplicate keys, so a body is taken from it only when no key
     # can have been repeated: every ':' outside a string separates one key from its value,
     # so as many ':' bytes as keys decoded means no repeats (and no ':' inside a string).
+    shape = raw.translate(_DIGITS)
+    if _LONG_INTEGER in shape or shape.startswith(_LONG_INTEGER[1:]):  # orjson: a float
+        return _loads_plain(raw)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -40,6 +40,7 @@ BODIES = [
     b'{"a": {"b": 1, "c": {"d": 2, "d": 3}}}',
     b'{"a": "x:y", "a": 1}',  # a duplicate hidden beside a colon in a string
     b'{"time": "04:53:06", "n": 1}',
+    b'{"big": 123456789012345678901234567890}',
     b'{"a:b": 1, "c": [1, 2, {"e": null}]}',
     b'[{"a": 1}, {"a": 1, "a": 2}]',
     b'[{"a": 1}, {"b": 2}]',
@@ -66,9 +67,13 @@ def test_loads_agrees_with_the_standard_library(raw):
     assert repr(_fast(raw)) == repr(_plain(raw))  # repr: NaN equals no NaN
 
 
-def test_an_integer_past_64_bits_becomes_the_nearest_float():
-    assert jsoncodec.loads(b'{"n": 123456789012345678901234567890}') == {"n": 1.2345678901234568e29}
-    assert jsoncodec.loads(b"[18446744073709551615]") == [2**64 - 1]
+@pytest.mark.parametrize("raw", [b'{"n": 123456789012345678901234567890}',
+                                 b"[18446744073709551616, -99999999999999999999]",
+                                 b"[18446744073709551615, 0.00012345678901234567891]",
+                                 b'{"id": "123456789012345678901", "e": 1e1234567890123456789}',
+                                 b"123456789012345678901", b" -123456789012345678901"])
+def test_integers_past_64_bits_stay_integers(raw):
+    assert repr(_fast(raw)) == repr(_plain(raw))
 
 
 def test_loads_agrees_on_random_documents_with_and_without_repeated_keys():
