@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 BENCH  := $(VENV)/.installed-bench
+PEER   := .venv-mlserver
 
 .PHONY: run test bench lint docker clean
 
@@ -30,7 +31,14 @@ run: $(STAMP)
 test: $(DEV)
 	$(BIN)/python -m pytest
 
-bench: $(BENCH)
+# MLServer, the /v2 peer, has a venv of its own: its pins clash with the dev extra's.
+$(PEER)/.installed: benchmarks/mlserver-requirements.txt
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet --upgrade pip
+	$(PEER)/bin/pip install --quiet -r $<
+	touch $@
+
+bench: $(BENCH) $(PEER)/.installed
 	@command -v wrk >/dev/null || echo "wrk not installed (apt-get install -y wrk): using the Python load client"
 	$(BIN)/python -m benchmarks $(ARGS)
 
@@ -44,4 +52,4 @@ docker:
 	DOCKER_BUILDKIT=1 $(DOCKER) build -t nnserve:latest .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(PEER) .pytest_cache

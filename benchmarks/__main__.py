@@ -11,6 +11,7 @@ from . import (
     convergence,
     generalisation,
     machine,
+    oip,
     report,
     scaling,
     serving,
@@ -28,6 +29,7 @@ SECTIONS = {
     "scaling": scaling.run,
     "store": store.run,
     "serving": serving.run,
+    "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -3,6 +3,8 @@
 import logging
 import math
 
+import numpy as np
+
 from . import metrics, plots, trainer
 from .errors import InvalidInput
 from .jobs import JobRunner
@@ -127,11 +129,17 @@ class Service:
         """Return (version, scores, labels) as lists for points under a version (None: latest)."""
         model, meta = self.store.load(name, version)
         scores, labels = model.classify(points, threshold)
-        if not all(map(math.isfinite, scores)):  # an uploaded model's weights can overflow
-            raise InvalidInput("the model's output is not a finite number for these points",
-                               field=("points",))
-        metrics.POINTS_PREDICTED.inc(len(scores))
-        return meta["version"], scores, labels
+        return _served(meta, scores, labels, all(map(math.isfinite, scores)))
+
+    def predict_array(self, name, version, x, threshold=0.5):
+        """Return (version, scores, labels) as arrays of x (n, 2) under a version (None: last)."""
+        model, meta = self.store.load(name, version)
+        scores, labels = model.predict(x, threshold)
+        return _served(meta, scores, labels, np.isfinite(scores).all())
+
+    def loaded_version(self, name, version=None):
+        """Return the number of the version (None: latest) once it is loaded and checked."""
+        return self.store.load(name, version)[1]["version"]
 
     def model_figure(self, name, version, width, height):
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.
@@ -166,3 +174,12 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - every failure makes the service not ready
                 problems[check] = getattr(exc, "detail", type(exc).__name__)
         return problems
+
+
+def _served(meta, scores, labels, finite):
+    """Return (version, scores, labels) of a prediction, counted; refused if not all finite."""
+    if not finite:  # an uploaded model's weights can overflow
+        raise InvalidInput("the model's output is not a finite number for these points",
+                           field=("points",))
+    metrics.POINTS_PREDICTED.inc(len(scores))
+    return meta["version"], scores, labels

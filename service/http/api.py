@@ -5,23 +5,25 @@ and answers); the auth hook and /openapi.json both read that declaration, so
 the documentation and the behaviour come from one place.
 """
 
-import json
-from collections import Counter
-
 from flask import Response, current_app, request
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.wsgi import get_content_length
 
+from .. import jsoncodec
+
 
 def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
-              content="application/json", errors=()):
-    """Attach the operation's contract to a view: access is "open", "read" or "write"."""
+              content="application/json", errors=(), binary=None):
+    """Attach the operation's contract to a view: access is "open", "read" or "write".
+
+    binary, when given, describes an application/octet-stream form of body and response."""
 
     def attach(view):
         view.operation = {"summary": summary, "access": access, "body": body, "query": query,
                           "response": response, "status": status, "content": content,
-                          "errors": tuple(errors), "doc": (view.__doc__ or "").strip()}
+                          "errors": tuple(errors), "binary": binary,
+                          "doc": (view.__doc__ or "").strip()}
         return view
 
     return attach
@@ -65,9 +67,9 @@ def read_body(environ=None):
 
 def parse_json(raw: bytes):
     """Return the decoded JSON document; refuse duplicate keys and absurd nesting (400)."""
-    try:  # json.loads(raw, object_pairs_hook=...), without making a decoder per call
-        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
-    except (ValueError, RecursionError) as exc:  # bad syntax or UTF-8; nesting past the stack
+    try:
+        return jsoncodec.loads(raw)
+    except ValueError as exc:  # bad syntax or UTF-8, a duplicate key, nesting past the stack
         raise BadRequest(f"malformed JSON: {exc}") from None
 
 
@@ -80,17 +82,6 @@ def parse_query(model: type[BaseModel]):
 
 def json_response(body, status=200, headers=None, content_type="application/json"):
     """Return a compact JSON response."""
-    text = _ENCODER.encode(body)
-    return Response(text, status=status, headers=headers, content_type=content_type)
+    return Response(jsoncodec.dumps(body), status=status, headers=headers,
+                    content_type=content_type)
 
-
-def _no_duplicates(pairs):
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        dup = next(k for k, count in Counter(k for k, _ in pairs).items() if count > 1)
-        raise ValueError(f"duplicate key {dup!r} in an object")
-    return obj
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # json.dumps makes one a call

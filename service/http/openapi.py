@@ -5,9 +5,12 @@ from functools import cache
 
 from pydantic.json_schema import models_json_schema
 
+from ..inference import ProtocolError
 from ..names import NAME_PATTERN
 from ..schemas import Problem
+from .v2 import speaks_v2
 
+_OCTETS = "application/octet-stream"
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _STATUS_TEXT = {400: "Malformed request", 401: "Missing or bad token", 404: "Not found",
                 405: "Method not allowed", 409: "Conflict with the resource's state",
@@ -34,7 +37,8 @@ def openapi_document(app):
             views.append((rule, view.operation))
     models = {m for _, op in views for m in (op["body"], op["query"], op["response"])
               if isinstance(m, type)}
-    refs, components = _schemas(tuple(sorted(models | {Problem}, key=lambda m: m.__name__)))
+    models |= {Problem, ProtocolError}
+    refs, components = _schemas(tuple(sorted(models, key=lambda m: m.__name__)))
     paths = {}
     for rule, op in sorted(views, key=lambda item: item[0].rule):
         path = _PARAM.sub(r"{\2}", rule.rule)
@@ -61,6 +65,9 @@ def _operation(rule, op, refs, app):
     elif op["body"] is not None:
         out["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": refs[(op["body"], "validation")]}}}
+        if op["binary"]:
+            out["requestBody"]["description"] = op["binary"]
+            out["requestBody"]["content"][_OCTETS] = _binary(op["binary"])
     if op["access"] != "open":
         out["security"] = [{"bearer": []}, {}]
     return out
@@ -84,6 +91,8 @@ def _responses(path, op, refs, app):
     ok = {"description": op["summary"]}
     if op["response"] is not None:
         ok["content"] = {op["content"]: {"schema": refs[(op["response"], "serialization")]}}
+        if op["binary"]:
+            ok["content"][_OCTETS] = _binary(op["binary"])
     elif op["status"] != 204:
         ok["content"] = {op["content"]: {"schema": {"type": "string"}}}
     problem = {"application/problem+json": {"schema": refs[(Problem, "serialization")]}}
@@ -94,7 +103,18 @@ def _responses(path, op, refs, app):
         statuses |= {404}
     if op["access"] != "open" and app.config.get("NNSERVE_AUTH"):
         statuses.add(401)
+    if speaks_v2(path):  # the protocol's {"error": ...}, 400 for what /v1 calls 422
+        statuses = {400 if s == 422 else s for s in statuses}
+        error = {"application/json": {"schema": refs[(ProtocolError, "serialization")]}}
     responses = {str(op["status"]): ok}
     for status in sorted(statuses):
-        responses[str(status)] = {"description": _STATUS_TEXT[status], "content": problem}
+        # gunicorn refuses a request line or headers too long before any path is known
+        content = error if speaks_v2(path) and status not in (414, 431) else problem
+        responses[str(status)] = {"description": _STATUS_TEXT[status], "content": content}
     return responses
+
+
+def _binary(description):
+    """Return the media type object of a binary tensor body."""
+    return {"schema": {"type": "string", "contentMediaType": _OCTETS,
+                       "description": description}}

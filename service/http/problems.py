@@ -1,19 +1,23 @@
-"""The one error handler: every failure becomes an RFC 9457 application/problem+json body."""
+"""The one error handler: every failure becomes an RFC 9457 application/problem+json body,
+or on /v2 the Open Inference Protocol's {"error": message}, 400 where /v1 says 422."""
 
 import logging
 
-from flask import current_app, g
+from flask import current_app, g, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import PROBLEM, ServiceError, problem_body
 from .api import json_response
+from .v2 import speaks_v2
 
 log = logging.getLogger("nnserve")
 
 
 def problem(status, title, detail, headers=None, **extra):
-    """Return a problem+json response."""
+    """Return a problem+json response (on /v2: the protocol's error object)."""
+    if speaks_v2(request.path):  # the clients read "error"; the protocol has no 422
+        return json_response({"error": detail}, 400 if status == 422 else status, headers)
     body = problem_body(status, title, detail, **extra)
     return json_response(body, status, headers, content_type=PROBLEM)
 

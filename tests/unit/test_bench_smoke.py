@@ -4,10 +4,12 @@ PyTorch and scikit-learn are optional here (their rows say "skipped" without the
 `make bench` requires them.
 """
 
+import json
+
 import numpy as np
 import pytest
 
-from benchmarks import peers, report
+from benchmarks import mlserver, oip, peers, report
 from benchmarks.__main__ import run
 from benchmarks.measure import SMOKE, Row, has
 from service.nn import datasets
@@ -64,3 +66,29 @@ def test_serving_section_runs_against_real_gunicorn():
     assert all("server CPU" in by_name[f"{name} at concurrency 16"].ratio
                for name in ("healthz", "predict"))
     assert all(row.value is not None and row.value > 0 for row in rows)
+
+
+@pytest.mark.e2e
+def test_oip_section_runs_against_nnserve_and_mlserver():
+    """Beside MLServer when its venv is built (make bench), else the one row says skipped."""
+    rows = run(SMOKE, ("inference",), None, echo=lambda *_: None)
+    if not mlserver.installed():
+        assert len(rows) == 1 and "skipped" in rows[0].note
+        return
+    names = [row.name for row in rows]
+    for n in oip.sizes(SMOKE):
+        for who in ("nnserve /v1", "nnserve /v2", "MLServer /v2"):
+            assert any(name.startswith(f"{who}, {n:,} points") for name in names), (who, n)
+    judged = [row for row in rows if row.ok is not None]
+    assert len(judged) == 4 * len(oip.sizes(SMOKE)) + 1
+    assert all(row.value is not None and row.value > 0 for row in rows)
+    assert rows[0].value == 1.0  # MLServer's model learned XOR: the comparison is fair
+
+
+def test_v2_bench_bodies_are_what_the_protocol_reads():
+    x = oip.points(3)
+    body = json.loads(oip.v2_body(x))
+    assert body["inputs"][0]["shape"] == [3, 2] and len(body["inputs"][0]["data"]) == 6
+    raw, length = oip.binary_body(x)
+    header = json.loads(raw[:length])
+    assert header["inputs"][0]["parameters"]["binary_data_size"] == len(raw) - length == 24
