@@ -38,7 +38,8 @@ from .watch import METRICS, REASONS, Curves
 
 __all__ = ["DTYPES", "MAX_HISTORY", "Diverged", "FitResult", "TrainingConfig", "fit", "fit_many"]
 MAX_HISTORY = MAX_ROWS
-MAX_PROBE_HISTORY = 30  # rows of each start's curve in "probes": a line to draw, kept small (cold loads parse it)
+# Rows of each start's loss curve in "probes": a line to draw, kept small (cold loads parse it).
+MAX_PROBE_HISTORY = 30
 
 
 class Diverged(ArithmeticError):
