@@ -51,12 +51,13 @@ class Model:
         """Return (scores, labels) as lists of Python numbers: predict, in a response's form.
 
         A few points of a small float64 model (SMALL_ROWS, FLOAT_WORK) are computed on
-        Python floats: at one point, NumPy's call overhead (some 30 calls) is most of what
-        predict costs. The results agree with predict's to the last bits of a float64, and
+        Python floats: at one point, NumPy's per-call overhead is most of what predict
+        costs. The results agree with predict's to the last bits of a float64, and
         where the floats overflow (inf - inf is NaN, where BLAS may keep an infinity) the
         points go through predict. float32 models always do, whose float32 arithmetic the
         floats would not repeat."""
         rows, size = len(points), self.params["theta"].size
+        # Fast path (benchmarks/RESULTS.md, "Serving": 1-point predict / healthz req/s).
         if self.floats is not None and rows <= SMALL_ROWS and rows * size <= FLOAT_WORK:
             scores = forward_floats(self.floats, check_rows(points))
             if all(map(math.isfinite, scores)):

@@ -81,6 +81,8 @@ class Workspace:
 
         They apply while the weights (and gradients) are the same objects and spec is equal.
         """
+        # Fast path (benchmarks/RESULTS.md, "Training": nnserve fit() against the floor):
+        # a replayed plan, not the calls made anew each epoch.
         key = (build, id(grads))  # a batch of several blocks alternates two gradients
         kept = self.plans.get(key)
         if kept is None or kept[0] is not params or kept[1] is not grads or kept[2] != spec:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from service.nn import batches, datasets
+from service.nn.history import MAX_ROWS
 from service.nn.model import Model
 from service.nn.network import Architecture
-from service.nn.training import MAX_HISTORY, Diverged, TrainingConfig, fit
+from service.nn.training import Diverged, TrainingConfig, fit
 
 LAB = Architecture()  # 2-4-4-1, sigmoid everywhere, with bias
 
@@ -147,7 +148,7 @@ def test_history_is_every_epoch_for_short_runs_and_thinned_for_long_ones():
     short = fit(LAB, x, y, TrainingConfig(epochs=50))
     assert short.history["epoch"] == list(range(51))
     long = fit(LAB, x, y, TrainingConfig(epochs=5000, starts=1))
-    assert len(long.history["epoch"]) <= MAX_HISTORY + 1
+    assert len(long.history["epoch"]) <= MAX_ROWS + 1
     assert long.history["epoch"][0] == 0 and long.history["epoch"][-1] == 5000
     assert len(set(np.diff(long.history["epoch"]))) == 1
 

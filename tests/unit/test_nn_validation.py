@@ -9,7 +9,8 @@ import pytest
 from service.nn import datasets
 from service.nn.config import MAX_VALIDATION_SPLIT
 from service.nn.network import Architecture
-from service.nn.training import MAX_PROBE_HISTORY, TrainingConfig, fit
+from service.nn.training import TrainingConfig, fit
+from service.nn.trials import MAX_PROBE_HISTORY
 
 LAB = Architecture()
 
