@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, trainer
+from . import metrics, plots, streams, trainer
 from .errors import InvalidInput
 from .jobs import JobRunner
 from .lru import Lru
@@ -32,6 +32,8 @@ class Service:
         self.runner = None if jobs is None else JobRunner(
             jobs, self._execute, max_running=settings.max_running_jobs,
             timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s)
+        self.streams = None if jobs is None else streams.Streams(
+            jobs, max_open=settings.max_streams, keepalive_s=settings.stream_keepalive_s)
 
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
@@ -42,7 +44,10 @@ class Service:
         return self
 
     def stop(self):
-        """Stop this process's runner (a running job fails as interrupted)."""
+        """End this process's event streams and stop its runner (a running job fails as
+        interrupted)."""
+        if self.streams is not None:
+            self.streams.close_all()
         if self.runner is not None:
             self.runner.stop()
 
@@ -73,6 +78,11 @@ class Service:
         """Return the job after asking it to stop, once stopped or after a moment (409: ended)."""
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
+
+    def job_events(self, job_id, last_event_id=None):
+        """Return the open event stream of a job (an iterable of SSE text whose close()
+        frees its place), resuming after the Last-Event-ID header's event if given."""
+        return self.streams.open(job_id, streams.last_event_id(last_event_id))
 
     def train(self, req: TrainingRequest, on_progress=None, report_every=None):
         """Return the Fitted of a request trained here and now (limits apply), not saved."""

@@ -1,6 +1,6 @@
 """/v1/trainings: submit, watch, list and cancel training jobs."""
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
 from ..schemas import Job, JobList, JobListQuery, PlotQuery, TrainingRequest, WaitQuery
 from .api import json_response, operation, parse_body, parse_query, service
@@ -45,6 +45,17 @@ def show(job_id):
 def cancel(job_id):
     """Cancel a queued or running job (no model is saved); 409 if it has already ended."""
     return json_response(public(service().cancel(job_id)))
+
+
+@bp.get("/<job_id>/events")
+@operation("Stream a training job's progress", response=None, content="text/event-stream",
+           errors=(404, 422, 503))
+def events(job_id):
+    """Server-Sent Events: a progress event (id: its epoch) each time the job reports, then
+    an end event with its status and result; Last-Event-ID resumes after that epoch."""
+    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"))
+    return Response(stream, content_type="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/<job_id>/plot.png")
