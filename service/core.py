@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, streams, trainer
+from . import metrics, plots, streams, trainer, unitplots
 from .errors import InvalidInput
 from .jobs import JobRunner
 from .lru import Lru
@@ -155,15 +155,27 @@ class Service:
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.
 
         Rendering is costly (benchmarks/RESULTS.md), so the last FIGURES_KEPT are kept."""
+        return self._figure("model", name, version, width, height)
+
+    def units_figure(self, name, version, width, height):
+        """Return the PNG of a version's units (None: latest): each unit's activation over
+        the data's range, layer by layer, and the weights between them; kept as the model
+        figure is."""
+        return self._figure("units", name, version, width, height)
+
+    def _figure(self, kind, name, version, width, height):
         model, meta = self.store.load(name, version)
         # A version's file never changes; created_at and the weights' checksum tell a
         # version saved again under a freed number from the one it replaced.
-        key = (name, meta["version"], meta["created_at"], meta["sha256"], width, height)
+        key = (kind, name, meta["version"], meta["created_at"], meta["sha256"], width, height)
         png = self.figures.get(key)
         if png is None:
             x, y = self.store.points(name, meta["version"])
             title = f"{name} version {meta['version']}"
-            png = plots.model_png(model, x, y, meta["history"], width, height, title)
+            if kind == "units":
+                png = unitplots.units_png(model, x, width, height, title)
+            else:
+                png = plots.model_png(model, x, y, meta["history"], width, height, title)
             self.figures.put(key, png)
         return png
 
