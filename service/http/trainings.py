@@ -49,10 +49,12 @@ def cancel(job_id):
 
 @bp.get("/<job_id>/events")
 @operation("Stream a training job's progress", response=None, content="text/event-stream",
-           errors=(404, 422, 503))
+           errors=(404, 422, 503), headers=[("Last-Event-ID", "resume after this event id "
+                                             "(an epoch); sent by EventSource on reconnect")])
 def events(job_id):
     """Server-Sent Events: a progress event (id: its epoch) each time the job reports, then
-    an end event with its status and result; Last-Event-ID resumes after that epoch."""
+    an end event with its status and result; Last-Event-ID resumes after that epoch. 503
+    with Retry-After when the worker has NNSERVE_MAX_STREAMS streams open."""
     stream = service().job_events(job_id, request.headers.get("Last-Event-ID"))
     return Response(stream, content_type="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

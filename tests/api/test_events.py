@@ -119,3 +119,14 @@ def test_close_all_ends_an_open_stream_and_refuses_new_ones(app):
     service.streams.close_all()
     assert "".join(stream).count("event:") == 0  # ends without an end: the job has not
     assert_problem(client.get(f"/v1/trainings/{job_id}/events"), 503)
+
+
+def test_openapi_documents_the_stream_and_its_header(app):
+    doc = app.test_client().get("/openapi.json").json
+    op = doc["paths"]["/v1/trainings/{job_id}/events"]["get"]
+    assert "text/event-stream" in op["responses"]["200"]["content"]
+    assert {"404", "422", "503"} <= set(op["responses"])
+    assert {"name": "Last-Event-ID", "in": "header"}.items() <= next(
+        p for p in op["parameters"] if p["in"] == "header").items()
+    for path in ("/v1/models/{name}/units.png", "/v1/models/{name}/versions/{version}/units.png"):
+        assert "image/png" in doc["paths"][path]["get"]["responses"]["200"]["content"]

@@ -2,11 +2,14 @@
 on SIGTERM, and never in the way of /healthz or a prediction."""
 
 import json
+import subprocess
 import threading
 import time
 
 import pytest
 import requests
+
+from ..readme import code_blocks
 
 pytestmark = pytest.mark.e2e
 STREAMS = 2  # per worker
@@ -113,6 +116,17 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
         assert any(json.loads(m["data"])["epoch"] < 30_000 for m in progress)  # while running
         assert stream[-1]["event"] == "end"
         assert json.loads(stream[-1]["data"])["status"] == "succeeded"
+
+    # The README's curl -N commands, as written: the ended job's last progress, then its end.
+    commands = [line for block in code_blocks("API") for line in block.splitlines()
+                if line.startswith("curl -N")]
+    assert len(commands) == 2
+    for command in commands:
+        out = subprocess.run(["bash", "-c", command.replace("<id>", job_id)], timeout=30,
+                             env={"U": srv.url, "PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True, check=True).stdout
+        assert out.startswith("retry: ") and "\nevent: end\ndata: {\"status\":\"succeeded\"" in out
+        assert "id: 30000\nevent: progress\n" in out  # the last progress, past epoch 1200
 
     # SIGTERM: the open streams of the next job end at once, well within the graceful timeout.
     wait_running(srv.url, later)
