@@ -62,8 +62,9 @@ class Service:
         return self.jobs.get(job_id)
 
     def list_jobs(self, query):
-        """Return (jobs, total), newest first."""
-        return self.jobs.list(query.status, query.model, query.limit, query.offset)
+        """Return (jobs, total), newest first: summaries unless query.view is "full"."""
+        return self.jobs.list(query.status, query.model, query.limit, query.offset,
+                              full=query.view == "full")
 
     def job_counts(self):
         """Return {status: number of jobs} across every process."""

@@ -20,6 +20,11 @@ class JobBackend(ABC):
     holds the job, so a worker that lost its job (reaped as lost; with a shared database,
     claimed again elsewhere) can neither record progress nor end it. A running job whose
     worker is gone is failed with WORKER_LOST, never left running.
+
+    A running job that is to keep a model first takes begin_save, which is atomic with
+    cancel: either the cancel came first (begin_save refuses, the job saves nothing and ends
+    cancelled) or the job is saving (job["saving"]) and a cancel is JobFinished (409), as
+    for an ended job. So a cancel that answers 200 never leaves a version behind.
     """
 
     @abstractmethod
@@ -31,9 +36,12 @@ class JobBackend(ABC):
         """Return the job, or raise JobNotFound."""
 
     @abstractmethod
-    def list(self, status=None, model=None, limit=50, offset=0):
+    def list(self, status=None, model=None, limit=50, offset=0, full=False):
         """Return (jobs, total): one page of the matching jobs, newest first, and their count,
-        from one snapshot."""
+        from one snapshot. Unless full, each job is its summary: no "history", and its
+        "request" is records.summary_of(request), read without reading (or decoding) the
+        request itself (stored beside it at create), so a list costs the same whatever the
+        size of its jobs' data sets."""
 
     @abstractmethod
     def counts(self):
@@ -42,7 +50,7 @@ class JobBackend(ABC):
     @abstractmethod
     def cancel(self, job_id):
         """Return the job after cancelling it (queued: at once) or asking it to stop (running:
-        its next report answers True); JobFinished if it has ended."""
+        its next report and begin_save refuse); JobFinished if it has ended or is saving."""
 
     @abstractmethod
     def claim(self, worker, max_running):
@@ -54,6 +62,13 @@ class JobBackend(ABC):
     def report(self, job_id, lease, progress, history):
         """Record a running job's progress and beat its heartbeat; return True when it must
         stop (cancel asked, or the lease no longer holds it). Fenced."""
+
+    @abstractmethod
+    def begin_save(self, job_id, lease):
+        """Put a running job into its saving phase and return True, unless a cancel was asked
+        (or the lease no longer holds it): then return False and the job must save nothing.
+        Atomic with cancel across every process; from True on, cancel raises JobFinished.
+        Fenced."""
 
     @abstractmethod
     def heartbeat(self, job_id, lease):

@@ -31,6 +31,7 @@ from .responses import (
     Job,
     JobList,
     JobResult,
+    JobSummary,
     Metrics,
     ModelDetail,
     ModelList,
@@ -44,7 +45,8 @@ from .responses import (
 
 __all__ = [
     "DATA_SPECS", "Activation", "CircleData", "Dataset", "Dtype", "Health", "History", "Job",
-    "JobList", "JobListQuery", "JobResult", "JobStatus", "LinearData", "Loss", "Metrics", "Monitor",
+    "JobList", "JobListQuery", "JobResult", "JobStatus", "JobSummary", "LinearData", "Loss",
+    "Metrics", "Monitor",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
     "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",

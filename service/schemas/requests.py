@@ -216,8 +216,14 @@ def _pair(point):
     return [point["x1"], point["x2"]]
 
 
+# How jobs are answered where many are, or where a terminal shows one: "summary" (the
+# request with its data set's points counted, no history) or "full" (as GET of one job).
+JobView = Literal["summary", "full"]
+
+
 class WaitQuery(Strict):
     wait: float = Field(0, ge=0)
+    view: JobView = "summary"
 
 
 class JobListQuery(Strict):
@@ -225,6 +231,7 @@ class JobListQuery(Strict):
     model: Name | None = None
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=2**63 - 1)  # SQLite's largest integer
+    view: JobView = "summary"
 
 
 class PlotQuery(Strict):

@@ -48,13 +48,15 @@ class JobResult(BaseModel):
     metrics: Metrics
 
 
-class Job(BaseModel):
+class JobSummary(BaseModel):
+    """A job as lists answer it (view=summary): the request with its data set's points and
+    labels replaced by their number n, and no history."""
+
     id: str
     status: JobStatus
     model: str
-    request: TrainingRequest
+    request: dict[str, Any]
     progress: Progress
-    history: History
     result: JobResult | None
     error: str | None
     created_at: str
@@ -62,8 +64,15 @@ class Job(BaseModel):
     finished_at: str | None
 
 
+class Job(JobSummary):
+    """A job in full: as GET of one job (and view=full) answers it."""
+
+    request: TrainingRequest
+    history: History
+
+
 class JobList(BaseModel):
-    jobs: list[Job]
+    jobs: list[JobSummary | Job]
     total: int
     limit: int
     offset: int
