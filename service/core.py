@@ -151,10 +151,14 @@ class Service:
         # version saved again under a freed number from the one it replaced.
         key = (name, meta["version"], meta["created_at"], meta["sha256"], width, height)
         png = self.figures.get(key)
-        if png is None:
-            x, y = self.store.points(name, meta["version"])
-            title = f"{name} version {meta['version']}"
-            png = plots.model_png(model, x, y, meta["history"], width, height, title)
+        if png is None:  # kept in the store too, beside the version, for every worker
+            stored_key = f"{width}x{height}-{meta['sha256'][:16]}"
+            png = self.store.figure(name, meta["version"], stored_key)
+            if png is None:
+                x, y = self.store.points(name, meta["version"])
+                title = f"{name} version {meta['version']}"
+                png = plots.model_png(model, x, y, meta["history"], width, height, title)
+                self.store.put_figure(name, meta["version"], stored_key, png)
             self.figures.put(key, png)
         return png
 

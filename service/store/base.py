@@ -32,7 +32,10 @@ class ModelStore(ABC):
     store is shared).
 
     Promises of every implementation: a save is atomic (a version is whole or absent, even
-    across a crash) and never overwrites one; a version number is taken by one save only;
+    across a crash) and never overwrites one; a version number is taken by one save only
+    and never given again while the name exists (MLflow's rule: deleting versions, even
+    every one, keeps the name's high-water mark; delete(name) removes the name, and its
+    numbering starts again at 1);
     a read validates what it reads in full before building a model (damaged or hostile
     bytes are CorruptModel, never executed); a load may answer from memory, but sees a save
     or delete made anywhere by its next call. Names and versions are checked (InvalidName,
@@ -110,6 +113,17 @@ class ModelStore(ABC):
     @abstractmethod
     def delete(self, name, version=None):
         """Remove one version, or the whole model when version is None."""
+
+    @abstractmethod
+    def figure(self, name, version, key):
+        """Return the PNG bytes kept for a version under key (a short [a-z0-9-] string), or
+        None when none is kept."""
+
+    @abstractmethod
+    def put_figure(self, name, version, key, png):
+        """Keep png for a version under key, readable by every process, removed with the
+        version; nothing is kept for a version that is gone. Best effort: never raises for
+        the medium (a figure can be drawn again)."""
 
     @abstractmethod
     def ping(self):

@@ -5,6 +5,7 @@ generation counter). A version is written to a hidden temporary file, fsynced, a
 into place under the next free number, which never overwrites (disk.py).
 """
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from .base import ModelStore
 from .disk import (
     delete_model,
     delete_version,
+    figure_path,
     file_identity,
     fsync_dir,
     list_names,
@@ -23,11 +25,14 @@ from .disk import (
     map_os_error,
     os_errors,
     place,
+    reserve_version,
     sweep_temps,
+    write_figure,
 )
 from .memory import StoreMemory
 from .npzfile import DAMAGE, damage_reason, read_checked_bytes, read_contents, read_meta_only
 
+log = logging.getLogger("nnserve.store")
 MAX_ATTEMPTS = 1000  # each failed attempt means another writer took the version
 
 
@@ -143,6 +148,23 @@ class FileStore(ModelStore):
             self.memory.changed(name)
         self.cache.forget(name, version)
 
+    def figure(self, name, version, key):
+        """Return the PNG kept beside a version under key, or None."""
+        try:
+            with open(figure_path(self.root, check_name(name), version, key), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def put_figure(self, name, version, key, png):
+        """Keep png beside a version under key (best effort: a failing medium is logged)."""
+        path = figure_path(self.root, check_name(name), version, key)
+        try:
+            if os.path.isfile(self._path(name, version)):
+                write_figure(path, png)
+        except OSError as exc:
+            log.warning("figure of model %r version %s not kept: %s", name, version, exc)
+
     def ping(self):
         """Return None if a file can be created, synced and removed; else raise a store error."""
         with os_errors("write to the model store"):
@@ -165,7 +187,10 @@ class FileStore(ModelStore):
                 if not directory.is_dir():
                     directory.mkdir(parents=True, exist_ok=True)
                     fsync_dir(self.root)
-                version = (list_versions(self.root, name) or [0])[-1] + 1
+                try:
+                    version = reserve_version(self.root, name)
+                except FileNotFoundError:  # the model was deleted meanwhile: recreate it
+                    continue
                 stamped = {**meta, "name": name, "version": version, "created_at": utc_iso()}
                 try:
                     placed = place(directory, arrays, stamped, x, y)
