@@ -2,6 +2,7 @@
 delete of its model."""
 
 import random
+import threading
 import time
 
 import requests
@@ -42,3 +43,31 @@ def test_a_cancel_that_answers_200_leaves_no_version_and_a_late_one_is_409(start
             assert [v["version"] for v in versions.json()["versions"]] == [1]
         outcomes.add(cancel.status_code)
     assert outcomes == {200, 409}, outcomes  # both sides of the race were run
+
+
+def test_uploads_racing_deletes_of_their_model_succeed_or_404_never_503(start_server):
+    srv = start_server(workers=2)
+    requests.post(f"{srv.url}/v1/trainings?wait=30", json={**XOR, "model": "src"}, timeout=40)
+    npz = requests.get(f"{srv.url}/v1/models/src/versions/1/npz", timeout=10).content
+    stop, deletes = threading.Event(), []
+
+    def delete_repeatedly():
+        with requests.Session() as session:
+            while not stop.is_set():
+                deletes.append(session.delete(f"{srv.url}/v1/models/target", timeout=10)
+                               .status_code)
+
+    deleter = threading.Thread(target=delete_repeatedly)
+    deleter.start()
+    statuses = []
+    try:
+        with requests.Session() as session:
+            for _ in range(80):
+                r = session.post(f"{srv.url}/v1/models/target/versions", data=npz, timeout=10,
+                                 headers={"Content-Type": "application/octet-stream"})
+                statuses.append(r.status_code)
+    finally:
+        stop.set()
+        deleter.join(10)
+    assert set(statuses) == {201}, statuses  # each save succeeded, recreating the model
+    assert 204 in deletes and set(deletes) <= {204, 404}
