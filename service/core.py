@@ -105,12 +105,32 @@ class Service:
         return self.store.list_models()
 
     def versions(self, name):
-        """Return the metadata of every version of a model (404 if it has none)."""
-        return self.store.versions(name)
+        """Return the metadata of every version of a model (404 if it has none), each
+        listing its aliases."""
+        metas = self.store.versions(name)
+        aliases = self.store.aliases(name)
+        return [_with_aliases(meta, aliases) for meta in metas]
+
+    def aliases(self, name):
+        """Return {alias: version} of a model."""
+        return self.store.aliases(name)
 
     def version(self, name, version):
-        """Return one version's metadata."""
-        return self.store.meta(name, version)
+        """Return one version's metadata, with its aliases."""
+        return _with_aliases(self.store.meta(name, version), self.store.aliases(name))
+
+    def set_alias(self, name, alias, version):
+        """Point a model's alias at one of its versions (404 naming a missing version)."""
+        self.store.set_alias(name, alias, version)
+        return {"name": name, "alias": alias, "version": version}
+
+    def delete_alias(self, name, alias):
+        """Remove a model's alias (its version stays)."""
+        self.store.delete_alias(name, alias)
+
+    def alias_version(self, name, alias):
+        """Return the version a model's alias points at (404 when there is no such alias)."""
+        return self.store.alias_version(name, alias)
 
     def delete(self, name, version=None):
         """Delete one version, or the whole model."""
@@ -174,6 +194,11 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - every failure makes the service not ready
                 problems[check] = getattr(exc, "detail", type(exc).__name__)
         return problems
+
+
+def _with_aliases(meta, aliases):
+    """Return a copy of a version's metadata listing the aliases that point at it."""
+    return {**meta, "aliases": [a for a, v in aliases.items() if v == meta["version"]]}
 
 
 def _served(meta, scores, labels, finite):

@@ -54,6 +54,14 @@ class ModelNotFound(ServiceError):
         super().__init__(f"model {name!r} version {version or 'latest'} not found")
 
 
+class AliasNotFound(ServiceError):
+    status = 404
+    title = "Alias Not Found"
+
+    def __init__(self, name, alias):
+        super().__init__(f"model {name!r} has no alias {alias!r}")
+
+
 class CorruptModel(ServiceError):
     """A stored version that fails validation: it is refused, never executed."""
 

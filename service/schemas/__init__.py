@@ -3,6 +3,7 @@
 from .requests import (
     DATA_SPECS,
     Activation,
+    AliasRequest,
     CircleData,
     Dataset,
     Dtype,
@@ -26,6 +27,7 @@ from .requests import (
     XorData,
 )
 from .responses import (
+    Alias,
     Health,
     History,
     Job,
@@ -43,7 +45,8 @@ from .responses import (
 )
 
 __all__ = [
-    "DATA_SPECS", "Activation", "CircleData", "Dataset", "Dtype", "Health", "History", "Job",
+    "DATA_SPECS", "Activation", "Alias", "AliasRequest", "CircleData", "Dataset", "Dtype",
+    "Health", "History", "Job",
     "JobList", "JobListQuery", "JobResult", "JobStatus", "LinearData", "Loss", "Metrics", "Monitor",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",

@@ -20,7 +20,7 @@ from pydantic import (
 
 from ..errors import LimitExceeded
 from ..jobs import STATUSES
-from ..names import NAME_PATTERN
+from ..names import MAX_VERSION, NAME_PATTERN
 from ..nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..nn.config import MAX_VALIDATION_SPLIT, MONITORS
 from ..nn.datasets import MAX_COORDINATE, xor
@@ -214,6 +214,12 @@ def _pair(point):
     if set(point) != {"x1", "x2"}:
         raise ValueError(f"a point object has exactly the keys x1 and x2, got {sorted(point)}")
     return [point["x1"], point["x2"]]
+
+
+class AliasRequest(Strict):
+    """PUT /v1/models/{name}/aliases/{alias}: the version the alias names."""
+
+    version: int = Field(strict=True, ge=1, le=MAX_VERSION)
 
 
 class WaitQuery(Strict):

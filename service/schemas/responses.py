@@ -91,6 +91,13 @@ class ModelList(BaseModel):
 class ModelDetail(BaseModel):
     name: str
     versions: list[VersionMeta]
+    aliases: dict[str, int] = Field(description="Each alias and the version it names")
+
+
+class Alias(BaseModel):
+    name: str
+    alias: str
+    version: int
 
 
 class Health(BaseModel):

@@ -10,6 +10,7 @@ import uuid
 
 from ..errors import ModelNotFound, StoreFull, StoreUnavailable
 from ..names import NAME_RE
+from .aliases import remove_aliases_of
 from .npzfile import write_file
 
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)  # up to names.MAX_VERSION
@@ -94,14 +95,16 @@ def list_names(root):
 
 
 def delete_version(root, name, version):
-    """Remove one version file, and the model's folder once it is empty."""
+    """Remove one version file and its aliases, and the model's folder once it is empty."""
     directory = root / name
     try:
         os.unlink(directory / f"{version}.npz")
     except FileNotFoundError:
         raise ModelNotFound(name, version) from None
+    remove_aliases_of(directory, version)
     fsync_dir(directory)
     if not list_versions(root, name):
+        remove_aliases_of(directory)  # none can point anywhere now
         with contextlib.suppress(OSError):  # a concurrent save may have refilled it
             directory.rmdir()
 
