@@ -6,7 +6,7 @@ import uuid
 
 FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",
           "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested",
-          "lease")
+          "lease", "kind")
 JSON_FIELDS = ("request", "progress", "history", "result")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
 from .records import FIELDS, dumps, job_of, new_job
 
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker TEXT,
     heartbeat_at TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    lease TEXT  -- a new token at each claim: the fence of report, heartbeat and finish
+    lease TEXT,  -- a new token at each claim: the fence of report, heartbeat and finish
+    kind TEXT NOT NULL DEFAULT 'training'  -- backend.KINDS
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
@@ -61,6 +62,8 @@ class SqliteJobs(JobBackend):
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             if "lease" not in columns:  # a database made before leases
                 conn.execute("ALTER TABLE jobs ADD COLUMN lease TEXT")
+            if "kind" not in columns:  # a database made before sweeps
+                conn.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'training'")
 
     def _conn(self):
         """Return this thread's connection, opening it on first use in this thread and process."""
@@ -100,15 +103,17 @@ class SqliteJobs(JobBackend):
         sql = f"SELECT {', '.join(FIELDS)} FROM jobs WHERE {where} {tail}"
         return [job_of(row) for row in conn.execute(sql, args)]
 
-    def create(self, model, request, epochs):
-        """Return a new queued job training model with request (a JSON dict)."""
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind for model with request (a JSON dict)."""
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a kind of job")
         job_id, values = new_job(model, request, epochs)
         with self._db() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, model, status, request, progress, history, created_at)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, model, status, request, progress, history, created_at,"
+                " kind) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
                 (job_id, model, values["request"], values["progress"], values["history"],
-                 utc_iso()),
+                 utc_iso(), kind),
             )
         return self.get(job_id)
 
@@ -126,15 +131,17 @@ class SqliteJobs(JobBackend):
             raise JobNotFound(job_id)
         return jobs[0]
 
-    def list(self, status=None, model=None, limit=50, offset=0):
-        """Return (jobs, total): one page of the matching jobs, newest first, and their count."""
-        page = self._page(status, model, limit, offset)
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training"):
+        """Return (jobs, total): one page of the matching jobs of kind, newest first, and
+        their count."""
+        page = self._page(status, model, limit, offset, kind)
         if self._reap(page[0]):
-            page = self._page(status, model, limit, offset)
+            page = self._page(status, model, limit, offset, kind)
         return page
 
-    def _page(self, status, model, limit, offset):
-        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model)) if v]
+    def _page(self, status, model, limit, offset, kind):
+        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model),
+                                           ("kind = ?", kind)) if v]
         where = " AND ".join(sql for sql, _ in filters) or "1"
         args = [v for _, v in filters]
         with self._db("BEGIN") as conn:  # one snapshot for the page and its total
