@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, trainer
-from .errors import InvalidInput
+from . import metrics, plots, sweeps, trainer
+from .errors import InvalidInput, JobNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
-from .schemas import TrainingRequest
+from .schemas import SweepRequest, TrainingRequest
 
 log = logging.getLogger("nnserve")
 CANCEL_WAIT_S = 2.0  # a running job notices a cancel within its next progress report
@@ -57,9 +57,12 @@ class Service:
         self.runner.wake()
         return self.jobs.wait(job["id"], wait) if wait > 0 else job
 
-    def job(self, job_id):
-        """Return one job."""
-        return self.jobs.get(job_id)
+    def job(self, job_id, kind="training"):
+        """Return one job of kind (a sweep is not found as a training, nor the reverse)."""
+        job = self.jobs.get(job_id)
+        if job["kind"] != kind:
+            raise JobNotFound(job_id) if kind == "training" else SweepNotFound(job_id)
+        return job
 
     def list_jobs(self, query):
         """Return (jobs, total), newest first."""
@@ -69,10 +72,40 @@ class Service:
         """Return {status: number of jobs} across every process."""
         return self.jobs.counts()
 
-    def cancel(self, job_id):
+    def cancel(self, job_id, kind="training"):
         """Return the job after asking it to stop, once stopped or after a moment (409: ended)."""
+        self.job(job_id, kind)
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
+
+    # ----- sweeps -----
+
+    def submit_sweep(self, req: SweepRequest):
+        """Return the new sweep job after checking every trial as a training and the whole
+        against the limits (422 naming the grid key), before any work."""
+        trials = sweeps.check_sweep(req, self.settings)
+        epochs = sum(t.training.epochs for t in trials)
+        job = self.jobs.create(req.model, req.model_dump(mode="json"), epochs, kind="sweep")
+        metrics.JOBS_SUBMITTED.inc()
+        self.runner.wake()
+        return job
+
+    def sweep(self, sweep_id):
+        """Return one sweep job."""
+        try:
+            return self.job(sweep_id, "sweep")
+        except JobNotFound:
+            raise SweepNotFound(sweep_id) from None
+
+    def list_sweeps(self, query):
+        """Return (sweep jobs, total), newest first."""
+        return self.jobs.list(limit=query.limit, offset=query.offset, kind="sweep")
+
+    def cancel_sweep(self, sweep_id):
+        """Return the sweep after cancelling what has not finished (409 once it has ended)."""
+        self.sweep(sweep_id)
+        self.jobs.cancel(sweep_id)
+        return self.jobs.wait(sweep_id, CANCEL_WAIT_S)
 
     def train(self, req: TrainingRequest, on_progress=None, report_every=None):
         """Return the Fitted of a request trained here and now (limits apply), not saved."""
@@ -81,6 +114,8 @@ class Service:
 
     def _execute(self, job, report):
         """Train the job's network and save it; return the result, or None if told to stop."""
+        if job["kind"] == "sweep":
+            return sweeps.run_sweep(self, job, report)
         req = TrainingRequest.model_validate(job["request"])
         progress = trainer.JobProgress(req.training.epochs, report)
         fitted = trainer.fit_request(req, progress)
@@ -179,7 +214,7 @@ class Service:
 
     def job_figure(self, job_id, width, height):
         """Return the PNG of a job's learning curve so far."""
-        job = self.jobs.get(job_id)
+        job = self.job(job_id)
         title = f"{job['model']}: job {job['status']}"
         return plots.curve_png(job["history"], width, height, title)
 

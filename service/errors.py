@@ -97,6 +97,14 @@ class JobNotFound(ServiceError):
         super().__init__(f"training job {job_id!r} not found")
 
 
+class SweepNotFound(ServiceError):
+    status = 404
+    title = "Sweep Not Found"
+
+    def __init__(self, sweep_id):
+        super().__init__(f"sweep {sweep_id!r} not found")
+
+
 class JobFinished(ServiceError):
     status = 409
     title = "Job Already Finished"

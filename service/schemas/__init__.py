@@ -21,6 +21,8 @@ from .requests import (
     PredictRequest,
     SpiralData,
     Strict,
+    SweepListQuery,
+    SweepRequest,
     TrainingRequest,
     TrainingSpec,
     WaitQuery,
@@ -41,6 +43,10 @@ from .responses import (
     PredictResponse,
     Problem,
     Progress,
+    Sweep,
+    SweepList,
+    SweepSummary,
+    Trial,
     VersionMeta,
 )
 
@@ -51,5 +57,6 @@ __all__ = [
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
     "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",
+    "Sweep", "SweepList", "SweepListQuery", "SweepRequest", "SweepSummary", "Trial",
     "TrainingSpec", "VersionMeta", "WaitQuery", "XorData",
 ]

@@ -216,6 +216,21 @@ def _pair(point):
     return [point["x1"], point["x2"]]
 
 
+class SweepRequest(Strict):
+    """POST /v1/sweeps: every combination of the grid's values, set into base, is a trial."""
+
+    model: Name
+    base: dict[str, Any] = Field(description="A training request without its model")
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        min_length=1, description="Dotted paths into a training request, each with its values")
+    metric: Literal["validation_accuracy", "accuracy", "validation_loss", "loss"] = "accuracy"
+
+
+class SweepListQuery(Strict):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=2**63 - 1)
+
+
 class AliasRequest(Strict):
     """PUT /v1/models/{name}/aliases/{alias}: the version the alias names."""
 
