@@ -90,6 +90,13 @@ class Service:
         self.runner.wake()
         return job
 
+    def sweep_here(self, req: SweepRequest, report, save=False):
+        """Return the trials' states of a sweep run here and now (checked as submit_sweep
+        checks it, before any work); saved as versions only with save."""
+        sweeps.check_sweep(req, self.settings)
+        job = {"id": "local", "request": req.model_dump(mode="json")}
+        return sweeps.run_sweep(self, job, report, save=save)
+
     def sweep(self, sweep_id):
         """Return one sweep job."""
         try:

@@ -19,8 +19,9 @@ from .grid import best_trial, expand, trial_body
 BEST = "best"
 
 
-def run_sweep(service, job, report):
-    """Run a sweep job's trials; return its result, or None if told to stop."""
+def run_sweep(service, job, report, save=True):
+    """Run a sweep job's trials; return its result, or None if told to stop. save=False
+    (the command line's choice) trains and measures them without saving or aliasing."""
     req = SweepRequest.model_validate(job["request"])
     params = expand(req.grid)
     trials = [TrainingRequest.model_validate(trial_body(req.model, req.base, p)) for p in params]
@@ -42,12 +43,12 @@ def run_sweep(service, job, report):
         if fits is None or report(progress(), {}, last=True):
             return None
         for i, fit in zip(members, fits, strict=True):
-            states[i] = _save(service, job["id"], req.model, trials[i], params[i], i, fit,
-                              fitted_at)
+            states[i] = _save(service if save else None, job["id"], req.model, trials[i],
+                              params[i], i, fit, fitted_at)
         if n < len(groups) - 1:
             report(progress(), {})  # saved: the time limit and shutdowns apply again
     best = best_trial(states, req.metric)
-    if best is not None:
+    if best is not None and save:
         service.store.set_alias(req.model, BEST, states[best]["version"])
     return {"trials": states, "best": best}
 
@@ -84,13 +85,17 @@ def _fit_group(trials, progress, report):
 
 
 def _save(service, sweep_id, name, trial, parameters, index, fit, fitted_at):
-    """Return the state of a trained trial, saved as a version unless it diverged."""
+    """Return the state of a trained trial, saved as a version (service None: not saved)
+    unless it diverged."""
     arch, configs, x, y, summary, seconds = fitted_at
     if fit.params is None:
         return {"status": "failed", "metrics": None, "version": None,
                 "error": f"training diverged at epoch {fit.epochs_run}"}
     _, config = trainer.build_network(trial)
     fitted = trainer.Fitted(Model(arch, fit.params, config), fit, x, y, summary, seconds)
+    if service is None:
+        return {"status": "succeeded", "metrics": fitted.metrics(), "version": None,
+                "error": None}
     meta = service.store.save(name, fitted.model, dataset=summary, metrics=fitted.metrics(),
                               history=fit.history, x=x, y=y,
                               sweep={"id": sweep_id, "trial": index, "parameters": parameters})
