@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, sweeps, trainer
-from .errors import InvalidInput, JobNotFound, SweepNotFound
+from . import metrics, plots, sweep_plots, sweeps, trainer
+from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
 from .schemas import SweepRequest, TrainingRequest
@@ -216,6 +216,34 @@ class Service:
             x, y = self.store.points(name, meta["version"])
             title = f"{name} version {meta['version']}"
             png = plots.model_png(model, x, y, meta["history"], width, height, title)
+            self.figures.put(key, png)
+        return png
+
+    def sweep_figure(self, sweep_id, width, height, best_few=3):
+        """Return the PNG comparing a sweep's trials (curves, metric per parameter, the best
+        few's boundaries); kept as a model's figure is once the sweep has ended."""
+        job = self.sweep(sweep_id)
+        key = ("sweep", sweep_id, job["finished_at"], width, height)
+        png = self.figures.get(key) if job["finished_at"] else None
+        if png is not None:
+            return png
+        view = sweeps.sweep_view(job)
+        trials, name = view["trials"], view["model"]
+        curves, best = {}, []
+        for t in trials:
+            if t["version"] is not None:
+                try:
+                    curves[t["trial"]] = self.store.meta(name, t["version"])["history"]
+                except ModelNotFound:  # deleted since
+                    continue
+        for i in sweeps.ranked_trials(trials, view["metric"]):
+            if len(best) == best_few or i not in curves:
+                continue
+            model, _ = self.store.load(name, trials[i]["version"])
+            best.append((i, model, *self.store.points(name, trials[i]["version"])))
+        title = f"sweep {sweep_id[:8]} of {name}: {view['status']}"
+        png = sweep_plots.sweep_png(trials, curves, best, view["metric"], width, height, title)
+        if job["finished_at"]:
             self.figures.put(key, png)
         return png
 

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from ..schemas import Sweep, SweepList, SweepListQuery, SweepRequest
+from ..schemas import PlotQuery, Sweep, SweepList, SweepListQuery, SweepRequest
 from ..sweeps import sweep_summary, sweep_view
 from .api import json_response, operation, parse_body, parse_query, service
 
@@ -41,3 +41,14 @@ def show(sweep_id):
 def cancel(sweep_id):
     """Cancel the trials that have not finished (they save no version); 409 once it ended."""
     return json_response(sweep_view(service().cancel_sweep(sweep_id)))
+
+
+@bp.get("/<sweep_id>/plot.png")
+@operation("Plot a sweep's comparison", query=PlotQuery, response=None, content="image/png",
+           errors=(404, 422))
+def plot(sweep_id):
+    """The learning curves overlaid (coloured by the parameter that matters most), the metric
+    against each swept parameter, and the decision boundaries of the best three."""
+    query = parse_query(PlotQuery)
+    png = service().sweep_figure(sweep_id, query.width, query.height)
+    return png, 200, {"Content-Type": "image/png"}

@@ -120,8 +120,14 @@ def _models(annotation):
 def best_trial(trials, metric):
     """Return the index of the best succeeded trial by metric, ties broken by its loss (then
     by order), or None when none succeeded with the metric."""
+    ranked = ranked_trials(trials, metric)
+    return ranked[0] if ranked else None
+
+
+def ranked_trials(trials, metric):
+    """Return the indices of the succeeded trials with the metric, best first."""
     tie, higher = METRICS[metric]
-    ranked = [((-1 if higher else 1) * t["metrics"][metric], t["metrics"].get(tie) or 0.0, i)
-              for i, t in enumerate(trials)
-              if t["status"] == "succeeded" and t["metrics"].get(metric) is not None]
-    return min(ranked)[2] if ranked else None
+    keys = [((-1 if higher else 1) * t["metrics"][metric], t["metrics"].get(tie) or 0.0, i)
+            for i, t in enumerate(trials)
+            if t["status"] == "succeeded" and t["metrics"].get(metric) is not None]
+    return [i for *_, i in sorted(keys)]

@@ -148,3 +148,26 @@ def test_a_sweep_is_not_a_training_job_nor_the_reverse(client):
     assert_problem(client.get(f"/v1/trainings/{sweep_id}"), 404)
     assert_problem(client.get("/v1/sweeps/0123456789abcdef"), 404, "Sweep Not Found")
     _wait(client, sweep_id)
+
+
+def test_the_comparison_figure_has_the_asked_size_and_is_kept(client):
+    from ..unit.test_plots import assert_figure
+
+    sweep = _wait(client, _start(client).json["id"])
+    r = client.get(f"/v1/sweeps/{sweep.id}/plot.png")
+    assert r.status_code == 200 and r.mimetype == "image/png"
+    assert_figure(r.data, 1200, 400)
+    r = client.get(f"/v1/sweeps/{sweep.id}/plot.png?width=900&height=600")
+    assert_figure(r.data, 900, 600)
+    assert client.get(f"/v1/sweeps/{sweep.id}/plot.png?width=900&height=600").data == r.data
+    assert_problem(client.get(f"/v1/sweeps/{sweep.id}/plot.png?width=10"), 422)
+    assert_problem(client.get("/v1/sweeps/nope/plot.png"), 404, "Sweep Not Found")
+
+
+def test_the_most_important_parameter_is_the_one_that_splits_the_metric():
+    from service.sweep_plots import most_important
+
+    trials = [{"parameters": {"a": a, "b": b}, "metrics": {"accuracy": 0.5 + 0.4 * a + 0.01 * b}}
+              for a in (0, 1) for b in (0, 1, 2)]
+    assert most_important(trials, "accuracy", ["a", "b"]) == "a"
+    assert most_important(trials, "accuracy", ["b", "a"]) == "a"
