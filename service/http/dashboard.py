@@ -12,9 +12,11 @@ from ..schemas import (
     LinearData,
     NetworkSpec,
     SpiralData,
+    SweepListQuery,
     TrainingSpec,
     XorData,
 )
+from ..sweeps import sweep_view
 from .api import operation, parse_query, service
 
 bp = Blueprint("dashboard", __name__)
@@ -49,6 +51,19 @@ def jobs():
     query = parse_query(JobListQuery)
     jobs, total = service().list_jobs(query)
     return _html("jobs.html", jobs=jobs, total=total)
+
+
+@bp.get("/dashboard/sweeps")
+@operation("Dashboard: sweeps fragment", query=SweepListQuery, content="text/html",
+           response=None, errors=(422,))
+def sweeps():
+    """Sweeps, newest first: each one's trials as a sortable table, links to their versions,
+    and the comparison figure once it has ended, as an HTML fragment of the dashboard."""
+    query = parse_query(SweepListQuery)
+    jobs, _ = service().list_sweeps(query)
+    return _html("sweeps.html", sweeps=[sweep_view(job) for job in jobs],
+                 metrics=("accuracy", "loss", "validation_accuracy", "validation_loss",
+                          "epochs"), protected=_reads_protected())
 
 
 def _html(template, **context):
