@@ -4,6 +4,7 @@ from typing import get_args
 
 from flask import Blueprint, render_template
 
+from ..errors import ModelNotFound
 from ..names import NAME_PATTERN
 from ..schemas import (
     Activation,
@@ -64,6 +65,16 @@ def sweeps():
     return _html("sweeps.html", sweeps=[sweep_view(job) for job in jobs],
                  metrics=("accuracy", "loss", "validation_accuracy", "validation_loss",
                           "epochs"), protected=_reads_protected())
+
+
+@bp.app_template_global()
+def model_versions(name):
+    """Return every version of a model with its aliases (the model cards' history); none
+    when the model went meanwhile."""
+    try:
+        return service().versions(name)
+    except ModelNotFound:
+        return []
 
 
 def _html(template, **context):

@@ -1,5 +1,6 @@
 // The dashboard's sweeps view: polls the sweeps fragment, sorts a trials table by the
-// column clicked (again: the other way). Uses api() and report() of dashboard.js.
+// column clicked (again: the other way); and the model cards' delete buttons. Uses api(),
+// report() and refreshModels() of dashboard.js.
 "use strict";
 
 const SWEEPS_POLL_MS = 2000;
@@ -53,7 +54,16 @@ function pollSweeps() {
   refreshSweeps().catch(report).finally(() => setTimeout(pollSweeps, SWEEPS_POLL_MS));
 }
 
+async function deleteVersion(event) {
+  const button = event.target.closest("[data-delete-version]");
+  if (!button) return;
+  button.disabled = true;
+  await api("DELETE", button.dataset.deleteVersion);
+  await refreshModels();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("models").addEventListener("click", (e) => deleteVersion(e).catch(report));
   if (!document.getElementById("sweeps")) return;
   document.getElementById("sweeps").addEventListener("click", clickHeader);
   pollSweeps();

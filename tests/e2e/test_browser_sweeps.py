@@ -53,5 +53,13 @@ def test_the_sweeps_view_sorts_trials_links_versions_and_shows_the_figure(start_
     assert sorted(link.rsplit("/", 1)[1] for link in links) == ["1", "2", "3", "4"]
     assert requests.get(links[0], timeout=5).json()["sweep"]["id"] == sweep_id
     assert article.find_elements(By.CSS_SELECTOR, "tr.best")
+    # the model card: its hyperparameters, and a version deleted from its history
+    card = browser.find_element(By.CSS_SELECTOR, '#models [data-model="sw"]')
+    assert card.find_element(By.CSS_SELECTOR, ".hp-layers").text == "2-4-4-1"
+    card.find_element(By.CSS_SELECTOR, "details.versions summary").click()
+    card.find_element(By.CSS_SELECTOR, '[data-delete-version="/v1/models/sw/versions/4"]').click()
+    wait.until(lambda d: requests.get(f"{srv.url}/v1/models/sw/versions/4",
+                                      timeout=5).status_code == 404)
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#models [data-version="4"]'))
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
