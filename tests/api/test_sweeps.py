@@ -171,3 +171,14 @@ def test_the_most_important_parameter_is_the_one_that_splits_the_metric():
               for a in (0, 1) for b in (0, 1, 2)]
     assert most_important(trials, "accuracy", ["a", "b"]) == "a"
     assert most_important(trials, "accuracy", ["b", "a"]) == "a"
+
+
+def test_the_openapi_document_describes_sweeps_and_aliases(client):
+    paths = client.get("/openapi.json").json["paths"]
+    assert set(paths["/v1/sweeps"]) == {"get", "post"}
+    assert set(paths["/v1/sweeps/{sweep_id}"]) == {"get", "delete"}
+    assert "get" in paths["/v1/sweeps/{sweep_id}/plot.png"]
+    assert set(paths["/v1/models/{name}/aliases/{alias}"]) == {"put", "delete"}
+    assert "post" in paths["/v1/models/{name}/aliases/{alias}/predict"]
+    body = paths["/v1/sweeps"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"].endswith("/SweepRequest")
