@@ -3,6 +3,7 @@
 import time
 from abc import ABC, abstractmethod
 
+KINDS = ("training", "sweep")  # what a job's request is: one training, or a sweep of trials
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 WORKER_LOST = "worker lost"
@@ -13,7 +14,8 @@ INTERNAL = "internal error"
 class JobBackend(ABC):
     """Where training jobs live, shared by every process (and host) of the service.
 
-    A job is a dict of FIELDS. Its life: queued -> running -> succeeded | failed | cancelled,
+    A job is a dict of FIELDS; its kind (KINDS) says what its request is, and every kind is
+    claimed and fenced alike. Its life: queued -> running -> succeeded | failed | cancelled,
     or queued -> cancelled; the TERMINAL states are final, nothing changes a job after one.
     A claim hands a job to one worker under a lease (job["lease"], a token new at each
     claim): report, heartbeat and finish are fenced, accepted only with the lease that
@@ -28,20 +30,20 @@ class JobBackend(ABC):
     """
 
     @abstractmethod
-    def create(self, model, request, epochs):
-        """Return a new queued job training model with request (a JSON dict)."""
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind (KINDS) for model with request (a JSON dict)."""
 
     @abstractmethod
     def get(self, job_id):
         """Return the job, or raise JobNotFound."""
 
     @abstractmethod
-    def list(self, status=None, model=None, limit=50, offset=0, full=False):
-        """Return (jobs, total): one page of the matching jobs, newest first, and their count,
-        from one snapshot. Unless full, each job is its summary: no "history", and its
-        "request" is records.summary_of(request), read without reading (or decoding) the
-        request itself (stored beside it at create), so a list costs the same whatever the
-        size of its jobs' data sets."""
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind, newest first, and
+        their count, from one snapshot. Unless full, each job is its summary: no "history",
+        and its "request" is records.summary_of(request), read without reading (or
+        decoding) the request itself (stored beside it at create), so a list costs the same
+        whatever the size of its jobs' data sets."""
 
     @abstractmethod
     def counts(self):

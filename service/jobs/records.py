@@ -6,7 +6,7 @@ import uuid
 
 FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",
           "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested",
-          "lease", "saving")
+          "lease", "kind", "saving")
 JSON_FIELDS = ("request", "progress", "history", "result")
 # A job as lists show it: the request's summary in place of the request, no history (the
 # two fields that grow with a job's data set and epochs; the one-job read has them).

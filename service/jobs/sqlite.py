@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, summary_of
 
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     heartbeat_at TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     lease TEXT,  -- a new token at each claim: the fence of report, heartbeat and finish
+    kind TEXT NOT NULL DEFAULT 'training',  -- backend.KINDS
     saving INTEGER NOT NULL DEFAULT 0,  -- begin_save taken: a cancel is now too late
     summary TEXT  -- records.summary_of(request): what lists read instead of request
 );
@@ -105,15 +106,17 @@ class SqliteJobs(JobBackend):
         sql = f"SELECT {columns} FROM jobs WHERE {where} {tail}"
         return [job_of(row, fields) for row in conn.execute(sql, args)]
 
-    def create(self, model, request, epochs):
-        """Return a new queued job training model with request (a JSON dict)."""
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind for model with request (a JSON dict)."""
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a kind of job")
         job_id, values = new_job(model, request, epochs)
         with self._db() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, model, status, request, progress, history, summary,"
-                " created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                " created_at, kind) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                 (job_id, model, values["request"], values["progress"], values["history"],
-                 values["summary"], utc_iso()),
+                 values["summary"], utc_iso(), kind),
             )
         return self.get(job_id)
 
@@ -131,16 +134,17 @@ class SqliteJobs(JobBackend):
             raise JobNotFound(job_id)
         return jobs[0]
 
-    def list(self, status=None, model=None, limit=50, offset=0, full=False):
-        """Return (jobs, total): one page of the matching jobs (summaries unless full), newest
-        first, and their count."""
-        page = self._page(status, model, limit, offset, full)
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
+        full), newest first, and their count."""
+        page = self._page(status, model, limit, offset, kind, full)
         if self._reap(page[0]):
-            page = self._page(status, model, limit, offset, full)
+            page = self._page(status, model, limit, offset, kind, full)
         return page
 
-    def _page(self, status, model, limit, offset, full):
-        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model)) if v]
+    def _page(self, status, model, limit, offset, kind, full):
+        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model),
+                                           ("kind = ?", kind)) if v]
         where = " AND ".join(sql for sql, _ in filters) or "1"
         args = [v for _, v in filters]
         with self._db("BEGIN") as conn:  # one snapshot for the page and its total
@@ -263,10 +267,10 @@ class SqliteJobs(JobBackend):
 def _migrate(conn):
     """Add the columns a database made by an earlier release lacks; fill in summaries."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-    for column, kind in (("lease", "TEXT"), ("saving", "INTEGER NOT NULL DEFAULT 0"),
-                         ("summary", "TEXT")):
+    for column, sql_type in (("lease", "TEXT"), ("kind", "TEXT NOT NULL DEFAULT 'training'"),
+                             ("saving", "INTEGER NOT NULL DEFAULT 0"), ("summary", "TEXT")):
         if column not in columns:
-            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
     if "summary" not in columns:  # once: decode each old request to summarise it
         rows = conn.execute("SELECT id, request FROM jobs").fetchall()
         conn.executemany("UPDATE jobs SET summary = ? WHERE id = ?",

@@ -20,7 +20,7 @@ from pydantic import (
 
 from ..errors import LimitExceeded
 from ..jobs import STATUSES
-from ..names import NAME_PATTERN
+from ..names import MAX_VERSION, NAME_PATTERN
 from ..nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..nn.config import MAX_VALIDATION_SPLIT, MONITORS
 from ..nn.datasets import MAX_COORDINATE, xor
@@ -214,6 +214,27 @@ def _pair(point):
     if set(point) != {"x1", "x2"}:
         raise ValueError(f"a point object has exactly the keys x1 and x2, got {sorted(point)}")
     return [point["x1"], point["x2"]]
+
+
+class SweepRequest(Strict):
+    """POST /v1/sweeps: every combination of the grid's values, set into base, is a trial."""
+
+    model: Name
+    base: dict[str, Any] = Field(description="A training request without its model")
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        min_length=1, description="Dotted paths into a training request, each with its values")
+    metric: Literal["validation_accuracy", "accuracy", "validation_loss", "loss"] = "accuracy"
+
+
+class SweepListQuery(Strict):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=2**63 - 1)
+
+
+class AliasRequest(Strict):
+    """PUT /v1/models/{name}/aliases/{alias}: the version the alias names."""
+
+    version: int = Field(strict=True, ge=1, le=MAX_VERSION)
 
 
 # How jobs are answered where many are, or where a terminal shows one: "summary" (the

@@ -100,6 +100,13 @@ class ModelList(BaseModel):
 class ModelDetail(BaseModel):
     name: str
     versions: list[VersionMeta]
+    aliases: dict[str, int] = Field(description="Each alias and the version it names")
+
+
+class Alias(BaseModel):
+    name: str
+    alias: str
+    version: int
 
 
 class Health(BaseModel):
@@ -116,3 +123,44 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[dict[str, Any]] | None = None
+
+
+class Trial(BaseModel):
+    trial: int
+    parameters: dict[str, Any]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    metrics: Metrics | None
+    version: int | None
+    error: str | None
+
+
+class SweepProgress(BaseModel):
+    done: int
+    total: int
+    elapsed_s: float
+
+
+class SweepSummary(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    metric: str
+    grid: dict[str, list[Any]]
+    progress: SweepProgress
+    best: Trial | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class Sweep(SweepSummary):
+    base: dict[str, Any]
+    trials: list[Trial]
+
+
+class SweepList(BaseModel):
+    sweeps: list[SweepSummary]
+    total: int
+    limit: int
+    offset: int

@@ -11,6 +11,7 @@ import uuid
 
 from ..errors import ModelNotFound, StoreFull, StoreUnavailable
 from ..names import NAME_RE
+from .aliases import remove_aliases_of
 from .npzfile import write_file
 
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)  # up to names.MAX_VERSION
@@ -159,15 +160,19 @@ def list_names(root):
 
 
 def delete_version(root, name, version):
-    """Remove one version file and its figures. The folder stays, with its high-water mark:
-    the name exists (with no version, it is not listed) and its numbers are not given again."""
+    """Remove one version file, its aliases and its figures. The folder stays, with its
+    high-water mark: the name exists (with no version, it is not listed) and its numbers
+    are not given again."""
     directory = root / name
     try:
         os.unlink(directory / f"{version}.npz")
     except (FileNotFoundError, IsADirectoryError):
         raise ModelNotFound(name, version) from None
+    remove_aliases_of(directory, version)
     fsync_dir(directory)
     delete_figures(directory, version)
+    if not list_versions(root, name):
+        remove_aliases_of(directory)  # none can point anywhere now
 
 
 def delete_model(root, name):

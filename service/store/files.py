@@ -10,9 +10,10 @@ import os
 import uuid
 from pathlib import Path
 
-from ..errors import CorruptModel, ModelNotFound, StoreUnavailable
-from ..names import check_name, check_version
+from ..errors import AliasNotFound, CorruptModel, ModelNotFound, StoreUnavailable
+from ..names import check_alias, check_name, check_version
 from ..timestamps import utc_iso
+from .aliases import read_aliases, remove_alias, write_alias
 from .base import ModelStore
 from .disk import (
     delete_model,
@@ -164,6 +165,39 @@ class FileStore(ModelStore):
                 write_figure(path, png)
         except OSError as exc:
             log.warning("figure of model %r version %s not kept: %s", name, version, exc)
+
+    def aliases(self, name):
+        """Return {alias: version} of name, by alias (empty when it has none)."""
+        with os_errors(f"read model {name!r}"):
+            found = read_aliases(self.root / check_name(name))
+        versions = set(list_versions(self.root, name)) if found else set()
+        return {alias: v for alias, v in found.items() if v in versions}  # none left dangling
+
+    def set_alias(self, name, alias, version):
+        """Point alias at version of name; ModelNotFound naming the version if it is absent."""
+        check_name(name), check_alias(alias), check_version(version)
+        directory = self.root / name
+        if version not in list_versions(self.root, name):
+            raise ModelNotFound(name, version)
+        with os_errors(f"save an alias of model {name!r}"):
+            try:
+                write_alias(directory, alias, version, fsync_dir)
+            except FileNotFoundError:  # the whole model was deleted meanwhile
+                raise ModelNotFound(name, version) from None
+            finally:
+                self.memory.changed(name)
+            if version not in list_versions(self.root, name):  # deleted meanwhile: undo
+                remove_alias(directory, alias)
+                raise ModelNotFound(name, version)
+
+    def delete_alias(self, name, alias):
+        """Remove an alias; AliasNotFound when name has none of that name."""
+        check_name(name), check_alias(alias)
+        with os_errors(f"delete an alias of model {name!r}"):
+            removed = remove_alias(self.root / name, alias)
+        self.memory.changed(name)
+        if not removed:
+            raise AliasNotFound(name, alias)
 
     def ping(self):
         """Return None if a file can be created, synced and removed; else raise a store error."""

@@ -62,6 +62,21 @@ def test_list_is_newest_first_with_filters_and_pages(jobs):
                              "cancelled": 0}
 
 
+def test_a_kind_of_job_is_listed_apart_and_claimed_as_any(jobs):
+    training = jobs.create("m", {"n": 0}, 10)["id"]
+    sweep = jobs.create("m", {"grid": {}}, 10, kind="sweep")
+    assert sweep["kind"] == "sweep" and jobs.get(training)["kind"] == "training"
+    assert [j["id"] for j in jobs.list()[0]] == [training]  # the default kind: trainings
+    page, total = jobs.list(kind="sweep")
+    assert [j["id"] for j in page] == [sweep["id"]] and total == 1
+    assert jobs.list(kind=None)[1] == 2
+    assert jobs.counts()["queued"] == 2
+    assert claim(jobs, max_running=2)["id"] == training
+    assert claim(jobs, max_running=2)["id"] == sweep["id"]
+    with pytest.raises(ValueError, match="kind"):
+        jobs.create("m", {}, 1, kind="nope")
+
+
 def test_report_round_trips_progress_and_history_as_json(jobs):
     job_id = jobs.create("xor", {}, 3)["id"]
     lease = claim(jobs)["lease"]
