@@ -130,3 +130,13 @@ def test_openapi_documents_the_stream_and_its_header(app):
         p for p in op["parameters"] if p["in"] == "header").items()
     for path in ("/v1/models/{name}/units.png", "/v1/models/{name}/versions/{version}/units.png"):
         assert "image/png" in doc["paths"][path]["get"]["responses"]["200"]["content"]
+
+
+def test_a_sweep_has_no_training_events(app):
+    client = app.test_client()
+    body = {"model": "sw", "base": {"dataset": {"kind": "xor"}, "training": {"epochs": 20}},
+            "grid": {"training.learning_rate": [0.1]}}
+    r = client.post("/v1/sweeps", json=body)
+    assert r.status_code == 202, r.json
+    assert_problem(client.get(f"/v1/trainings/{r.json['id']}/events"), 404, "Job Not Found")
+    assert app.extensions["nnserve"].streams.count() == 0
