@@ -13,6 +13,7 @@ from .errors import ServiceError
 from .nn.datasets import DATASETS
 from .nn.network import Architecture
 from .nn.training import TrainingConfig
+from .percent import percent
 from .schemas import DATA_SPECS, PredictRequest, SweepRequest, TrainingRequest
 from .settings import Settings
 from .sweeps import best_trial, expand
@@ -58,9 +59,10 @@ def train(args):
     for (x1, x2), truth, score, label in zip(x, y, scores, labels, strict=True):
         mark = "" if label == truth else "  <- wrong"
         print(f"({x1:.3f}, {x2:.3f}) truth {int(truth)} prediction {score:.4f} label {label}{mark}")
-    print(f"accuracy: {fit.accuracy:.2%} ({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
+    print(f"accuracy: {percent(fit.accuracy, 2)} "
+          f"({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
     if fit.validation_accuracy is not None:
-        print(f"validation accuracy: {fit.validation_accuracy:.2%} "
+        print(f"validation accuracy: {percent(fit.validation_accuracy, 2)} "
               f"(loss {fit.validation_loss:.4f}) on the held-out points")
     if args.plot:
         png = plots.model_png(fitted.model, x, y, fit.history, title=args.dataset)

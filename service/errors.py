@@ -52,7 +52,8 @@ class ModelNotFound(ServiceError):
     title = "Model Not Found"
 
     def __init__(self, name, version=None):
-        super().__init__(f"model {name!r} version {version or 'latest'} not found")
+        which = f"model {name!r}" if version is None else f"model {name!r} version {version}"
+        super().__init__(f"{which} not found")
 
 
 class AliasNotFound(ServiceError):

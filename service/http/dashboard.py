@@ -6,6 +6,7 @@ from flask import Blueprint, render_template
 
 from ..errors import ModelNotFound
 from ..names import NAME_PATTERN
+from ..percent import percent
 from ..schemas import (
     Activation,
     CircleData,
@@ -21,6 +22,7 @@ from ..sweeps import sweep_view
 from .api import operation, parse_query, service
 
 bp = Blueprint("dashboard", __name__)
+bp.add_app_template_filter(percent)
 HTML = "text/html; charset=utf-8"
 DATASETS = (XorData, LinearData, CircleData, SpiralData)  # the form's choices, the lab's first
 # Nothing but this origin's files: no inline script, no CDN; blob: holds figures fetched with
