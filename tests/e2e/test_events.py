@@ -128,12 +128,14 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
         assert out.startswith("retry: ") and "\nevent: end\ndata: {\"status\":\"succeeded\"" in out
         assert "id: 30000\nevent: progress\n" in out  # the last progress, past epoch 1200
 
-    # SIGTERM: the open streams of the next job end at once, well within the graceful timeout.
+    # SIGTERM: streams of a job queued behind a running one (so nothing would end them)
+    # end at once, well within the graceful timeout.
     wait_running(srv.url, later)
-    open_now = [open_stream(srv.url, later) for _ in range(2)]
+    queued = submit(srv.url, "queued", **LONG)
+    open_now = [open_stream(srv.url, queued) for _ in range(2)]
     iters = [messages(r) for r in open_now if r.status_code == 200]
     for it in iters:
-        next(m for m, _ in it if m.get("event") == "progress")
+        next(it)  # the retry line: the stream is open
     ended = []
     closer = [threading.Thread(target=lambda it=it: ended.append(
         (list(it), time.monotonic()))) for it in iters]
