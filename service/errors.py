@@ -54,6 +54,14 @@ class ModelNotFound(ServiceError):
         super().__init__(f"model {name!r} version {version or 'latest'} not found")
 
 
+class AliasNotFound(ServiceError):
+    status = 404
+    title = "Alias Not Found"
+
+    def __init__(self, name, alias):
+        super().__init__(f"model {name!r} has no alias {alias!r}")
+
+
 class CorruptModel(ServiceError):
     """A stored version that fails validation: it is refused, never executed."""
 
@@ -87,6 +95,14 @@ class JobNotFound(ServiceError):
 
     def __init__(self, job_id):
         super().__init__(f"training job {job_id!r} not found")
+
+
+class SweepNotFound(ServiceError):
+    status = 404
+    title = "Sweep Not Found"
+
+    def __init__(self, sweep_id):
+        super().__init__(f"sweep {sweep_id!r} not found")
 
 
 class JobFinished(ServiceError):

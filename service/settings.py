@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     """Epochs of one training job."""
     max_work: float = Field(3e10, gt=0)
     """Work of one training job: epochs (with every start's probes) x points x parameters."""
+    max_sweep_trials: int = Field(256, ge=1)
+    """Trials of one sweep (every combination of its grid); its work is the sum of theirs."""
     max_hidden_layers: int = Field(8, ge=1)
     """Hidden layers of a network."""
     max_hidden_units: int = Field(256, ge=1)

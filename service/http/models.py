@@ -4,6 +4,8 @@ from flask import Blueprint, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from ..schemas import (
+    Alias,
+    AliasRequest,
     ModelDetail,
     ModelList,
     PlotQuery,
@@ -28,8 +30,11 @@ def index():
 @bp.get("/<name>")
 @operation("Get a model's versions", response=ModelDetail, errors=(404, 422))
 def show(name):
-    """Each version's metadata, oldest first; a damaged version is reported corrupt."""
-    return json_response({"name": name, "versions": service().versions(name)})
+    """Each version's metadata (with its aliases), oldest first; a damaged version is
+    reported corrupt; and every alias with its version."""
+    svc = service()
+    versions = svc.versions(name)
+    return json_response({"name": name, "versions": versions, "aliases": svc.aliases(name)})
 
 
 @bp.delete("/<name>")
@@ -88,6 +93,34 @@ def predict(name):
 def predict_version(name, version):
     """Labels and probabilities for the posted points, in the order posted."""
     return _predict(name, version)
+
+
+@bp.put("/<name>/aliases/<alias>")
+@operation("Point an alias at a version", access="write", body=AliasRequest, response=Alias,
+           errors=(400, 404, 415, 422, 503, 507))
+def set_alias(name, alias):
+    """The alias names that version from now on (moved if it named another); 404 naming the
+    version when the model has no such version."""
+    req = parse_body(AliasRequest)
+    return json_response(service().set_alias(name, alias, req.version))
+
+
+@bp.delete("/<name>/aliases/<alias>")
+@operation("Delete an alias", access="write", status=204, response=None,
+           errors=(404, 422, 503))
+def delete_alias(name, alias):
+    """Remove the alias; the version it named stays."""
+    service().delete_alias(name, alias)
+    return "", 204
+
+
+@bp.post("/<name>/aliases/<alias>/predict")
+@operation("Classify points with the version an alias names", body=PredictRequest,
+           response=PredictResponse, errors=(400, 404, 409, 413, 415, 422))
+def predict_alias(name, alias):
+    """Labels and probabilities for the posted points, in the order posted; the answer names
+    the version the alias pointed at."""
+    return _predict(name, service().alias_version(name, alias))
 
 
 @bp.get("/<name>/plot.png")
