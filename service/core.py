@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, sweep_plots, sweeps, trainer
+from . import metrics, plots, streams, sweep_plots, sweeps, trainer, unitplots
 from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
@@ -32,6 +32,8 @@ class Service:
         self.runner = None if jobs is None else JobRunner(
             jobs, self._execute, max_running=settings.max_running_jobs,
             timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s)
+        self.streams = None if jobs is None else streams.Streams(
+            jobs, max_open=settings.max_streams, keepalive_s=settings.stream_keepalive_s)
 
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
@@ -42,7 +44,10 @@ class Service:
         return self
 
     def stop(self):
-        """Stop this process's runner (a running job fails as interrupted)."""
+        """End this process's event streams and stop its runner (a running job fails as
+        interrupted)."""
+        if self.streams is not None:
+            self.streams.close_all()
         if self.runner is not None:
             self.runner.stop()
 
@@ -78,6 +83,13 @@ class Service:
         self.job(job_id, kind)
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
+
+    def job_events(self, job_id, last_event_id=None):
+        """Return the open event stream of a training job (an iterable of SSE text whose
+        close() frees its place), resuming after the Last-Event-ID header's event if given."""
+        after = streams.last_event_id(last_event_id)
+        self.job(job_id)  # a training's: a sweep is not found here
+        return self.streams.open(job_id, after)
 
     # ----- sweeps -----
 
@@ -208,18 +220,31 @@ class Service:
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.
 
         Rendering is costly (benchmarks/RESULTS.md), so the last FIGURES_KEPT are kept."""
+        return self._figure("model", name, version, width, height)
+
+    def units_figure(self, name, version, width, height):
+        """Return the PNG of a version's units (None: latest): each unit's activation over
+        the data's range, layer by layer, and the weights between them; kept as the model
+        figure is."""
+        return self._figure("units", name, version, width, height)
+
+    def _figure(self, kind, name, version, width, height):
         model, meta = self.store.load(name, version)
         # A version's file never changes; created_at and the weights' checksum tell a
         # version saved again under a freed number from the one it replaced.
-        key = (name, meta["version"], meta["created_at"], meta["sha256"], width, height)
+        key = (kind, name, meta["version"], meta["created_at"], meta["sha256"], width, height)
         png = self.figures.get(key)
         if png is None:  # kept in the store too, beside the version, for every worker
             stored_key = f"{width}x{height}-{meta['sha256'][:16]}"
+            stored_key = stored_key if kind == "model" else f"{kind}-{stored_key}"
             png = self.store.figure(name, meta["version"], stored_key)
             if png is None:
                 x, y = self.store.points(name, meta["version"])
                 title = f"{name} version {meta['version']}"
-                png = plots.model_png(model, x, y, meta["history"], width, height, title)
+                if kind == "units":
+                    png = unitplots.units_png(model, x, width, height, title)
+                else:
+                    png = plots.model_png(model, x, y, meta["history"], width, height, title)
                 self.store.put_figure(name, meta["version"], stored_key, png)
             self.figures.put(key, png)
         return png

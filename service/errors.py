@@ -6,6 +6,7 @@ class ServiceError(Exception):
 
     status = 500
     title = "Internal Server Error"
+    headers = None  # response headers the refusal carries (Retry-After, ...)
 
     def __init__(self, detail, **extra):
         super().__init__(detail)
@@ -109,6 +110,19 @@ class SweepNotFound(ServiceError):
 class JobFinished(ServiceError):
     status = 409
     title = "Job Already Finished"
+
+
+class TooManyStreams(ServiceError):
+    """Every event stream this worker may hold is open; try again after Retry-After."""
+
+    status = 503
+    title = "Too Many Streams"
+
+    def __init__(self, maximum, retry_after):
+        super().__init__(f"this worker has its {maximum} event streams open "
+                         "(setting NNSERVE_MAX_STREAMS); retry later", limit="max_streams",
+                         maximum=maximum)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Unauthorized(ServiceError):

@@ -42,12 +42,12 @@ def curve_png(history, width=600, height=400, title=None):
     return _png(fig)
 
 
-def _figure(width, height, title, natural):
+def _figure(width, height, title, natural, layout="constrained"):
     """Return an empty Figure of width x height pixels; text shrinks below the natural size."""
     from matplotlib.figure import Figure
 
     dpi = DPI * max(MIN_SCALE, min(1.0, width / natural[0], height / natural[1]))
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout=layout)
     if title:
         fig.suptitle(title)
     return fig

@@ -139,9 +139,27 @@ def plot_version(name, version):
     return _plot(name, version)
 
 
-def _plot(name, version):
+@bp.get("/<name>/units.png")
+@operation("Draw the latest version's units", query=PlotQuery, response=None, content=PNG,
+           errors=(404, 409, 422))
+def units(name):
+    """One PNG: each hidden unit's activation over the data's range, layer by layer, and the
+    output's, with the weights between them as lines (blue positive, red negative)."""
+    return _plot(name, None, "units_figure")
+
+
+@bp.get("/<name>/versions/<int:version>/units.png")
+@operation("Draw a pinned version's units", query=PlotQuery, response=None, content=PNG,
+           errors=(404, 409, 422))
+def units_version(name, version):
+    """One PNG: each hidden unit's activation over the data's range, layer by layer, and the
+    output's, with the weights between them as lines (blue positive, red negative)."""
+    return _plot(name, version, "units_figure")
+
+
+def _plot(name, version, figure="model_figure"):
     query = parse_query(PlotQuery)
-    png = service().model_figure(name, version, query.width, query.height)
+    png = getattr(service(), figure)(name, version, query.width, query.height)
     return png, 200, {"Content-Type": PNG}
 
 

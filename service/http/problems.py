@@ -25,7 +25,7 @@ def problem(status, title, detail, headers=None, **extra):
 
 
 def on_service_error(exc: ServiceError):
-    headers = {"WWW-Authenticate": 'Bearer realm="nnserve"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="nnserve"'} if exc.status == 401 else exc.headers
     return problem(exc.status, exc.title, exc.detail, headers, **exc.extra)
 
 

@@ -1,6 +1,6 @@
 """/v1/trainings: submit, watch, list and cancel training jobs."""
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
 from ..jobs import summary_of
 from ..schemas import (
@@ -60,6 +60,19 @@ def show(job_id):
 def cancel(job_id):
     """Cancel a queued or running job (no model is saved); 409 if it has already ended."""
     return json_response(public(service().cancel(job_id)))
+
+
+@bp.get("/<job_id>/events")
+@operation("Stream a training job's progress", response=None, content="text/event-stream",
+           errors=(404, 422, 503), headers=[("Last-Event-ID", "resume after this event id "
+                                             "(an epoch); sent by EventSource on reconnect")])
+def events(job_id):
+    """Server-Sent Events: a progress event (id: its epoch) each time the job reports, then
+    an end event with its status and result; Last-Event-ID resumes after that epoch. 503
+    with Retry-After when the worker has NNSERVE_MAX_STREAMS streams open."""
+    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"))
+    return Response(stream, content_type="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/<job_id>/plot.png")
