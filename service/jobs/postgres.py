@@ -96,14 +96,15 @@ class PgJobs(JobBackend):
     def claim(self, worker, max_running):
         """Return the oldest queued job, now running on worker under a new lease, or None."""
         with self.db.connection() as conn:  # a cheap read first: most polls find nothing
-            queued, running = conn.execute(
+            queued, running, expired = conn.execute(
                 "SELECT count(*) FILTER (WHERE status = 'queued'),"
-                " count(*) FILTER (WHERE status = 'running') FROM jobs"
-                " WHERE status IN ('queued', 'running')").fetchone()
-        if not queued:
+                " count(*) FILTER (WHERE status = 'running'),"
+                f" count(*) FILTER (WHERE status = 'running' AND lease_until < {NOW})"
+                " FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+        if expired or (queued and running >= max_running):
+            self.reap()  # a lost worker's job is queued again or failed, freeing its slot
+        elif not queued:
             return None
-        if running >= max_running:
-            self.reap()  # a lost worker's job must not hold one of the slots
         now = utc_iso()
         with self.db.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
