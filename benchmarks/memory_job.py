@@ -40,7 +40,7 @@ def main(points):
         request = TrainingRequest.model_validate({
             "model": "memory", "dataset": {"kind": "linear", "n": points},
             "training": {"epochs": EPOCHS}})
-        result = service._execute({"request": request.model_dump(mode="json")},
+        result = service._execute({"kind": "training", "request": request.model_dump(mode="json")},
                                   lambda progress, history, last=False: False)
         assert result["version"] == 1, result
     print(json.dumps({"before_mb": before, "peak_mb": peak_mb()}))

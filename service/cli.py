@@ -1,4 +1,4 @@
-"""The `nnserve` command: serve, and local train / predict / models with no server."""
+"""The `nnserve` command: serve, and local train / sweep / predict / models with no server."""
 
 import argparse
 import json
@@ -13,8 +13,10 @@ from .errors import ServiceError
 from .nn.datasets import DATASETS
 from .nn.network import Architecture
 from .nn.training import TrainingConfig
-from .schemas import DATA_SPECS, PredictRequest, TrainingRequest
+from .percent import percent
+from .schemas import DATA_SPECS, PredictRequest, SweepRequest, TrainingRequest
 from .settings import Settings
+from .sweeps import best_trial, expand
 
 CONFIG = "python:service.gunicorn_conf"
 LAB_REPORT_EVERY = 1000
@@ -57,9 +59,10 @@ def train(args):
     for (x1, x2), truth, score, label in zip(x, y, scores, labels, strict=True):
         mark = "" if label == truth else "  <- wrong"
         print(f"({x1:.3f}, {x2:.3f}) truth {int(truth)} prediction {score:.4f} label {label}{mark}")
-    print(f"accuracy: {fit.accuracy:.2%} ({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
+    print(f"accuracy: {percent(fit.accuracy, 2)} "
+          f"({fit.epochs_run} epochs, stopped by {fit.stop_reason})")
     if fit.validation_accuracy is not None:
-        print(f"validation accuracy: {fit.validation_accuracy:.2%} "
+        print(f"validation accuracy: {percent(fit.validation_accuracy, 2)} "
               f"(loss {fit.validation_loss:.4f}) on the held-out points")
     if args.plot:
         png = plots.model_png(fitted.model, x, y, fit.history, title=args.dataset)
@@ -69,6 +72,45 @@ def train(args):
     if args.name:
         meta = service.save(args.name, fitted)
         print(f"saved {meta['name']} version {meta['version']}")
+
+
+def sweep(args):
+    """Run a sweep (the body of POST /v1/sweeps, from a file or -) here; print its table."""
+    service = _service(args)
+    text = sys.stdin.read() if args.file == "-" else open(args.file).read()
+    req = SweepRequest.model_validate(json.loads(text), context=service.limits)
+
+    def report(progress, _history, last=False):
+        if not last and progress["epoch"]:
+            print(f"epoch {progress['epoch']} of {progress['epochs']}: "
+                  f"{progress['done']} of {progress['total']} trials done", file=sys.stderr)
+        return False
+
+    result = service.sweep_here(req, report, save=args.save)
+    _print_table(req, result)
+
+
+def _print_table(req, result):
+    """Print one row per trial: its parameters, status, metrics and version; * marks the best."""
+    metrics = ("accuracy", "loss", "validation_accuracy", "validation_loss", "epochs")
+    header = ["trial", *req.grid, "status", *metrics, "version"]
+    rows = []
+    best = best_trial(result["trials"], req.metric)
+    for i, (params, state) in enumerate(zip(expand(req.grid), result["trials"], strict=True)):
+        values = state["metrics"] or {}
+        rows.append([f"{i}{'*' if i == best else ''}", *map(json.dumps, params.values()),
+                     state["status"], *(_cell(values.get(m)) for m in metrics),
+                     _cell(state["version"])])
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print(f"best by {req.metric}: trial {best}" if best is not None else "no trial succeeded")
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def predict(args):
@@ -118,6 +160,12 @@ def _parser():
                    help=f"gunicorn configuration (default: {CONFIG}, shipped in the package)")
     p.set_defaults(run=serve)
     _train_arguments(sub.add_parser("train", help="train locally and print the lab's report"))
+    p = sub.add_parser("sweep", help="run a sweep's grid locally and print the table")
+    p.add_argument("file", help="a JSON file holding the body of POST /v1/sweeps, or -")
+    p.add_argument("--save", action="store_true",
+                   help="save each trial as a version of the sweep's model, the best as 'best'")
+    p.add_argument("--store")
+    p.set_defaults(run=sweep)
     p = sub.add_parser("predict", help="classify points with a stored model")
     p.add_argument("name")
     p.add_argument("points", type=float, nargs="+", metavar="X1 X2")

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, trainer
-from .errors import InvalidInput
+from . import metrics, plots, streams, sweep_plots, sweeps, trainer, unitplots
+from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
-from .schemas import TrainingRequest
+from .schemas import SweepRequest, TrainingRequest
 
 log = logging.getLogger("nnserve")
 CANCEL_WAIT_S = 2.0  # a running job notices a cancel within its next progress report
@@ -32,6 +32,8 @@ class Service:
         self.runner = None if jobs is None else JobRunner(
             jobs, self._execute, max_running=settings.max_running_jobs,
             timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s)
+        self.streams = None if jobs is None else streams.Streams(
+            jobs, max_open=settings.max_streams, keepalive_s=settings.stream_keepalive_s)
 
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
@@ -42,7 +44,10 @@ class Service:
         return self
 
     def stop(self):
-        """Stop this process's runner (a running job fails as interrupted)."""
+        """End this process's event streams and stop its runner (a running job fails as
+        interrupted)."""
+        if self.streams is not None:
+            self.streams.close_all()
         if self.runner is not None:
             self.runner.stop()
 
@@ -57,22 +62,70 @@ class Service:
         self.runner.wake()
         return self.jobs.wait(job["id"], wait) if wait > 0 else job
 
-    def job(self, job_id):
-        """Return one job."""
-        return self.jobs.get(job_id)
+    def job(self, job_id, kind="training"):
+        """Return one job of kind (a sweep is not found as a training, nor the reverse)."""
+        job = self.jobs.get(job_id)
+        if job["kind"] != kind:
+            raise JobNotFound(job_id) if kind == "training" else SweepNotFound(job_id)
+        return job
 
     def list_jobs(self, query):
-        """Return (jobs, total), newest first."""
-        return self.jobs.list(query.status, query.model, query.limit, query.offset)
+        """Return (jobs, total), newest first: summaries unless query.view is "full"."""
+        return self.jobs.list(query.status, query.model, query.limit, query.offset,
+                              full=query.view == "full")
 
     def job_counts(self):
         """Return {status: number of jobs} across every process."""
         return self.jobs.counts()
 
-    def cancel(self, job_id):
+    def cancel(self, job_id, kind="training"):
         """Return the job after asking it to stop, once stopped or after a moment (409: ended)."""
+        self.job(job_id, kind)
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
+
+    def job_events(self, job_id, last_event_id=None):
+        """Return the open event stream of a training job (an iterable of SSE text whose
+        close() frees its place), resuming after the Last-Event-ID header's event if given."""
+        after = streams.last_event_id(last_event_id)
+        self.job(job_id)  # a training's: a sweep is not found here
+        return self.streams.open(job_id, after)
+
+    # ----- sweeps -----
+
+    def submit_sweep(self, req: SweepRequest):
+        """Return the new sweep job after checking every trial as a training and the whole
+        against the limits (422 naming the grid key), before any work."""
+        trials = sweeps.check_sweep(req, self.settings)
+        epochs = sum(t.training.epochs for t in trials)
+        job = self.jobs.create(req.model, req.model_dump(mode="json"), epochs, kind="sweep")
+        metrics.JOBS_SUBMITTED.inc()
+        self.runner.wake()
+        return job
+
+    def sweep_here(self, req: SweepRequest, report, save=False):
+        """Return the trials' states of a sweep run here and now (checked as submit_sweep
+        checks it, before any work); saved as versions only with save."""
+        sweeps.check_sweep(req, self.settings)
+        job = {"id": "local", "request": req.model_dump(mode="json")}
+        return sweeps.run_sweep(self, job, report, save=save)
+
+    def sweep(self, sweep_id):
+        """Return one sweep job."""
+        try:
+            return self.job(sweep_id, "sweep")
+        except JobNotFound:
+            raise SweepNotFound(sweep_id) from None
+
+    def list_sweeps(self, query):
+        """Return (sweep jobs, total), newest first."""
+        return self.jobs.list(limit=query.limit, offset=query.offset, kind="sweep", full=True)
+
+    def cancel_sweep(self, sweep_id):
+        """Return the sweep after cancelling what has not finished (409 once it has ended)."""
+        self.sweep(sweep_id)
+        self.jobs.cancel(sweep_id)
+        return self.jobs.wait(sweep_id, CANCEL_WAIT_S)
 
     def train(self, req: TrainingRequest, on_progress=None, report_every=None):
         """Return the Fitted of a request trained here and now (limits apply), not saved."""
@@ -81,6 +134,8 @@ class Service:
 
     def _execute(self, job, report):
         """Train the job's network and save it; return the result, or None if told to stop."""
+        if job["kind"] == "sweep":
+            return sweeps.run_sweep(self, job, report)
         req = TrainingRequest.model_validate(job["request"])
         progress = trainer.JobProgress(req.training.epochs, report)
         fitted = trainer.fit_request(req, progress)
@@ -105,12 +160,32 @@ class Service:
         return self.store.list_models()
 
     def versions(self, name):
-        """Return the metadata of every version of a model (404 if it has none)."""
-        return self.store.versions(name)
+        """Return the metadata of every version of a model (404 if it has none), each
+        listing its aliases."""
+        metas = self.store.versions(name)
+        aliases = self.store.aliases(name)
+        return [_with_aliases(meta, aliases) for meta in metas]
+
+    def aliases(self, name):
+        """Return {alias: version} of a model."""
+        return self.store.aliases(name)
 
     def version(self, name, version):
-        """Return one version's metadata."""
-        return self.store.meta(name, version)
+        """Return one version's metadata, with its aliases."""
+        return _with_aliases(self.store.meta(name, version), self.store.aliases(name))
+
+    def set_alias(self, name, alias, version):
+        """Point a model's alias at one of its versions (404 naming a missing version)."""
+        self.store.set_alias(name, alias, version)
+        return {"name": name, "alias": alias, "version": version}
+
+    def delete_alias(self, name, alias):
+        """Remove a model's alias (its version stays)."""
+        self.store.delete_alias(name, alias)
+
+    def alias_version(self, name, alias):
+        """Return the version a model's alias points at (404 when there is no such alias)."""
+        return self.store.alias_version(name, alias)
 
     def delete(self, name, version=None):
         """Delete one version, or the whole model."""
@@ -145,21 +220,66 @@ class Service:
         """Return the PNG of a version (None: latest): truth vs predictions, boundary, curve.
 
         Rendering is costly (benchmarks/RESULTS.md), so the last FIGURES_KEPT are kept."""
+        return self._figure("model", name, version, width, height)
+
+    def units_figure(self, name, version, width, height):
+        """Return the PNG of a version's units (None: latest): each unit's activation over
+        the data's range, layer by layer, and the weights between them; kept as the model
+        figure is."""
+        return self._figure("units", name, version, width, height)
+
+    def _figure(self, kind, name, version, width, height):
         model, meta = self.store.load(name, version)
         # A version's file never changes; created_at and the weights' checksum tell a
         # version saved again under a freed number from the one it replaced.
-        key = (name, meta["version"], meta["created_at"], meta["sha256"], width, height)
+        key = (kind, name, meta["version"], meta["created_at"], meta["sha256"], width, height)
         png = self.figures.get(key)
-        if png is None:
-            x, y = self.store.points(name, meta["version"])
-            title = f"{name} version {meta['version']}"
-            png = plots.model_png(model, x, y, meta["history"], width, height, title)
+        if png is None:  # kept in the store too, beside the version, for every worker
+            stored_key = f"{width}x{height}-{meta['sha256'][:16]}"
+            stored_key = stored_key if kind == "model" else f"{kind}-{stored_key}"
+            png = self.store.figure(name, meta["version"], stored_key)
+            if png is None:
+                x, y = self.store.points(name, meta["version"])
+                title = f"{name} version {meta['version']}"
+                if kind == "units":
+                    png = unitplots.units_png(model, x, width, height, title)
+                else:
+                    png = plots.model_png(model, x, y, meta["history"], width, height, title)
+                self.store.put_figure(name, meta["version"], stored_key, png)
+            self.figures.put(key, png)
+        return png
+
+    def sweep_figure(self, sweep_id, width, height, best_few=3):
+        """Return the PNG comparing a sweep's trials (curves, metric per parameter, the best
+        few's boundaries); kept as a model's figure is once the sweep has ended."""
+        job = self.sweep(sweep_id)
+        key = ("sweep", sweep_id, job["finished_at"], width, height)
+        png = self.figures.get(key) if job["finished_at"] else None
+        if png is not None:
+            return png
+        view = sweeps.sweep_view(job)
+        trials, name = view["trials"], view["model"]
+        curves, best = {}, []
+        for t in trials:
+            if t["version"] is not None:
+                try:
+                    curves[t["trial"]] = self.store.meta(name, t["version"])["history"]
+                except ModelNotFound:  # deleted since
+                    continue
+        for i in sweeps.ranked_trials(trials, view["metric"]):
+            if len(best) == best_few or i not in curves:
+                continue
+            model, _ = self.store.load(name, trials[i]["version"])
+            best.append((i, model, *self.store.points(name, trials[i]["version"])))
+        title = f"sweep {sweep_id[:8]} of {name}: {view['status']}"
+        png = sweep_plots.sweep_png(trials, curves, best, view["metric"], width, height, title)
+        if job["finished_at"]:
             self.figures.put(key, png)
         return png
 
     def job_figure(self, job_id, width, height):
         """Return the PNG of a job's learning curve so far."""
-        job = self.jobs.get(job_id)
+        job = self.job(job_id)
         title = f"{job['model']}: job {job['status']}"
         return plots.curve_png(job["history"], width, height, title)
 
@@ -174,6 +294,11 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - every failure makes the service not ready
                 problems[check] = getattr(exc, "detail", type(exc).__name__)
         return problems
+
+
+def _with_aliases(meta, aliases):
+    """Return a copy of a version's metadata listing the aliases that point at it."""
+    return {**meta, "aliases": [a for a, v in aliases.items() if v == meta["version"]]}
 
 
 def _served(meta, scores, labels, finite):

@@ -6,6 +6,7 @@ class ServiceError(Exception):
 
     status = 500
     title = "Internal Server Error"
+    headers = None  # response headers the refusal carries (Retry-After, ...)
 
     def __init__(self, detail, **extra):
         super().__init__(detail)
@@ -51,7 +52,16 @@ class ModelNotFound(ServiceError):
     title = "Model Not Found"
 
     def __init__(self, name, version=None):
-        super().__init__(f"model {name!r} version {version or 'latest'} not found")
+        which = f"model {name!r}" if version is None else f"model {name!r} version {version}"
+        super().__init__(f"{which} not found")
+
+
+class AliasNotFound(ServiceError):
+    status = 404
+    title = "Alias Not Found"
+
+    def __init__(self, name, alias):
+        super().__init__(f"model {name!r} has no alias {alias!r}")
 
 
 class CorruptModel(ServiceError):
@@ -89,9 +99,30 @@ class JobNotFound(ServiceError):
         super().__init__(f"training job {job_id!r} not found")
 
 
+class SweepNotFound(ServiceError):
+    status = 404
+    title = "Sweep Not Found"
+
+    def __init__(self, sweep_id):
+        super().__init__(f"sweep {sweep_id!r} not found")
+
+
 class JobFinished(ServiceError):
     status = 409
     title = "Job Already Finished"
+
+
+class TooManyStreams(ServiceError):
+    """Every event stream this worker may hold is open; try again after Retry-After."""
+
+    status = 503
+    title = "Too Many Streams"
+
+    def __init__(self, maximum, retry_after):
+        super().__init__(f"this worker has its {maximum} event streams open "
+                         "(setting NNSERVE_MAX_STREAMS); retry later", limit="max_streams",
+                         maximum=maximum)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Unauthorized(ServiceError):

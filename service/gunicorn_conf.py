@@ -8,12 +8,14 @@ import gc
 import json
 import os
 import shutil
+import signal
 import tempfile
 
 from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
 from service.errors import PROBLEM, problem_body
+from service.settings import Settings
 from service.timestamps import utc_iso
 
 
@@ -34,7 +36,9 @@ class Worker(ThreadWorker):
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1))))
 worker_class = Worker
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Each event stream holds a thread while it is open: the streams get threads of their own
+# (NNSERVE_MAX_STREAMS) on top of those normal requests need.
+threads = int(os.environ.get("GUNICORN_THREADS", "4")) + Settings().max_streams
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "90"))  # > the longest ?wait (60 s)
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
@@ -96,7 +100,6 @@ def on_starting(server):
         if entry.name.endswith(".db") and entry.is_file():
             os.unlink(entry.path)
     from service.backends import prepare
-    from service.settings import Settings
 
     prepare(Settings())
 
@@ -134,3 +137,19 @@ def post_worker_init(worker):
     # the collector rescans them hundreds of times (benchmarks/RESULTS.md, "Garbage collector")
     gc.freeze()
     gc.set_threshold(GC_YOUNG, 20, 20)
+    _end_streams_on_sigterm(worker)
+
+
+def _end_streams_on_sigterm(worker):
+    """On SIGTERM, end the worker's event streams at once, then stop it as gunicorn does:
+    an open stream would otherwise hold its thread through the whole graceful timeout."""
+    service = getattr(worker.wsgi, "extensions", {}).get("nnserve")
+    stop = signal.getsignal(signal.SIGTERM)
+    if service is None or service.streams is None or not callable(stop):
+        return
+
+    def on_sigterm(sig, frame):
+        service.streams.close_all()
+        stop(sig, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -29,3 +29,13 @@ def check_version(version):
         raise InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}, "
                            f"got {version!r:.40}", ("version",))
     return version
+
+
+def check_alias(alias):
+    """Return alias if it matches NAME_PATTERN (an alias is named as a model is); else raise
+    InvalidInput naming the alias."""
+    if not isinstance(alias, str) or not NAME_RE.fullmatch(alias):
+        shown = repr(alias[:70]) if isinstance(alias, str) else f"of type {type(alias).__name__}"
+        raise InvalidInput(f"invalid alias {shown}: use 1 to 64 of a-z, 0-9, '.', '_', '-', "
+                           "starting with a letter or digit", ("alias",))
+    return alias

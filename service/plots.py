@@ -20,6 +20,7 @@ GRID = 200  # probabilities computed per axis for the decision boundary
 COLORS = ("#d62728", "#1f77b4")  # class 0 red, class 1 blue, as the lab draws them
 CMAP = "RdBu"  # probability 0 red ... 1 blue, the same colours as the points
 WRONG = "#111111"
+PROBE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 PAD = 0.05  # margin around the points, as a fraction of their span
 
 
@@ -41,12 +42,12 @@ def curve_png(history, width=600, height=400, title=None):
     return _png(fig)
 
 
-def _figure(width, height, title, natural):
+def _figure(width, height, title, natural, layout="constrained"):
     """Return an empty Figure of width x height pixels; text shrinks below the natural size."""
     from matplotlib.figure import Figure
 
     dpi = DPI * max(MIN_SCALE, min(1.0, width / natural[0], height / natural[1]))
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout=layout)
     if title:
         fig.suptitle(title)
     return fig
@@ -100,7 +101,8 @@ def _draw_curve(ax, history):
         ax.text(0.5, 0.5, "no epochs yet", ha="center", va="center", transform=ax.transAxes)
         return
     held_out = len(val_loss) == len(val_acc) == rows
-    lines = ax.plot(epoch, loss, color="#444444", label="loss")
+    lines = _draw_probes(ax, history.get("probes"))
+    lines += ax.plot(epoch, loss, color="#444444", label="loss")
     if held_out:
         lines += ax.plot(epoch, val_loss, color="#444444", linestyle="--",
                          label="validation loss")
@@ -117,6 +119,28 @@ def _draw_curve(ax, history):
     acc_ax.set_ylim(0.0, 1.05)
     acc_ax.set_ylabel("accuracy")
     ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")
+
+
+def _draw_probes(ax, probes):
+    """Draw each multi-start probe's loss as its own thin line, the start that continued
+    marked where its probing ended (it goes on as the main curve); return the legend's."""
+    lines = []
+    for probe in probes if isinstance(probes, list) else []:
+        if not isinstance(probe, dict):
+            continue
+        epoch, loss = _floats(probe.get("epoch")), _floats(probe.get("loss"))
+        rows = min(len(epoch), len(loss))
+        if rows == 0:
+            continue
+        continued = probe.get("continued") is True
+        (line,) = ax.plot(epoch[:rows], loss[:rows], linewidth=0.8, alpha=0.6,
+                          color=PROBE_COLORS[len(lines) % len(PROBE_COLORS)],
+                          label=f"start {probe.get('start')}" + (" (continued)" if continued
+                                                                else ""))
+        if continued:
+            ax.plot(epoch[rows - 1], loss[rows - 1], marker="o", color=line.get_color())
+        lines.append(line)
+    return lines
 
 
 def _scatter(ax, x, labels, title):

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     """Epochs of one training job."""
     max_work: float = Field(3e10, gt=0)
     """Work of one training job: epochs (with every start's probes) x points x parameters."""
+    max_sweep_trials: int = Field(256, ge=1)
+    """Trials of one sweep (every combination of its grid); its work is the sum of theirs."""
     max_hidden_layers: int = Field(8, ge=1)
     """Hidden layers of a network."""
     max_hidden_units: int = Field(256, ge=1)
@@ -45,6 +47,10 @@ class Settings(BaseSettings):
     """How long an ended training job stays on record after it ends (1 hour to 100 years)."""
     max_wait_s: float = Field(60.0, ge=0)
     """Longest ?wait= a training request may ask for."""
+    max_streams: int = Field(4, ge=1, le=256)
+    """Event streams open at once in each worker, each on a thread of its own; 503 beyond."""
+    stream_keepalive_s: float = Field(15.0, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds between the keep-alive comments of an event stream while nothing changes."""
     run_jobs: bool = True
     """Whether this process runs training jobs (a worker thread per process)."""
     api_token: SecretStr | None = None

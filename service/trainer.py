@@ -85,8 +85,13 @@ def check_request(req, settings):
         hold_out(y, config.validation_split, split_seed(summary))
     except ValueError as exc:
         raise InvalidInput(str(exc), field=("training", "validation_split")) from None
-    work = config.network_epochs() * len(x) * count_params(arch)  # every start's probes too
-    check_limit("max_work", work, settings.max_work, ("training", "epochs"))
+    check_limit("max_work", request_work(req), settings.max_work, ("training", "epochs"))
+
+
+def request_work(req):
+    """Return a request's work: epochs (every start's probes too) x points x parameters."""
+    arch, config = build_network(req)
+    return config.network_epochs() * req.dataset.size * count_params(arch)
 
 
 def check_network(hidden, settings, field):

@@ -47,7 +47,8 @@ def make_client(tmp_path):
 @pytest.fixture
 def xor_model(client):
     """Train the lab's XOR model 'xor-demo' through the API; return its job."""
-    r = client.post("/v1/trainings?wait=30", json={"model": "xor-demo", "dataset": {"kind": "xor"}})
+    r = client.post("/v1/trainings?wait=30&view=full",
+                    json={"model": "xor-demo", "dataset": {"kind": "xor"}})
     assert r.status_code == 202, r.json
     assert r.json["status"] == "succeeded", r.json
     return r.json

@@ -14,15 +14,17 @@ from .. import jsoncodec
 
 
 def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
-              content="application/json", errors=(), binary=None):
+              content="application/json", errors=(), binary=None, headers=()):
     """Attach the operation's contract to a view: access is "open", "read" or "write".
 
-    binary, when given, describes an application/octet-stream form of body and response."""
+    binary, when given, describes an application/octet-stream form of body and response;
+    headers lists the (name, description) of the request headers the view reads."""
 
     def attach(view):
         view.operation = {"summary": summary, "access": access, "body": body, "query": query,
                           "response": response, "status": status, "content": content,
                           "errors": tuple(errors), "binary": binary,
+                          "headers": tuple(headers),
                           "doc": (view.__doc__ or "").strip()}
         return view
 

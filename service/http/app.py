@@ -13,7 +13,7 @@ from .. import backends, metrics
 from ..core import Service
 from ..errors import Unauthorized
 from ..settings import Settings
-from . import dashboard, models, ops, problems, trainings, v2
+from . import dashboard, models, ops, problems, sweeps, trainings, v2
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PACKAGE = Path(__file__).resolve().parents[1]  # holds templates/ and static/
@@ -34,7 +34,7 @@ def create_app(settings=None, service=None):
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["NNSERVE_AUTH"] = settings.api_token is not None
     app.extensions["nnserve"] = service
-    for bp in (ops.bp, trainings.bp, models.bp, dashboard.bp, v2.bp):
+    for bp in (ops.bp, trainings.bp, sweeps.bp, models.bp, dashboard.bp, v2.bp):
         app.register_blueprint(bp)
     problems.register(app)
     app.before_request(_start)

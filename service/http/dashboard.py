@@ -4,7 +4,9 @@ from typing import get_args
 
 from flask import Blueprint, render_template
 
+from ..errors import ModelNotFound
 from ..names import NAME_PATTERN
+from ..percent import percent
 from ..schemas import (
     Activation,
     CircleData,
@@ -12,12 +14,15 @@ from ..schemas import (
     LinearData,
     NetworkSpec,
     SpiralData,
+    SweepListQuery,
     TrainingSpec,
     XorData,
 )
+from ..sweeps import sweep_view
 from .api import operation, parse_query, service
 
 bp = Blueprint("dashboard", __name__)
+bp.add_app_template_filter(percent)
 HTML = "text/html; charset=utf-8"
 DATASETS = (XorData, LinearData, CircleData, SpiralData)  # the form's choices, the lab's first
 # Nothing but this origin's files: no inline script, no CDN; blob: holds figures fetched with
@@ -49,6 +54,29 @@ def jobs():
     query = parse_query(JobListQuery)
     jobs, total = service().list_jobs(query)
     return _html("jobs.html", jobs=jobs, total=total)
+
+
+@bp.get("/dashboard/sweeps")
+@operation("Dashboard: sweeps fragment", query=SweepListQuery, content="text/html",
+           response=None, errors=(422,))
+def sweeps():
+    """Sweeps, newest first: each one's trials as a sortable table, links to their versions,
+    and the comparison figure once it has ended, as an HTML fragment of the dashboard."""
+    query = parse_query(SweepListQuery)
+    jobs, _ = service().list_sweeps(query)
+    return _html("sweeps.html", sweeps=[sweep_view(job) for job in jobs],
+                 metrics=("accuracy", "loss", "validation_accuracy", "validation_loss",
+                          "epochs"), protected=_reads_protected())
+
+
+@bp.app_template_global()
+def model_versions(name):
+    """Return every version of a model with its aliases (the model cards' history); none
+    when the model went meanwhile."""
+    try:
+        return service().versions(name)
+    except ModelNotFound:
+        return []
 
 
 def _html(template, **context):

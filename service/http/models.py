@@ -4,6 +4,8 @@ from flask import Blueprint, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from ..schemas import (
+    Alias,
+    AliasRequest,
     ModelDetail,
     ModelList,
     PlotQuery,
@@ -28,8 +30,11 @@ def index():
 @bp.get("/<name>")
 @operation("Get a model's versions", response=ModelDetail, errors=(404, 422))
 def show(name):
-    """Each version's metadata, oldest first; a damaged version is reported corrupt."""
-    return json_response({"name": name, "versions": service().versions(name)})
+    """Each version's metadata (with its aliases), oldest first; a damaged version is
+    reported corrupt; and every alias with its version."""
+    svc = service()
+    versions = svc.versions(name)
+    return json_response({"name": name, "versions": versions, "aliases": svc.aliases(name)})
 
 
 @bp.delete("/<name>")
@@ -90,6 +95,34 @@ def predict_version(name, version):
     return _predict(name, version)
 
 
+@bp.put("/<name>/aliases/<alias>")
+@operation("Point an alias at a version", access="write", body=AliasRequest, response=Alias,
+           errors=(400, 404, 415, 422, 503, 507))
+def set_alias(name, alias):
+    """The alias names that version from now on (moved if it named another); 404 naming the
+    version when the model has no such version."""
+    req = parse_body(AliasRequest)
+    return json_response(service().set_alias(name, alias, req.version))
+
+
+@bp.delete("/<name>/aliases/<alias>")
+@operation("Delete an alias", access="write", status=204, response=None,
+           errors=(404, 422, 503))
+def delete_alias(name, alias):
+    """Remove the alias; the version it named stays."""
+    service().delete_alias(name, alias)
+    return "", 204
+
+
+@bp.post("/<name>/aliases/<alias>/predict")
+@operation("Classify points with the version an alias names", body=PredictRequest,
+           response=PredictResponse, errors=(400, 404, 409, 413, 415, 422))
+def predict_alias(name, alias):
+    """Labels and probabilities for the posted points, in the order posted; the answer names
+    the version the alias pointed at."""
+    return _predict(name, service().alias_version(name, alias))
+
+
 @bp.get("/<name>/plot.png")
 @operation("Plot the latest version", query=PlotQuery, response=None, content=PNG,
            errors=(404, 409, 422))
@@ -106,9 +139,27 @@ def plot_version(name, version):
     return _plot(name, version)
 
 
-def _plot(name, version):
+@bp.get("/<name>/units.png")
+@operation("Draw the latest version's units", query=PlotQuery, response=None, content=PNG,
+           errors=(404, 409, 422))
+def units(name):
+    """One PNG: each hidden unit's activation over the data's range, layer by layer, and the
+    output's, with the weights between them as lines (blue positive, red negative)."""
+    return _plot(name, None, "units_figure")
+
+
+@bp.get("/<name>/versions/<int:version>/units.png")
+@operation("Draw a pinned version's units", query=PlotQuery, response=None, content=PNG,
+           errors=(404, 409, 422))
+def units_version(name, version):
+    """One PNG: each hidden unit's activation over the data's range, layer by layer, and the
+    output's, with the weights between them as lines (blue positive, red negative)."""
+    return _plot(name, version, "units_figure")
+
+
+def _plot(name, version, figure="model_figure"):
     query = parse_query(PlotQuery)
-    png = service().model_figure(name, version, query.width, query.height)
+    png = getattr(service(), figure)(name, version, query.width, query.height)
     return png, 200, {"Content-Type": PNG}
 
 

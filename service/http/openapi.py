@@ -84,6 +84,9 @@ def _parameters(rule, op, refs):
         schema = op["query"].model_json_schema()
         for name, prop in schema["properties"].items():
             params.append({"name": name, "in": "query", "required": False, "schema": prop})
+    for name, description in op.get("headers", ()):
+        params.append({"name": name, "in": "header", "required": False,
+                       "description": description, "schema": {"type": "string"}})
     return params
 
 

@@ -4,6 +4,7 @@ or on /v2 the Open Inference Protocol's {"error": message}, 400 where /v1 says 4
 import logging
 
 from flask import current_app, g, request
+from gunicorn.http.errors import ParseException
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -12,6 +13,7 @@ from .api import json_response
 from .v2 import speaks_v2
 
 log = logging.getLogger("nnserve")
+FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def problem(status, title, detail, headers=None, **extra):
@@ -23,7 +25,7 @@ def problem(status, title, detail, headers=None, **extra):
 
 
 def on_service_error(exc: ServiceError):
-    headers = {"WWW-Authenticate": 'Bearer realm="nnserve"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="nnserve"'} if exc.status == 401 else exc.headers
     return problem(exc.status, exc.title, exc.detail, headers, **exc.extra)
 
 
@@ -37,13 +39,28 @@ def on_validation_error(exc: ValidationError):
 
 def on_http_exception(exc: HTTPException):
     if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        detail = f"request body over the limit of {limit} bytes (NNSERVE_MAX_BODY_BYTES)"
+        detail = _too_large()
     else:
         detail = exc.description or exc.name
     allowed = getattr(exc, "valid_methods", None)
     headers = {"Allow": ", ".join(allowed)} if allowed else None
     return problem(exc.code or 500, exc.name, detail, headers)
+
+
+def _too_large():
+    """Name the limit a 413 met: the body's, or Werkzeug's form limits (it raises the same
+    exception for each, so a form within the body limit met one of those)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    length = request.content_length
+    if request.mimetype in FORMS and (length is None or length <= limit):
+        return (f"form over the limits of {request.max_form_parts} parts and "
+                f"{request.max_form_memory_size} bytes in one field that is not a file")
+    return f"request body over the limit of {limit} bytes (NNSERVE_MAX_BODY_BYTES)"
+
+
+def on_malformed_body(exc: ParseException):
+    """gunicorn's reader refusing the body the app is reading (a bad chunk size, say)."""
+    return problem(400, "Bad Request", f"malformed request body: {exc}")
 
 
 def on_unexpected(exc: Exception):
@@ -57,4 +74,5 @@ def register(app):
     app.register_error_handler(ServiceError, on_service_error)
     app.register_error_handler(ValidationError, on_validation_error)
     app.register_error_handler(HTTPException, on_http_exception)
+    app.register_error_handler(ParseException, on_malformed_body)
     app.register_error_handler(Exception, on_unexpected)

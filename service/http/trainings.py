@@ -1,35 +1,50 @@
 """/v1/trainings: submit, watch, list and cancel training jobs."""
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
-from ..schemas import Job, JobList, JobListQuery, PlotQuery, TrainingRequest, WaitQuery
+from ..jobs import summary_of
+from ..schemas import (
+    Job,
+    JobList,
+    JobListQuery,
+    JobSummary,
+    PlotQuery,
+    TrainingRequest,
+    WaitQuery,
+)
 from .api import json_response, operation, parse_body, parse_query, service
 
 bp = Blueprint("trainings", __name__, url_prefix="/v1/trainings")
 
 
-def public(job):
-    """Return the job's documented fields (the backend's bookkeeping stays inside)."""
-    return {key: job[key] for key in Job.model_fields}
+def public(job, view="full"):
+    """Return the job's documented fields in a view (the backend's bookkeeping stays inside)."""
+    if view == "full":
+        return {key: job[key] for key in Job.model_fields}
+    if "history" in job:  # a full job shown as a summary
+        job = {**job, "request": summary_of(job["request"])}
+    return {key: job[key] for key in JobSummary.model_fields}
 
 
 @bp.post("")
 @operation("Start a training job", access="write", body=TrainingRequest, query=WaitQuery,
-           response=Job, status=202, errors=(400, 413, 415, 422, 503, 507))
+           response=JobSummary, status=202, errors=(400, 413, 415, 422, 503, 507))
 def create():
-    """Queue a job; with ?wait=S, answer when it ends or after S seconds (at most 60)."""
-    wait = parse_query(WaitQuery).wait
-    job = service().submit(parse_body(TrainingRequest), wait)
-    return json_response(public(job), 202, {"Location": f"/v1/trainings/{job['id']}"})
+    """Queue a job; with ?wait=S, answer when it ends or after S seconds (at most 60). The
+    answer is the job's summary (no history) unless view=full."""
+    query = parse_query(WaitQuery)
+    job = service().submit(parse_body(TrainingRequest), query.wait)
+    return json_response(public(job, query.view), 202, {"Location": f"/v1/trainings/{job['id']}"})
 
 
 @bp.get("")
 @operation("List training jobs", query=JobListQuery, response=JobList, errors=(422, 503))
 def index():
-    """Newest first, filtered by status and model, paginated by limit and offset."""
+    """Newest first, filtered by status and model, paginated by limit and offset; each job a
+    summary (no history, the data set's points counted) unless view=full."""
     query = parse_query(JobListQuery)
     jobs, total = service().list_jobs(query)
-    return json_response({"jobs": [public(job) for job in jobs], "total": total,
+    return json_response({"jobs": [public(job, query.view) for job in jobs], "total": total,
                           "limit": query.limit, "offset": query.offset})
 
 
@@ -45,6 +60,19 @@ def show(job_id):
 def cancel(job_id):
     """Cancel a queued or running job (no model is saved); 409 if it has already ended."""
     return json_response(public(service().cancel(job_id)))
+
+
+@bp.get("/<job_id>/events")
+@operation("Stream a training job's progress", response=None, content="text/event-stream",
+           errors=(404, 422, 503), headers=[("Last-Event-ID", "resume after this event id "
+                                             "(an epoch); sent by EventSource on reconnect")])
+def events(job_id):
+    """Server-Sent Events: a progress event (id: its epoch) each time the job reports, then
+    an end event with its status and result; Last-Event-ID resumes after that epoch. 503
+    with Retry-After when the worker has NNSERVE_MAX_STREAMS streams open."""
+    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"))
+    return Response(stream, content_type="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @bp.get("/<job_id>/plot.png")

@@ -3,6 +3,7 @@
 import time
 from abc import ABC, abstractmethod
 
+KINDS = ("training", "sweep")  # what a job's request is: one training, or a sweep of trials
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 WORKER_LOST = "worker lost"
@@ -13,27 +14,36 @@ INTERNAL = "internal error"
 class JobBackend(ABC):
     """Where training jobs live, shared by every process (and host) of the service.
 
-    A job is a dict of FIELDS. Its life: queued -> running -> succeeded | failed | cancelled,
+    A job is a dict of FIELDS; its kind (KINDS) says what its request is, and every kind is
+    claimed and fenced alike. Its life: queued -> running -> succeeded | failed | cancelled,
     or queued -> cancelled; the TERMINAL states are final, nothing changes a job after one.
     A claim hands a job to one worker under a lease (job["lease"], a token new at each
     claim): report, heartbeat and finish are fenced, accepted only with the lease that
     holds the job, so a worker that lost its job (reaped as lost; with a shared database,
     claimed again elsewhere) can neither record progress nor end it. A running job whose
     worker is gone is failed with WORKER_LOST, never left running.
+
+    A running job that is to keep a model first takes begin_save, which is atomic with
+    cancel: either the cancel came first (begin_save refuses, the job saves nothing and ends
+    cancelled) or the job is saving (job["saving"]) and a cancel is JobFinished (409), as
+    for an ended job. So a cancel that answers 200 never leaves a version behind.
     """
 
     @abstractmethod
-    def create(self, model, request, epochs):
-        """Return a new queued job training model with request (a JSON dict)."""
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind (KINDS) for model with request (a JSON dict)."""
 
     @abstractmethod
     def get(self, job_id):
         """Return the job, or raise JobNotFound."""
 
     @abstractmethod
-    def list(self, status=None, model=None, limit=50, offset=0):
-        """Return (jobs, total): one page of the matching jobs, newest first, and their count,
-        from one snapshot."""
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind, newest first, and
+        their count, from one snapshot. Unless full, each job is its summary: no "history",
+        and its "request" is records.summary_of(request), read without reading (or
+        decoding) the request itself (stored beside it at create), so a list costs the same
+        whatever the size of its jobs' data sets."""
 
     @abstractmethod
     def counts(self):
@@ -42,7 +52,7 @@ class JobBackend(ABC):
     @abstractmethod
     def cancel(self, job_id):
         """Return the job after cancelling it (queued: at once) or asking it to stop (running:
-        its next report answers True); JobFinished if it has ended."""
+        its next report and begin_save refuse); JobFinished if it has ended or is saving."""
 
     @abstractmethod
     def claim(self, worker, max_running):
@@ -54,6 +64,13 @@ class JobBackend(ABC):
     def report(self, job_id, lease, progress, history):
         """Record a running job's progress and beat its heartbeat; return True when it must
         stop (cancel asked, or the lease no longer holds it). Fenced."""
+
+    @abstractmethod
+    def begin_save(self, job_id, lease):
+        """Put a running job into its saving phase and return True, unless a cancel was asked
+        (or the lease no longer holds it): then return False and the job must save nothing.
+        Atomic with cancel across every process; from True on, cancel raises JobFinished.
+        Fenced."""
 
     @abstractmethod
     def heartbeat(self, job_id, lease):

@@ -6,8 +6,11 @@ import uuid
 
 FIELDS = ("id", "model", "status", "request", "progress", "history", "result", "error",
           "created_at", "started_at", "finished_at", "worker", "heartbeat_at", "cancel_requested",
-          "lease")
+          "lease", "kind", "saving")
 JSON_FIELDS = ("request", "progress", "history", "result")
+# A job as lists show it: the request's summary in place of the request, no history (the
+# two fields that grow with a job's data set and epochs; the one-job read has them).
+SUMMARY_FIELDS = tuple(f for f in FIELDS if f not in ("request", "history"))
 
 
 def new_job(model, request, epochs):
@@ -15,7 +18,20 @@ def new_job(model, request, epochs):
     progress = {"epoch": 0, "epochs": epochs, "loss": None, "accuracy": None, "elapsed_s": 0.0}
     history = {"epoch": [], "loss": [], "accuracy": []}
     return uuid.uuid4().hex, {"request": dumps(request), "progress": dumps(progress),
-                              "history": dumps(history)}
+                              "history": dumps(history), "summary": dumps(summary_of(request))}
+
+
+def summary_of(request):
+    """Return a training request as lists show it: every list of points or labels in its
+    data set replaced by its length (a user's data set can hold 100k points)."""
+    dataset = request.get("dataset") if isinstance(request, dict) else None
+    if not isinstance(dataset, dict):
+        return request
+    lists = {key: len(value) for key, value in dataset.items() if isinstance(value, list)}
+    kept = {key: value for key, value in dataset.items() if key not in lists}
+    if "points" in lists:
+        kept["n"] = lists["points"]
+    return {**request, "dataset": kept}
 
 
 def dumps(value):
@@ -23,13 +39,19 @@ def dumps(value):
     return json.dumps(_finite(value))
 
 
-def job_of(row):
-    """Return a job dict from a row of FIELDS, its JSON fields decoded."""
-    job = dict(zip(FIELDS, row, strict=True))
+def job_of(row, fields=FIELDS):
+    """Return a job dict from a row of fields (FIELDS, or SUMMARY_FIELDS then the summary),
+    its JSON fields decoded."""
+    if fields is SUMMARY_FIELDS:
+        *row, summary = row
+        job = {**dict(zip(fields, row, strict=True)), "request": json.loads(summary)}
+    else:
+        job = dict(zip(fields, row, strict=True))
     for key in JSON_FIELDS:
-        if isinstance(job[key], str):
+        if isinstance(job.get(key), str):
             job[key] = json.loads(job[key])
     job["cancel_requested"] = bool(job["cancel_requested"])
+    job["saving"] = bool(job["saving"])
     return job
 
 

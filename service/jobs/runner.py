@@ -38,7 +38,8 @@ class JobRunner:
     history, last=False) -> bool records progress and returns True when training must
     stop, after which execute must return without saving. execute makes its last report
     (last=True) just before it saves: that one is written at once (a write that fails
-    stops the job, unsaved: it may have been cancelled or reaped meanwhile), and when it
+    stops the job, unsaved: it may have been cancelled or reaped meanwhile) and takes the
+    backend's begin_save (atomic with cancel: a cancel after it is a 409), and when it
     returns False the job is committed to its save, which neither the time limit nor a
     shutdown interrupts, so a saved version belongs to a succeeded job (unless the job
     database stays unreachable through FINISH_ATTEMPTS after the save). A watchdog thread
@@ -181,7 +182,18 @@ class JobRunner:
                 return "cancelled"  # or no longer ours (reaped): either way, stop without a model
             if answer is None and write:
                 return "unconfirmed"  # a model is saved only for a job known to be ours
+            if write:
+                return self._begin_save(run)
         return None
+
+    def _begin_save(self, run):
+        """Return None once the backend put the job into its saving phase (no cancel can win
+        from now on), else why it must stop without saving."""
+        try:
+            return None if self.backend.begin_save(run.job_id, run.lease) else "cancelled"
+        except ServiceError as exc:
+            log.warning("cannot start saving training job %s: %s", run.job_id, exc)
+            return "unconfirmed"
 
     def _flush(self, run):
         """Write the job's unwritten progress; return True when the backend says stop, False

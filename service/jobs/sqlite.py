@@ -1,5 +1,6 @@
 """SqliteJobs: the jobs in one SQLite file (WAL), shared by every thread and process."""
 
+import json
 import logging
 import os
 import sqlite3
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
-from .records import FIELDS, dumps, job_of, new_job
+from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, summary_of
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 _INHERITED = []  # connections a forked child got from its parent: kept open, never used
@@ -35,7 +36,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker TEXT,
     heartbeat_at TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    lease TEXT  -- a new token at each claim: the fence of report, heartbeat and finish
+    lease TEXT,  -- a new token at each claim: the fence of report, heartbeat and finish
+    kind TEXT NOT NULL DEFAULT 'training',  -- backend.KINDS
+    saving INTEGER NOT NULL DEFAULT 0,  -- begin_save taken: a cancel is now too late
+    summary TEXT  -- records.summary_of(request): what lists read instead of request
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
@@ -58,9 +62,8 @@ class SqliteJobs(JobBackend):
         with self._db() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
             conn.executescript(SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-            if "lease" not in columns:  # a database made before leases
-                conn.execute("ALTER TABLE jobs ADD COLUMN lease TEXT")
+        with self._db("BEGIN IMMEDIATE") as conn:  # one process at a time migrates
+            _migrate(conn)
 
     def _conn(self):
         """Return this thread's connection, opening it on first use in this thread and process."""
@@ -95,20 +98,25 @@ class SqliteJobs(JobBackend):
                 raise StoreFull(f"job database full: {exc}") from exc
             raise StoreUnavailable(f"job database unavailable: {exc}") from exc
 
-    def _select(self, conn, where, args=(), tail=""):
-        """Return the jobs matching an SQL condition, in the order tail gives."""
-        sql = f"SELECT {', '.join(FIELDS)} FROM jobs WHERE {where} {tail}"
-        return [job_of(row) for row in conn.execute(sql, args)]
+    def _select(self, conn, where, args=(), tail="", full=True):
+        """Return the jobs matching an SQL condition, in the order tail gives; summaries
+        unless full (their request and history columns are never read)."""
+        fields = FIELDS if full else SUMMARY_FIELDS
+        columns = ", ".join(fields if full else (*fields, "summary"))
+        sql = f"SELECT {columns} FROM jobs WHERE {where} {tail}"
+        return [job_of(row, fields) for row in conn.execute(sql, args)]
 
-    def create(self, model, request, epochs):
-        """Return a new queued job training model with request (a JSON dict)."""
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind for model with request (a JSON dict)."""
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a kind of job")
         job_id, values = new_job(model, request, epochs)
         with self._db() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, model, status, request, progress, history, created_at)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, model, status, request, progress, history, summary,"
+                " created_at, kind) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                 (job_id, model, values["request"], values["progress"], values["history"],
-                 utc_iso()),
+                 values["summary"], utc_iso(), kind),
             )
         return self.get(job_id)
 
@@ -126,21 +134,23 @@ class SqliteJobs(JobBackend):
             raise JobNotFound(job_id)
         return jobs[0]
 
-    def list(self, status=None, model=None, limit=50, offset=0):
-        """Return (jobs, total): one page of the matching jobs, newest first, and their count."""
-        page = self._page(status, model, limit, offset)
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
+        full), newest first, and their count."""
+        page = self._page(status, model, limit, offset, kind, full)
         if self._reap(page[0]):
-            page = self._page(status, model, limit, offset)
+            page = self._page(status, model, limit, offset, kind, full)
         return page
 
-    def _page(self, status, model, limit, offset):
-        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model)) if v]
+    def _page(self, status, model, limit, offset, kind, full):
+        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model),
+                                           ("kind = ?", kind)) if v]
         where = " AND ".join(sql for sql, _ in filters) or "1"
         args = [v for _, v in filters]
         with self._db("BEGIN") as conn:  # one snapshot for the page and its total
             total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
             tail = "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
-            jobs = self._select(conn, where, [*args, limit, offset], tail)
+            jobs = self._select(conn, where, [*args, limit, offset], tail, full)
         return jobs, total
 
     def counts(self):
@@ -181,6 +191,14 @@ class SqliteJobs(JobBackend):
             row = conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
             return not updated or bool(row.fetchone()[0])
 
+    def begin_save(self, job_id, lease):
+        """Put a running job held by lease into its saving phase unless a cancel was asked;
+        return True if it may save. One UPDATE: atomic with cancel's write transaction."""
+        with self._db() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET saving = 1 WHERE {HELD} AND cancel_requested = 0",
+                (job_id, lease)).rowcount == 1
+
     def heartbeat(self, job_id, lease):
         """Mark a running job's worker as alive now."""
         with self._db() as conn:
@@ -199,11 +217,15 @@ class SqliteJobs(JobBackend):
     def cancel(self, job_id):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
         with self._db("BEGIN IMMEDIATE") as conn:
-            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute("SELECT status, saving FROM jobs WHERE id = ?",
+                               (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
             if row[0] in TERMINAL:
                 raise JobFinished(f"training job {job_id!r} already {row[0]}")
+            if row[1]:
+                raise JobFinished(f"training job {job_id!r} already finished training and "
+                                  "is saving its model")
             if row[0] == "queued":
                 conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
                              (utc_iso(), job_id))
@@ -240,3 +262,17 @@ class SqliteJobs(JobBackend):
         """Raise StoreUnavailable unless jobs can be read and written."""
         with self._db("BEGIN IMMEDIATE") as conn:  # takes the write lock, as a claim would
             conn.execute("SELECT count(*) FROM jobs").fetchone()
+
+
+def _migrate(conn):
+    """Add the columns a database made by an earlier release lacks; fill in summaries."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for column, sql_type in (("lease", "TEXT"), ("kind", "TEXT NOT NULL DEFAULT 'training'"),
+                             ("saving", "INTEGER NOT NULL DEFAULT 0"), ("summary", "TEXT")):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
+    if "summary" not in columns:  # once: decode each old request to summarise it
+        rows = conn.execute("SELECT id, request FROM jobs").fetchall()
+        conn.executemany("UPDATE jobs SET summary = ? WHERE id = ?",
+                         [(dumps(summary_of(json.loads(request))), job_id)
+                          for job_id, request in rows])

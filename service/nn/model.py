@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .activations import ACTIVATIONS, apply
 from .batches import Batches, predict
 from .datasets import check_points, check_rows
 from .network import Architecture, count_params, float_layers, forward_floats, params_from_theta
@@ -41,6 +42,21 @@ class Model:
         x = np.asarray(check_points(x), self.params["theta"].dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # callers check the scores
             return predict(self.params, Batches(self.arch, x, None))[0].astype(np.float64)
+
+    def activations(self, x):
+        """Return [a] of every layer after the input for points x (n, 2): a[i] (n, d_i+1),
+        each hidden unit's activation and, last, the output (the units figure draws them)."""
+        a, layers = np.asarray(check_points(x), np.float64), []
+        last = len(self.params["W"]) - 1
+        for i, W in enumerate(self.params["W"]):
+            z = a @ W[0].astype(np.float64)
+            if self.arch.bias:
+                z += self.params["b"][i][0].astype(np.float64)
+            name = self.arch.output_activation if i == last else self.arch.activation
+            with np.errstate(over="ignore", invalid="ignore"):
+                a = apply(ACTIVATIONS[name][0], z)
+            layers.append(a)
+        return layers
 
     def predict(self, x, threshold=0.5):
         """Return (scores, labels): labels are 1 where the score is at least threshold."""

@@ -3,6 +3,7 @@
 from .requests import (
     DATA_SPECS,
     Activation,
+    AliasRequest,
     CircleData,
     Dataset,
     Dtype,
@@ -20,17 +21,21 @@ from .requests import (
     PredictRequest,
     SpiralData,
     Strict,
+    SweepListQuery,
+    SweepRequest,
     TrainingRequest,
     TrainingSpec,
     WaitQuery,
     XorData,
 )
 from .responses import (
+    Alias,
     Health,
     History,
     Job,
     JobList,
     JobResult,
+    JobSummary,
     Metrics,
     ModelDetail,
     ModelList,
@@ -39,14 +44,20 @@ from .responses import (
     PredictResponse,
     Problem,
     Progress,
+    Sweep,
+    SweepList,
+    SweepSummary,
+    Trial,
     VersionMeta,
 )
 
 __all__ = [
-    "DATA_SPECS", "Activation", "CircleData", "Dataset", "Dtype", "Health", "History", "Job",
-    "JobList", "JobListQuery", "JobResult", "JobStatus", "LinearData", "Loss", "Metrics", "Monitor",
+    "DATA_SPECS", "Activation", "Alias", "AliasRequest", "CircleData", "Dataset", "Dtype",
+    "Health", "History", "Job", "JobList", "JobListQuery", "JobResult", "JobStatus",
+    "JobSummary", "LinearData", "Loss", "Metrics", "Monitor",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
     "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",
+    "Sweep", "SweepList", "SweepListQuery", "SweepRequest", "SweepSummary", "Trial",
     "TrainingSpec", "VersionMeta", "WaitQuery", "XorData",
 ]

@@ -20,7 +20,7 @@ from pydantic import (
 
 from ..errors import LimitExceeded
 from ..jobs import STATUSES
-from ..names import NAME_PATTERN
+from ..names import MAX_VERSION, NAME_PATTERN
 from ..nn.activations import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..nn.config import MAX_VALIDATION_SPLIT, MONITORS
 from ..nn.datasets import MAX_COORDINATE, xor
@@ -216,8 +216,35 @@ def _pair(point):
     return [point["x1"], point["x2"]]
 
 
+class SweepRequest(Strict):
+    """POST /v1/sweeps: every combination of the grid's values, set into base, is a trial."""
+
+    model: Name
+    base: dict[str, Any] = Field(description="A training request without its model")
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        min_length=1, description="Dotted paths into a training request, each with its values")
+    metric: Literal["validation_accuracy", "accuracy", "validation_loss", "loss"] = "accuracy"
+
+
+class SweepListQuery(Strict):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=2**63 - 1)
+
+
+class AliasRequest(Strict):
+    """PUT /v1/models/{name}/aliases/{alias}: the version the alias names."""
+
+    version: int = Field(strict=True, ge=1, le=MAX_VERSION)
+
+
+# How jobs are answered where many are, or where a terminal shows one: "summary" (the
+# request with its data set's points counted, no history) or "full" (as GET of one job).
+JobView = Literal["summary", "full"]
+
+
 class WaitQuery(Strict):
     wait: float = Field(0, ge=0)
+    view: JobView = "summary"
 
 
 class JobListQuery(Strict):
@@ -225,6 +252,7 @@ class JobListQuery(Strict):
     model: Name | None = None
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=2**63 - 1)  # SQLite's largest integer
+    view: JobView = "summary"
 
 
 class PlotQuery(Strict):

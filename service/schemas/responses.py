@@ -48,13 +48,15 @@ class JobResult(BaseModel):
     metrics: Metrics
 
 
-class Job(BaseModel):
+class JobSummary(BaseModel):
+    """A job as lists answer it (view=summary): the request with its data set's points and
+    labels replaced by their number n, and no history."""
+
     id: str
     status: JobStatus
     model: str
-    request: TrainingRequest
+    request: dict[str, Any]
     progress: Progress
-    history: History
     result: JobResult | None
     error: str | None
     created_at: str
@@ -62,8 +64,15 @@ class Job(BaseModel):
     finished_at: str | None
 
 
+class Job(JobSummary):
+    """A job in full: as GET of one job (and view=full) answers it."""
+
+    request: TrainingRequest
+    history: History
+
+
 class JobList(BaseModel):
-    jobs: list[Job]
+    jobs: list[JobSummary | Job]
     total: int
     limit: int
     offset: int
@@ -91,6 +100,13 @@ class ModelList(BaseModel):
 class ModelDetail(BaseModel):
     name: str
     versions: list[VersionMeta]
+    aliases: dict[str, int] = Field(description="Each alias and the version it names")
+
+
+class Alias(BaseModel):
+    name: str
+    alias: str
+    version: int
 
 
 class Health(BaseModel):
@@ -107,3 +123,44 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[dict[str, Any]] | None = None
+
+
+class Trial(BaseModel):
+    trial: int
+    parameters: dict[str, Any]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    metrics: Metrics | None
+    version: int | None
+    error: str | None
+
+
+class SweepProgress(BaseModel):
+    done: int
+    total: int
+    elapsed_s: float
+
+
+class SweepSummary(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    metric: str
+    grid: dict[str, list[Any]]
+    progress: SweepProgress
+    best: Trial | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class Sweep(SweepSummary):
+    base: dict[str, Any]
+    trials: list[Trial]
+
+
+class SweepList(BaseModel):
+    sweeps: list[SweepSummary]
+    total: int
+    limit: int
+    offset: int

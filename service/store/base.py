@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import InvalidModelFile
-from ..names import check_name
+from ..errors import AliasNotFound, InvalidModelFile
+from ..names import check_alias, check_name
 from ..nn.datasets import check_dataset
 from ..nn.history import thin_history
 from .npzfile import (
@@ -32,16 +32,21 @@ class ModelStore(ABC):
     store is shared).
 
     Promises of every implementation: a save is atomic (a version is whole or absent, even
-    across a crash) and never overwrites one; a version number is taken by one save only;
+    across a crash) and never overwrites one; a version number is taken by one save only
+    and never given again while the name exists (MLflow's rule: deleting versions, even
+    every one, keeps the name's high-water mark; delete(name) removes the name, and its
+    numbering starts again at 1);
     a read validates what it reads in full before building a model (damaged or hostile
     bytes are CorruptModel, never executed); a load may answer from memory, but sees a save
     or delete made anywhere by its next call. Names and versions are checked (InvalidName,
     InvalidInput); a missing one is ModelNotFound; a failing medium is StoreUnavailable or
-    StoreFull.
+    StoreFull. An alias names one version of a model (at most one per alias); it goes with
+    its version when that is deleted.
     """
 
-    def save(self, name, model, *, dataset, metrics, history, x, y):
-        """Return the meta of a new version of name holding model, its points and metadata."""
+    def save(self, name, model, *, dataset, metrics, history, x, y, sweep=None):
+        """Return the meta of a new version of name holding model, its points and metadata;
+        sweep, when given, is the sweep trial it came from ({id, trial, parameters})."""
         check_name(name)
         x, y = check_dataset(x, y)
         arrays, meta = model.to_arrays()
@@ -56,6 +61,8 @@ class ModelStore(ABC):
             points_stored=len(kept_x),
             points_sampled=len(kept_x) < len(x),
         )
+        if sweep is not None:
+            meta["sweep"] = sweep
         return self._add(name, arrays, _normalised(meta), kept_x, kept_y)
 
     def import_npz(self, name, data, check=None):
@@ -109,7 +116,38 @@ class ModelStore(ABC):
 
     @abstractmethod
     def delete(self, name, version=None):
-        """Remove one version, or the whole model when version is None."""
+        """Remove one version, or the whole model when version is None, with their aliases."""
+
+    @abstractmethod
+    def aliases(self, name):
+        """Return {alias: version} of name, by alias (empty when it has none)."""
+
+    @abstractmethod
+    def set_alias(self, name, alias, version):
+        """Point alias at version of name, moving it if it pointed elsewhere; ModelNotFound
+        naming the version when there is no such version (then no alias is left to it)."""
+
+    @abstractmethod
+    def delete_alias(self, name, alias):
+        """Remove an alias; AliasNotFound when name has none of that name."""
+
+    def alias_version(self, name, alias):
+        """Return the version alias points at; AliasNotFound when there is no such alias."""
+        version = self.aliases(check_name(name)).get(check_alias(alias))
+        if version is None:
+            raise AliasNotFound(name, alias)
+        return version
+
+    @abstractmethod
+    def figure(self, name, version, key):
+        """Return the PNG bytes kept for a version under key (a short [a-z0-9-] string), or
+        None when none is kept."""
+
+    @abstractmethod
+    def put_figure(self, name, version, key, png):
+        """Keep png for a version under key, readable by every process, removed with the
+        version; nothing is kept for a version that is gone. Best effort: never raises for
+        the medium (a figure can be drawn again)."""
 
     @abstractmethod
     def ping(self):

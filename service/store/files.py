@@ -5,17 +5,20 @@ generation counter). A version is written to a hidden temporary file, fsynced, a
 into place under the next free number, which never overwrites (disk.py).
 """
 
+import logging
 import os
 import uuid
 from pathlib import Path
 
-from ..errors import CorruptModel, ModelNotFound, StoreUnavailable
-from ..names import check_name, check_version
+from ..errors import AliasNotFound, CorruptModel, ModelNotFound, StoreUnavailable
+from ..names import check_alias, check_name, check_version
 from ..timestamps import utc_iso
+from .aliases import read_aliases, remove_alias, write_alias
 from .base import ModelStore
 from .disk import (
     delete_model,
     delete_version,
+    figure_path,
     file_identity,
     fsync_dir,
     list_names,
@@ -23,11 +26,14 @@ from .disk import (
     map_os_error,
     os_errors,
     place,
+    reserve_version,
     sweep_temps,
+    write_figure,
 )
 from .memory import StoreMemory
 from .npzfile import DAMAGE, damage_reason, read_checked_bytes, read_contents, read_meta_only
 
+log = logging.getLogger("nnserve.store")
 MAX_ATTEMPTS = 1000  # each failed attempt means another writer took the version
 
 
@@ -143,6 +149,56 @@ class FileStore(ModelStore):
             self.memory.changed(name)
         self.cache.forget(name, version)
 
+    def figure(self, name, version, key):
+        """Return the PNG kept beside a version under key, or None."""
+        try:
+            with open(figure_path(self.root, check_name(name), version, key), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def put_figure(self, name, version, key, png):
+        """Keep png beside a version under key (best effort: a failing medium is logged)."""
+        path = figure_path(self.root, check_name(name), version, key)
+        try:
+            if os.path.isfile(self._path(name, version)):
+                write_figure(path, png)
+        except OSError as exc:
+            log.warning("figure of model %r version %s not kept: %s", name, version, exc)
+
+    def aliases(self, name):
+        """Return {alias: version} of name, by alias (empty when it has none)."""
+        with os_errors(f"read model {name!r}"):
+            found = read_aliases(self.root / check_name(name))
+        versions = set(list_versions(self.root, name)) if found else set()
+        return {alias: v for alias, v in found.items() if v in versions}  # none left dangling
+
+    def set_alias(self, name, alias, version):
+        """Point alias at version of name; ModelNotFound naming the version if it is absent."""
+        check_name(name), check_alias(alias), check_version(version)
+        directory = self.root / name
+        if version not in list_versions(self.root, name):
+            raise ModelNotFound(name, version)
+        with os_errors(f"save an alias of model {name!r}"):
+            try:
+                write_alias(directory, alias, version, fsync_dir)
+            except FileNotFoundError:  # the whole model was deleted meanwhile
+                raise ModelNotFound(name, version) from None
+            finally:
+                self.memory.changed(name)
+            if version not in list_versions(self.root, name):  # deleted meanwhile: undo
+                remove_alias(directory, alias)
+                raise ModelNotFound(name, version)
+
+    def delete_alias(self, name, alias):
+        """Remove an alias; AliasNotFound when name has none of that name."""
+        check_name(name), check_alias(alias)
+        with os_errors(f"delete an alias of model {name!r}"):
+            removed = remove_alias(self.root / name, alias)
+        self.memory.changed(name)
+        if not removed:
+            raise AliasNotFound(name, alias)
+
     def ping(self):
         """Return None if a file can be created, synced and removed; else raise a store error."""
         with os_errors("write to the model store"):
@@ -165,7 +221,10 @@ class FileStore(ModelStore):
                 if not directory.is_dir():
                     directory.mkdir(parents=True, exist_ok=True)
                     fsync_dir(self.root)
-                version = (list_versions(self.root, name) or [0])[-1] + 1
+                try:
+                    version = reserve_version(self.root, name)
+                except FileNotFoundError:  # the model was deleted meanwhile: recreate it
+                    continue
                 stamped = {**meta, "name": name, "version": version, "created_at": utc_iso()}
                 try:
                     placed = place(directory, arrays, stamped, x, y)

@@ -42,7 +42,7 @@ def assert_problem(r, status, title=None, detail=None):
 def train(client, model, dataset=None, wait=30, headers=None, **sections):
     """Return the Job of a training request that must be accepted (202)."""
     body = {"model": model, "dataset": dataset or {"kind": "xor"}, **sections}
-    r = client.post(f"/v1/trainings?wait={wait}", json=body, headers=headers)
+    r = client.post(f"/v1/trainings?wait={wait}&view=full", json=body, headers=headers)
     assert r.status_code == 202, r.json
     return Job.model_validate(r.json)
 

@@ -16,6 +16,11 @@ WRITES = {
     "upload": ("post", "/v1/models/m/versions", {"data": b"PK", "content_type": NPZ}),
     "delete model": ("delete", "/v1/models/m", {}),
     "delete version": ("delete", "/v1/models/m/versions/1", {}),
+    "sweep": ("post", "/v1/sweeps", {"json": {"model": "m", "base": {"dataset": {"kind": "xor"}},
+                                              "grid": {"network.seed": [0]}}}),
+    "cancel sweep": ("delete", "/v1/sweeps/0123456789abcdef", {}),
+    "set alias": ("put", "/v1/models/m/aliases/best", {"json": {"version": 1}}),
+    "delete alias": ("delete", "/v1/models/m/aliases/best", {}),
 }
 READS = {
     "models": ("get", "/v1/models", {}, 200),
@@ -27,6 +32,10 @@ READS = {
     "predict": ("post", "/v1/models/nope/predict", {"json": {"x1": 0, "x2": 0}}, 404),
     "predict version": ("post", "/v1/models/nope/versions/1/predict",
                         {"json": {"x1": 0, "x2": 0}}, 404),
+    "sweeps": ("get", "/v1/sweeps", {}, 200),
+    "sweep": ("get", "/v1/sweeps/0123456789abcdef", {}, 404),
+    "predict alias": ("post", "/v1/models/nope/aliases/best/predict",
+                      {"json": {"x1": 0, "x2": 0}}, 404),
 }
 OPS = ["/healthz", "/readyz", "/metrics", "/openapi.json"]
 BAD_CREDENTIALS = {

@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 import pytest
 
-from service.schemas import Job
+from service.schemas import JobSummary
 
 from .helpers import (
     BAD_NAMES,
@@ -105,7 +105,7 @@ def test_a_64_character_name_is_fine(make_client):
     r = client.post("/v1/trainings", json={**XOR, "model": "a" * 64})
 
     assert r.status_code == 202
-    assert Job.model_validate(r.json).model == "a" * 64
+    assert JobSummary.model_validate(r.json).model == "a" * 64
 
 
 @pytest.mark.parametrize("name", BAD_NAMES.values(), ids=BAD_NAMES.keys())

@@ -109,7 +109,7 @@ def test_get_version_answers_that_versions_metadata(client, model):
 @pytest.mark.parametrize(
     ("path", "detail"),
     [
-        ("/v1/models/nope", "model 'nope' version latest not found"),
+        ("/v1/models/nope", "model 'nope' not found"),
         ("/v1/models/nope/versions/1", "model 'nope' version 1 not found"),
         ("/v1/models/xor-demo/versions/2", "model 'xor-demo' version 2 not found"),
         ("/v1/models/xor-demo/versions/2/npz", "model 'xor-demo' version 2 not found"),

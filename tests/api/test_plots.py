@@ -159,7 +159,7 @@ def test_a_version_figure_is_drawn_once_and_redrawn_for_new_content(client, mode
     assert drawn == ["xor-demo version 1"]  # latest and pinned: the same version, drawn once
     get_png(client, "/v1/models/xor-demo/plot.png?width=320&height=200")
     assert len(drawn) == 2  # another size is another figure
-    assert client.delete("/v1/models/xor-demo/versions/1").status_code == 204
+    assert client.delete("/v1/models/xor-demo").status_code == 204  # the name goes too
     again = train(client, "xor-demo", training={**FAST, "learning_rate": 0.3})
     assert again.status == "succeeded" and again.result.version == 1  # the number, reused
     assert get_png(client, "/v1/models/xor-demo/plot.png?width=300&height=200") != first

@@ -111,7 +111,7 @@ def test_a_pinned_older_version_answers_with_that_version(client, xor_model):
 @pytest.mark.parametrize(
     ("path", "detail"),
     [
-        ("/v1/models/nope/predict", "model 'nope' version latest not found"),
+        ("/v1/models/nope/predict", "model 'nope' not found"),
         ("/v1/models/nope/versions/1/predict", "model 'nope' version 1 not found"),
         ("/v1/models/xor-demo/versions/9/predict", "model 'xor-demo' version 9 not found"),
     ],

@@ -64,3 +64,30 @@ def test_train_refuses_what_the_api_refuses_before_any_work(tmp_path, arguments,
     assert "epoch 0" not in done.stdout  # refused before training
     assert precious.read_bytes() == b"PRECIOUS"
     assert not (tmp_path / "store").exists()
+
+
+def test_readme_sweep_prints_the_table_and_saves_with_save(tmp_path):
+    lines = [line.split("#")[0].strip() for line in code_blocks("Command line")[1].splitlines()]
+    outputs = [run(line, tmp_path) for line in lines if line]
+    for table in outputs[1:]:
+        rows = table.splitlines()
+        assert rows[0].split()[:4] == ["trial", "training.learning_rate", "network.seed",
+                                       "status"]
+        assert len(rows) == 6 and rows[-1].startswith("best by accuracy: trial ")
+        best = rows[-1].split()[-1]
+        assert sum(row.split()[0] == f"{best}*" for row in rows[1:5]) == 1
+    assert [row.split()[-1] for row in outputs[1].splitlines()[1:5]] == ["-"] * 4
+    assert [row.split()[-1] for row in outputs[2].splitlines()[1:5]] == ["1", "2", "3", "4"]
+    listed = json.loads(run("nnserve models --store ./model_store", tmp_path))
+    assert listed["name"] == "xor-lr" and listed["versions"] == 4
+
+
+def test_sweep_refuses_what_the_api_refuses_before_any_work(tmp_path):
+    body = {"model": "x", "base": {"dataset": {"kind": "xor"}},
+            "grid": {"training.learning_rate": [0.1, -1]}}
+    done = subprocess.run([str(BIN / "nnserve"), "sweep", "-", "--save", "--store",
+                           str(tmp_path / "store")], input=json.dumps(body), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stdout
+    assert "training.learning_rate" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == "" and not (tmp_path / "store").exists()

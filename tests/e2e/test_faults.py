@@ -37,7 +37,8 @@ BIG = {"dataset": {"kind": "xor"}, "network": {"hidden": [256] * 8},
 def train(url, name, spec=None, wait=30):
     """Return the job of training name with spec (default: XOR), as it is once ended."""
     body = {"model": name, **(spec or {"dataset": {"kind": "xor"}})}
-    r = requests.post(f"{url}/v1/trainings", params={"wait": wait}, json=body, timeout=wait + 10)
+    r = requests.post(f"{url}/v1/trainings", params={"wait": wait, "view": "full"}, json=body,
+                      timeout=wait + 10)
     assert r.status_code == 202, r.text
     return r.json()
 

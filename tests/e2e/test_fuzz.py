@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 LIMITS = {"NNSERVE_MAX_EPOCHS": 20, "NNSERVE_MAX_WORK": 200_000, "NNSERVE_MAX_TRAIN_POINTS": 64,
           "NNSERVE_MAX_PREDICT_POINTS": 64, "NNSERVE_MAX_HIDDEN_UNITS": 16,
           "NNSERVE_MAX_WAIT_S": 0.5, "NNSERVE_JOB_TIMEOUT_S": 5, "NNSERVE_MAX_BODY_BYTES": 65536}
-EXAMPLES = {"open": 100, "token": 25}  # per operation and mode: 3000 + 750 requests
+EXAMPLES = {"open": 60, "token": 20}  # per operation and mode, within the suite's 10-minute budget
 REQUEST_TIMEOUT_S = 10
 # The schema cannot say "a real .npz", "both classes present" or "epochs x points x
 # parameters within NNSERVE_MAX_WORK"; bodies that are schema-valid but break one of these

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 
 
 def train(url, body, wait=30):
-    r = requests.post(f"{url}/v1/trainings", params={"wait": wait}, json=body, timeout=wait + 10)
+    r = requests.post(f"{url}/v1/trainings", params={"wait": wait, "view": "full"}, json=body,
+                      timeout=wait + 10)
     assert r.status_code == 202, r.text
     return Job.model_validate(r.json())
 

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from service.schemas import Job, ModelList, PredictResponse
+from service.schemas import JobSummary, ModelList, PredictResponse
 
 from ..readme import commented_commands
 
@@ -24,8 +24,9 @@ def test_walk_through_runs_as_written(server, tmp_path):
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout)
-    job = Job.model_validate(json.loads(outputs[0]))
+    job = JobSummary.model_validate(json.loads(outputs[0]))
     assert job.status == "succeeded" and job.result.version == 1
+    assert "history" not in outputs[0] and len(outputs[0]) < 2000  # readable in a terminal
     answer = PredictResponse.model_validate(json.loads(outputs[1]))
     assert answer.model == "xor-demo" and answer.predictions[0].label == 1
     models = ModelList.model_validate(json.loads(outputs[2]))

@@ -62,6 +62,21 @@ def test_list_is_newest_first_with_filters_and_pages(jobs):
                              "cancelled": 0}
 
 
+def test_a_kind_of_job_is_listed_apart_and_claimed_as_any(jobs):
+    training = jobs.create("m", {"n": 0}, 10)["id"]
+    sweep = jobs.create("m", {"grid": {}}, 10, kind="sweep")
+    assert sweep["kind"] == "sweep" and jobs.get(training)["kind"] == "training"
+    assert [j["id"] for j in jobs.list()[0]] == [training]  # the default kind: trainings
+    page, total = jobs.list(kind="sweep")
+    assert [j["id"] for j in page] == [sweep["id"]] and total == 1
+    assert jobs.list(kind=None)[1] == 2
+    assert jobs.counts()["queued"] == 2
+    assert claim(jobs, max_running=2)["id"] == training
+    assert claim(jobs, max_running=2)["id"] == sweep["id"]
+    with pytest.raises(ValueError, match="kind"):
+        jobs.create("m", {}, 1, kind="nope")
+
+
 def test_report_round_trips_progress_and_history_as_json(jobs):
     job_id = jobs.create("xor", {}, 3)["id"]
     lease = claim(jobs)["lease"]
@@ -185,6 +200,75 @@ def test_cancel_of_an_ended_job_raises_job_finished(jobs):
     assert jobs.get(job_id)["status"] == "succeeded"
     with pytest.raises(JobNotFound):
         jobs.cancel("nope")
+
+
+def test_begin_save_and_cancel_are_exclusive(jobs):
+    job_id = jobs.create("m", {}, 1)["id"]
+    lease = claim(jobs)["lease"]
+    assert jobs.begin_save(job_id, "not-the-lease") is False
+    assert jobs.begin_save(job_id, lease) is True
+    assert jobs.get(job_id)["saving"] is True
+    with pytest.raises(JobFinished, match="saving its model"):
+        jobs.cancel(job_id)  # too late: the model is being saved
+    assert jobs.get(job_id)["cancel_requested"] is False
+    assert jobs.finish(job_id, lease, "succeeded", result={"version": 1}) is True
+
+
+def test_a_cancel_first_makes_begin_save_refuse(jobs):
+    job_id = jobs.create("m", {}, 1)["id"]
+    lease = claim(jobs)["lease"]
+    jobs.cancel(job_id)
+    assert jobs.begin_save(job_id, lease) is False
+    assert jobs.get(job_id)["saving"] is False
+
+
+def race_cancel_and_save(path, job_id, lease, start, results):
+    """In another process: begin_save or cancel, whichever this process is told to do."""
+    backend = SqliteJobs(path)
+    start.wait()
+    if lease is not None:
+        results.put(("save", backend.begin_save(job_id, lease)))
+        return
+    try:
+        backend.cancel(job_id)
+        results.put(("cancel", True))
+    except JobFinished:
+        results.put(("cancel", False))
+
+
+def test_begin_save_and_cancel_in_two_processes_have_exactly_one_winner(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    jobs = SqliteJobs(path)
+    for _ in range(8):
+        job_id = jobs.create("m", {}, 1)["id"]
+        lease = claim(jobs)["lease"]
+        start, results = FORK.Event(), FORK.Queue()
+        procs = [FORK.Process(target=race_cancel_and_save, args=(path, job_id, who, start,
+                                                                  results))
+                 for who in (lease, None)]
+        for proc in procs:
+            proc.start()
+        start.set()
+        outcome = dict(results.get(timeout=10) for _ in procs)
+        for proc in procs:
+            proc.join(10)
+        assert outcome["save"] != outcome["cancel"], outcome
+        jobs.finish(job_id, lease, "cancelled" if outcome["cancel"] else "succeeded")
+
+
+POINTS = {"kind": "points", "points": [[0.0, 1.0]] * 1000, "labels": [0, 1] * 500}
+
+
+def test_lists_answer_summaries_unless_full(jobs):
+    request = {"model": "m", "dataset": POINTS, "training": {"epochs": 3}}
+    job_id = jobs.create("m", request, 3)["id"]
+    (summary,), total = jobs.list()
+    assert total == 1 and "history" not in summary
+    assert summary["request"] == {"model": "m", "dataset": {"kind": "points", "n": 1000},
+                                  "training": {"epochs": 3}}
+    assert summary["id"] == job_id and summary["progress"]["epochs"] == 3
+    (full,), _ = jobs.list(full=True)
+    assert full == jobs.get(job_id) and full["request"] == request
 
 
 def dead_worker():
@@ -321,10 +405,19 @@ def test_a_database_made_before_leases_gains_the_column(tmp_path):
     old = sqlite3.connect(path)
     old.executescript(SCHEMA_BEFORE_LEASES)
     old.close()
+    old = sqlite3.connect(path)
+    old.execute("INSERT INTO jobs (id, model, status, request, progress, history, created_at)"
+                " VALUES ('old', 'm', 'succeeded', ?, '{}', '{}', '2026-01-01T00:00:00Z')",
+                ('{"model": "m", "dataset": {"kind": "points", "points": [[0, 1]],'
+                 ' "labels": [1]}}',))
+    old.commit()
+    old.close()
     jobs = SqliteJobs(path)
     job_id = jobs.create("m", {}, 1)["id"]
     lease = claim(jobs)["lease"]
-    assert lease and jobs.finish(job_id, lease, "succeeded")
+    assert lease and jobs.begin_save(job_id, lease) and jobs.finish(job_id, lease, "succeeded")
+    old_summary = jobs.list(status="succeeded", full=False)[0][-1]
+    assert old_summary["request"] == {"model": "m", "dataset": {"kind": "points", "n": 1}}
 
 
 SCHEMA_BEFORE_LEASES = """

@@ -178,8 +178,8 @@ def test_a_bigger_model_classifies_through_numpy():
 @pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS)
 def test_an_overflow_is_answered_as_numpy_answers_it(output):
     # Products of +-1e305 weights overflow to +-inf; on floats inf - inf is NaN, where
-    # BLAS may keep an infinity (which one depends on its kernel, so on the batch size):
-    # such points take NumPy's way, and are answered as NumPy answers them.
+    # BLAS may keep an infinity or give NaN too (it depends on its kernel, so on the batch
+    # size and the NumPy build): such points take NumPy's way, answered as NumPy answers.
     arch = Architecture((2, 1), output_activation=output, bias=False)
     theta = np.array([1e305, -1e305])
     model = Model(arch, params_from_theta(arch, theta), TrainingConfig())
@@ -188,4 +188,4 @@ def test_an_overflow_is_answered_as_numpy_answers_it(output):
     scores, labels = model.classify(point)
     expected, expected_labels = model.predict(np.array(point))
     np.testing.assert_array_equal(scores, expected)
-    assert labels == expected_labels.tolist() and not np.isnan(scores[0])
+    assert labels == expected_labels.tolist()

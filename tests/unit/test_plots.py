@@ -82,11 +82,31 @@ def test_learning_curve_draws_the_validation_curves_dashed_when_points_were_held
     for history in (fit.history, {k: v for k, v in fit.history.items() if "validation" not in k}):
         fig = Figure()
         plots._draw_curve(fig.subplots(), history)
-        labels[len(history)] = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+        labels[len(history)] = [line.get_label() for ax in fig.axes for line in ax.get_lines()
+                                if not line.get_label().startswith(("start", "_"))]
         assert_figure(plots.curve_png(history, width=600, height=300), 600, 300)
     assert sorted(labels.values()) == [["loss", "accuracy"],
                                        ["loss", "validation loss", "accuracy",
                                         "validation accuracy"]]
+
+
+def test_each_probe_is_its_own_line_and_the_continued_start_is_marked():
+    x, y = datasets.xor()
+    fit = Model.train(Architecture(), x, y, TrainingConfig(epochs=300, probe_epochs=100))[1]
+    fig = Figure()
+    plots._draw_curve(fig.subplots(), fit.history)
+    lines = fig.axes[0].get_lines()
+    probes = [line for line in lines if line.get_label().startswith("start")]
+    assert [line.get_label() for line in probes] == [
+        f"start {p['start']}" + (" (continued)" if p["continued"] else "")
+        for p in fit.history["probes"]]
+    for line, probe in zip(probes, fit.history["probes"], strict=True):
+        assert list(line.get_xdata()) == probe["epoch"]  # its own curve, not spliced in
+    (marker,) = [line for line in lines if line.get_marker() == "o"]
+    continued = next(p for p in fit.history["probes"] if p["continued"])
+    assert list(marker.get_xdata()) == [continued["epoch"][-1]]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sum("(continued)" in text for text in legend) == 1
 
 
 def test_threads_draw_the_same_bytes_as_one_thread(xor_fit):

@@ -143,6 +143,47 @@ def test_delete_whole_model(store, trained):
     assert save(store, "xor", trained)["version"] == 1
 
 
+def test_version_numbers_are_never_reused_while_the_name_exists(make_store, trained):
+    store, other = make_store(), make_store()  # another process's view of the same data
+    assert [save(store, "xor", trained)["version"] for _ in range(3)] == [1, 2, 3]
+    store.delete("xor", 3)
+    store.delete("xor", 2)
+    assert save(other, "xor", trained)["version"] == 4
+    store.delete("xor", 1)
+    store.delete("xor", 4)  # every version gone: the name and its numbering stay
+    assert store.list_models() == []
+    assert save(store, "xor", trained)["version"] == 5
+    store.delete("xor")  # the whole model: the name goes, numbering restarts
+    assert save(other, "xor", trained)["version"] == 1
+
+
+def test_deleting_a_model_left_without_versions_removes_its_name(store, trained):
+    save(store, "xor", trained)
+    store.delete("xor", 1)
+    with pytest.raises(ModelNotFound):
+        store.delete("xor")
+    assert save(store, "xor", trained)["version"] == 1
+
+
+def test_figures_are_kept_beside_a_version_for_every_process(make_store, trained):
+    store, other = make_store(), make_store()
+    save(store, "xor", trained)
+    save(store, "xor", trained)
+    assert store.figure("xor", 1, "1200x400-ab") is None
+    store.put_figure("xor", 1, "1200x400-ab", b"png one")
+    store.put_figure("xor", 2, "1200x400-ab", b"png two")
+    assert other.figure("xor", 1, "1200x400-ab") == b"png one"
+    assert other.figure("xor", 1, "600x400-ab") is None
+    other.delete("xor", 1)
+    assert store.figure("xor", 1, "1200x400-ab") is None  # deleted with its version
+    assert store.figure("xor", 2, "1200x400-ab") == b"png two"
+    store.put_figure("xor", 7, "1200x400-ab", b"no such version")
+    assert store.figure("xor", 7, "1200x400-ab") is None
+    store.delete("xor")
+    save(store, "xor", trained)
+    assert store.figure("xor", 1, "1200x400-ab") is None
+
+
 def test_missing_models_and_versions_are_not_found(store, trained):
     with pytest.raises(ModelNotFound):
         store.load("nothing")

@@ -1,0 +1,14 @@
+"""One way to print an accuracy: as a percentage that is never rounded up.
+
+A model at 99.95% must not read 100%: the last digit is cut, not rounded (after removing the
+float noise of fraction * 100, so 0.995 stays 99.5 and does not become 99.4).
+"""
+
+import math
+
+
+def percent(fraction, digits=1):
+    """Return fraction (0..1) as 'NN.N%' with digits decimals, truncated, never rounded up."""
+    scale = 10 ** digits
+    cut = math.floor(round(fraction * 100 * scale, 6)) / scale
+    return f"{cut:.{digits}f}%"

@@ -1,0 +1,133 @@
+"""A sweep's grid: dotted paths into a training request, every combination a trial, each
+checked by the training schema and the trainer before any work; and the best of them."""
+
+import copy
+import itertools
+import math
+import typing
+
+from pydantic import BaseModel, ValidationError
+
+from .. import trainer
+from ..errors import InvalidInput, ServiceError
+from ..schemas import DATA_SPECS, TrainingRequest
+
+# metric: (the loss that breaks its ties, whether higher is better)
+METRICS = {"validation_accuracy": ("validation_loss", True), "accuracy": ("loss", True),
+           "validation_loss": ("validation_loss", False), "loss": ("loss", False)}
+
+
+def expand(grid):
+    """Return every combination of the grid as {path: value}, the last key varying fastest."""
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def trial_body(model, base, parameters):
+    """Return the training request body of one trial: base with each dotted path set."""
+    body = copy.deepcopy(base)
+    for path, value in parameters.items():
+        *parents, last = path.split(".")
+        node = body
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InvalidInput(f"grid key {path!r}: base has no object at {part!r}",
+                                   ("grid", path))
+        node[last] = copy.deepcopy(value)
+    return {**body, "model": model}
+
+
+def check_sweep(req, settings):
+    """Return the TrainingRequest of every trial of a SweepRequest, each refused as a training
+    would be (422 naming the grid key, or the base's field), and the whole within limits."""
+    if "model" in req.base:
+        raise InvalidInput("base has no model: the sweep's model names every trial",
+                           ("base", "model"))
+    for path in req.grid:
+        if path == "model" or not _is_field(path.split(".")):
+            raise InvalidInput(f"grid key {path!r} is not a field of a training request",
+                               ("grid", path))
+    count = math.prod(len(values) for values in req.grid.values())
+    trainer.check_limit("max_sweep_trials", count, settings.max_sweep_trials, ("grid",))
+    limits = {"max_train_points": settings.max_train_points}
+    requests = [_checked(req, parameters, settings, limits) for parameters in expand(req.grid)]
+    if req.metric.startswith("validation") and not all(
+            r.training.validation_split for r in requests):
+        raise InvalidInput(f"metric {req.metric!r} needs a training.validation_split above 0 "
+                           "in every trial", ("metric",))
+    work = sum(trainer.request_work(r) for r in requests)  # the limit is the sweep's, in all
+    trainer.check_limit("max_work", work, settings.max_work, ("grid",))
+    return requests
+
+
+def _checked(req, parameters, settings, limits):
+    """Return one trial's TrainingRequest, checked as POST /v1/trainings checks it."""
+    body = trial_body(req.model, req.base, parameters)
+    try:
+        trial = TrainingRequest.model_validate(body, context=limits)
+        trainer.check_request(trial, settings)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise _named(InvalidInput(error["msg"]), error["loc"], parameters, body) from None
+    except ServiceError as exc:
+        errors = exc.extra.get("errors") or [{"loc": [], "msg": exc.detail}]
+        raise _named(exc, errors[0]["loc"], parameters, body) from None
+    return trial
+
+
+def _named(exc, loc, parameters, body):
+    """Return exc with its field named as the sweep's: the grid key it came from, or base's."""
+    loc = [part for i, part in enumerate(loc)  # a data set's kind tag is no part of the path
+           if not (i == 1 and loc[0] == "dataset" and part == _kind(body))]
+    key = next((p for p in parameters if loc[:len(p.split("."))] == p.split(".")), None)
+    if key is None and not loc and parameters:
+        key = next(iter(parameters))  # a rule across fields: name the first swept one
+    field = ["grid", key] if key else ["base", *loc]
+    shown = f"grid {key!r} value {parameters[key]!r}: " if key else "base: "
+    exc.detail = shown + exc.detail
+    exc.args = (exc.detail,)
+    exc.extra["errors"] = [{"loc": field, "msg": exc.extra.get("errors", [{}])[0].get(
+        "msg", exc.detail)}]
+    return exc
+
+
+def _kind(body):
+    dataset = body.get("dataset")
+    return dataset.get("kind") if isinstance(dataset, dict) else None
+
+
+def _is_field(parts, models=(TrainingRequest,)):
+    """Return whether the dotted path parts name a field of the training request's models."""
+    if not parts:
+        return True
+    for model in models:
+        field = model.model_fields.get(parts[0])
+        if field is not None and (
+                len(parts) == 1 or _is_field(parts[1:], _models(field.annotation))):
+            return True
+    return False
+
+
+def _models(annotation):
+    """Return the pydantic models an annotation may hold (a union's members too)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return (annotation,)
+    found = tuple(m for arg in typing.get_args(annotation) for m in _models(arg))
+    return found or (tuple(DATA_SPECS.values()) if annotation is None else ())
+
+
+def best_trial(trials, metric):
+    """Return the index of the best succeeded trial by metric, ties broken by its loss (then
+    by order), or None when none succeeded with the metric."""
+    ranked = ranked_trials(trials, metric)
+    return ranked[0] if ranked else None
+
+
+def ranked_trials(trials, metric):
+    """Return the indices of the succeeded trials with the metric, best first."""
+    tie, higher = METRICS[metric]
+    keys = [((-1 if higher else 1) * t["metrics"][metric], t["metrics"].get(tie) or 0.0, i)
+            for i, t in enumerate(trials)
+            if t["status"] == "succeeded" and t["metrics"].get(metric) is not None]
+    return [i for *_, i in sorted(keys)]

@@ -1,0 +1,103 @@
+"""A sweep's work, as its job: trials of one network and data set trained together with
+fit_many, each saved as a version of the sweep's model, the best aliased "best".
+
+Progress goes through the runner's report(); the report before each group's saves is a
+last one (written at once: a cancel seen there saves nothing of that group), so a
+version is saved only for a trial of a sweep still running, and a later report lets
+the time limit apply again.
+"""
+
+import json
+import time
+
+from .. import trainer
+from ..nn.model import Model
+from ..nn.training import fit_many
+from ..schemas import SweepRequest, TrainingRequest
+from .grid import best_trial, expand, trial_body
+
+BEST = "best"
+
+
+def run_sweep(service, job, report, save=True):
+    """Run a sweep job's trials; return its result, or None if told to stop. save=False
+    (the command line's choice) trains and measures them without saving or aliasing."""
+    req = SweepRequest.model_validate(job["request"])
+    params = expand(req.grid)
+    trials = [TrainingRequest.model_validate(trial_body(req.model, req.base, p)) for p in params]
+    states = [{"status": "queued", "metrics": None, "version": None, "error": None}
+              for _ in trials]
+    groups = _groups(trials)
+    started = time.monotonic()
+
+    def progress(epoch=0, epochs=0):
+        done = sum(s["status"] not in ("queued", "running") for s in states)
+        return {"epoch": epoch, "epochs": epochs, "loss": None, "accuracy": None,
+                "elapsed_s": round(time.monotonic() - started, 3), "done": done,
+                "total": len(states), "trials": states}
+
+    for n, members in enumerate(groups):
+        for i in members:
+            states[i]["status"] = "running"
+        fits, fitted_at = _fit_group([trials[i] for i in members], progress, report)
+        if fits is None or report(progress(), {}, last=True):
+            return None
+        for i, fit in zip(members, fits, strict=True):
+            states[i] = _save(service if save else None, job["id"], req.model, trials[i],
+                              params[i], i, fit, fitted_at)
+        if n < len(groups) - 1:
+            report(progress(), {})  # saved: the time limit and shutdowns apply again
+    best = best_trial(states, req.metric)
+    if best is not None and save:
+        service.store.set_alias(req.model, BEST, states[best]["version"])
+    return {"trials": states, "best": best}
+
+
+def _groups(trials):
+    """Return the indices of the trials that share a network and a data set (fit_many's
+    unit), in order of first appearance."""
+    groups = {}
+    for i, t in enumerate(trials):
+        key = json.dumps([t.dataset.model_dump(mode="json"),
+                          t.network.model_dump(mode="json", exclude={"seed"})])
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _fit_group(trials, progress, report):
+    """Return (FitResults, (x, y, summary, seconds)) of trials trained together, or (None,
+    None) when told to stop."""
+    x, y, summary = trainer.build_dataset(trials[0].dataset)
+    arch, _ = trainer.build_network(trials[0])
+    configs = [trainer.build_network(t)[1] for t in trials]
+    epochs = max(c.epochs for c in configs)
+
+    def on_progress(epoch, rows):
+        return report(progress(epoch, epochs), {})
+
+    report_every = max(1, min(100, trainer.REPORT_WORK // len(x)))
+    started = time.monotonic()
+    fits = fit_many(arch, x, y, configs, on_progress, report_every,
+                    trainer.split_seed(summary))
+    if any(f.stop_reason == "cancelled" for f in fits):
+        return None, None
+    return fits, (arch, configs, x, y, summary, (time.monotonic() - started) / len(trials))
+
+
+def _save(service, sweep_id, name, trial, parameters, index, fit, fitted_at):
+    """Return the state of a trained trial, saved as a version (service None: not saved)
+    unless it diverged."""
+    arch, configs, x, y, summary, seconds = fitted_at
+    if fit.params is None:
+        return {"status": "failed", "metrics": None, "version": None,
+                "error": f"training diverged at epoch {fit.epochs_run}"}
+    _, config = trainer.build_network(trial)
+    fitted = trainer.Fitted(Model(arch, fit.params, config), fit, x, y, summary, seconds)
+    if service is None:
+        return {"status": "succeeded", "metrics": fitted.metrics(), "version": None,
+                "error": None}
+    meta = service.store.save(name, fitted.model, dataset=summary, metrics=fitted.metrics(),
+                              history=fit.history, x=x, y=y,
+                              sweep={"id": sweep_id, "trial": index, "parameters": parameters})
+    return {"status": "succeeded", "metrics": meta["metrics"], "version": meta["version"],
+            "error": None}

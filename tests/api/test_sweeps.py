@@ -1,0 +1,184 @@
+"""/v1/sweeps: a grid of trainings run as one job, each trial a version, the best aliased."""
+
+import time
+
+import pytest
+
+from service.schemas import Sweep, SweepList
+
+from .helpers import assert_problem
+
+BASE = {"dataset": {"kind": "xor"}, "network": {"hidden": [4]},
+        "training": {"epochs": 40, "starts": 1}}
+GRID = {"training.learning_rate": [0.02, 0.2], "network.seed": [0, 1],
+        "network.hidden": [[3], [4]]}
+
+
+def _start(client, grid=GRID, base=BASE, **extra):
+    body = {"model": "sw", "base": base, "grid": grid, **extra}
+    return client.post("/v1/sweeps", json=body)
+
+
+def _wait(client, sweep_id, statuses=("succeeded", "failed", "cancelled"), timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        sweep = Sweep.model_validate(client.get(f"/v1/sweeps/{sweep_id}").json)
+        if sweep.status in statuses:
+            return sweep
+        assert time.monotonic() < deadline, f"sweep still {sweep.status}"
+        time.sleep(0.05)
+
+
+def test_a_sweep_trains_every_combination_as_a_version_and_aliases_the_best(client):
+    r = _start(client)
+    assert r.status_code == 202, r.json
+    assert r.headers["Location"] == f"/v1/sweeps/{r.json['id']}"
+    sweep = _wait(client, r.json["id"])
+    assert sweep.status == "succeeded", sweep.error
+    assert sweep.progress.done == sweep.progress.total == 8
+    combos = {(t.parameters["training.learning_rate"], t.parameters["network.seed"],
+               tuple(t.parameters["network.hidden"])) for t in sweep.trials}
+    assert combos == {(lr, s, h) for lr in (0.02, 0.2) for s in (0, 1) for h in ((3,), (4,))}
+    assert [t.trial for t in sweep.trials] == list(range(8))
+    assert {t.status for t in sweep.trials} == {"succeeded"}
+    assert sorted(t.version for t in sweep.trials) == list(range(1, 9))
+    for t in sweep.trials:  # each version holds its trial's parameters and training
+        meta = client.get(f"/v1/models/sw/versions/{t.version}").json
+        assert meta["sweep"] == {"id": sweep.id, "trial": t.trial, "parameters": t.parameters}
+        assert meta["training"]["learning_rate"] == t.parameters["training.learning_rate"]
+        assert meta["architecture"]["layers"] == [2, *t.parameters["network.hidden"], 1]
+        assert meta["metrics"] == t.metrics.model_dump(exclude_unset=True) | meta["metrics"]
+    ranked = sorted(sweep.trials, key=lambda t: (-t.metrics.accuracy, t.metrics.loss))
+    assert sweep.best.trial == ranked[0].trial
+    assert client.get("/v1/models/sw").json["aliases"] == {"best": sweep.best.version}
+    listed = SweepList.model_validate(client.get("/v1/sweeps").json)
+    assert [s.id for s in listed.sweeps] == [sweep.id] and listed.total == 1
+    assert client.get("/v1/trainings").json["total"] == 0  # a sweep is not a training
+
+
+def test_a_trial_trained_in_a_sweep_equals_it_trained_alone(client):
+    sweep = _wait(client, _start(client, grid={"training.learning_rate": [0.05, 0.5]}).json["id"])
+    trial = sweep.trials[1]
+    alone = {"model": "alone", **BASE, "training": {**BASE["training"], "learning_rate": 0.5}}
+    job = client.post("/v1/trainings?wait=30", json=alone).json
+    assert job["result"]["metrics"]["loss"] == trial.metrics.loss
+
+
+def test_best_by_validation_accuracy_ties_broken_by_validation_loss(client):
+    base = {"dataset": {"kind": "linear", "n": 40}, "network": {"hidden": [2]},
+            "training": {"epochs": 30, "starts": 1, "validation_split": 0.25}}
+    r = _start(client, base=base, grid={"network.seed": [0, 1, 2]},
+               metric="validation_accuracy")
+    sweep = _wait(client, r.json["id"])
+    key = [(-t.metrics.validation_accuracy, t.metrics.validation_loss, t.trial)
+           for t in sweep.trials]
+    assert sweep.best.trial == min(key)[2]
+
+
+@pytest.mark.parametrize(("grid", "base", "loc", "detail"), [
+    ({"training.learnin_rate": [0.1]}, BASE, ["grid", "training.learnin_rate"], "not a field"),
+    ({"training.learning_rate": []}, BASE, ["grid", "training.learning_rate"], None),
+    ({"training.learning_rate": [0.1, -1]}, BASE, ["grid", "training.learning_rate"],
+     "value -1"),
+    ({"network.activation": ["tanh", "nope"]}, BASE, ["grid", "network.activation"], "'nope'"),
+    ({"training.epochs": [10, 10**9]}, BASE, ["grid", "training.epochs"], "max_epochs"),
+    ({"training.validation_split": [0.5]}, {**BASE, "dataset": {"kind": "points",
+      "points": [[0, 0], [1, 1], [0, 1]], "labels": [0, 1, 1]}},
+     ["grid", "training.validation_split"], "value 0.5"),
+    ({"model": ["x"]}, BASE, ["grid", "model"], "not a field"),
+    ({"network.seed": [0]}, {**BASE, "network": {"hidden": [0]}}, ["base", "network", "hidden",
+                                                                    0], "base"),
+    ({}, BASE, ["grid"], None),
+])
+def test_a_refused_grid_is_422_naming_the_key_and_queues_nothing(client, grid, base, loc,
+                                                                  detail):
+    problem = assert_problem(_start(client, grid=grid, base=base), 422, detail=detail)
+    assert problem.errors[0]["loc"] == loc
+    assert client.get("/v1/sweeps").json["total"] == 0
+
+
+def test_a_validation_metric_needs_a_split_in_every_trial(client):
+    problem = assert_problem(_start(client, metric="validation_accuracy"), 422)
+    assert problem.errors[0]["loc"] == ["metric"]
+
+
+def test_more_trials_than_the_setting_is_422(make_client):
+    client = make_client(max_sweep_trials=7)
+    problem = assert_problem(_start(client), 422, "Limit Exceeded", "NNSERVE_MAX_SWEEP_TRIALS")
+    assert problem.errors[0]["loc"] == ["grid"]
+
+
+def test_the_work_limit_applies_to_the_sum_of_the_trials(make_client):
+    # one trial's work: 40 epochs x 21 points x 17 parameters ([4] hidden: 2*4+4+4+1)
+    client = make_client(max_work=40 * 21 * 17 * 3)
+    grid = {"network.seed": [0, 1, 2]}
+    assert _start(client, grid=grid).status_code == 202
+    problem = assert_problem(_start(client, grid={"network.seed": [0, 1, 2, 3]}), 422,
+                             "Limit Exceeded", "max_work")
+    assert problem.errors[0]["loc"] == ["grid"]
+
+
+def test_cancel_leaves_no_version_from_a_cancelled_trial(make_client):
+    client = make_client(run_jobs=False)
+    sweep_id = _start(client).json["id"]
+    r = client.delete(f"/v1/sweeps/{sweep_id}")
+    assert r.status_code == 200, r.json
+    sweep = Sweep.model_validate(r.json)
+    assert sweep.status == "cancelled"
+    assert {t.status for t in sweep.trials} == {"cancelled"}
+    assert client.get("/v1/models/sw").status_code == 404
+    assert_problem(client.delete(f"/v1/sweeps/{sweep_id}"), 409)
+
+
+def test_cancel_of_a_running_sweep_stops_it_and_saves_nothing_more(client):
+    base = {**BASE, "training": {"epochs": 20000, "starts": 1}}
+    sweep_id = _start(client, base=base, grid={"network.seed": [0, 1]}).json["id"]
+    _wait(client, sweep_id, ("running",))
+    r = client.delete(f"/v1/sweeps/{sweep_id}")
+    assert r.status_code == 200
+    sweep = _wait(client, sweep_id)
+    assert sweep.status == "cancelled"
+    assert {t.status for t in sweep.trials} == {"cancelled"}
+    assert all(t.version is None for t in sweep.trials)
+    assert client.get("/v1/models/sw").status_code == 404
+
+
+def test_a_sweep_is_not_a_training_job_nor_the_reverse(client):
+    sweep_id = _start(client).json["id"]
+    assert_problem(client.get(f"/v1/trainings/{sweep_id}"), 404)
+    assert_problem(client.get("/v1/sweeps/0123456789abcdef"), 404, "Sweep Not Found")
+    _wait(client, sweep_id)
+
+
+def test_the_comparison_figure_has_the_asked_size_and_is_kept(client):
+    from ..unit.test_plots import assert_figure
+
+    sweep = _wait(client, _start(client).json["id"])
+    r = client.get(f"/v1/sweeps/{sweep.id}/plot.png")
+    assert r.status_code == 200 and r.mimetype == "image/png"
+    assert_figure(r.data, 1200, 400)
+    r = client.get(f"/v1/sweeps/{sweep.id}/plot.png?width=900&height=600")
+    assert_figure(r.data, 900, 600)
+    assert client.get(f"/v1/sweeps/{sweep.id}/plot.png?width=900&height=600").data == r.data
+    assert_problem(client.get(f"/v1/sweeps/{sweep.id}/plot.png?width=10"), 422)
+    assert_problem(client.get("/v1/sweeps/nope/plot.png"), 404, "Sweep Not Found")
+
+
+def test_the_most_important_parameter_is_the_one_that_splits_the_metric():
+    from service.sweep_plots import most_important
+
+    trials = [{"parameters": {"a": a, "b": b}, "metrics": {"accuracy": 0.5 + 0.4 * a + 0.01 * b}}
+              for a in (0, 1) for b in (0, 1, 2)]
+    assert most_important(trials, "accuracy", ["a", "b"]) == "a"
+    assert most_important(trials, "accuracy", ["b", "a"]) == "a"
+
+
+def test_the_openapi_document_describes_sweeps_and_aliases(client):
+    paths = client.get("/openapi.json").json["paths"]
+    assert set(paths["/v1/sweeps"]) == {"get", "post"}
+    assert set(paths["/v1/sweeps/{sweep_id}"]) == {"get", "delete"}
+    assert "get" in paths["/v1/sweeps/{sweep_id}/plot.png"]
+    assert set(paths["/v1/models/{name}/aliases/{alias}"]) == {"put", "delete"}
+    assert "post" in paths["/v1/models/{name}/aliases/{alias}/predict"]
+    body = paths["/v1/sweeps"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"].endswith("/SweepRequest")

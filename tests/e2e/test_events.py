@@ -1,0 +1,148 @@
+"""Event streams under real gunicorn with 2 workers: across workers, resumed, bounded, ended
+on SIGTERM, and never in the way of /healthz or a prediction."""
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from ..readme import code_blocks
+
+pytestmark = pytest.mark.e2e
+STREAMS = 2  # per worker
+LONG = {"dataset": {"kind": "spiral", "n": 400},
+        "training": {"epochs": 30_000, "target_accuracy": None, "patience": None,
+                     "tolerance": None}}
+
+
+def submit(url, model, **body):
+    r = requests.post(f"{url}/v1/trainings", json={"model": model, **body}, timeout=10)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def open_stream(url, job_id, last=None):
+    """Return the streaming response of a fresh connection (200 or a refusal)."""
+    headers = {"Accept": "text/event-stream", "Connection": "close"}
+    if last is not None:
+        headers["Last-Event-ID"] = str(last)
+    return requests.get(f"{url}/v1/trainings/{job_id}/events", headers=headers, stream=True,
+                        timeout=(5, 20))
+
+
+def messages(response):
+    """Yield (fields, time received) for each SSE message of response, comments included."""
+    fields = {}
+    for line in response.iter_lines(decode_unicode=True):
+        if line == "":
+            if fields:
+                yield fields, time.monotonic()
+            fields = {}
+            continue
+        name, _, value = line.partition(":")
+        fields[name or "comment"] = value.strip()
+
+
+def wait_running(url, job_id, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(f"{url}/v1/trainings/{job_id}", timeout=5).json()
+        if job["status"] == "running" and job["progress"]["epoch"] > 0:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not running after {timeout} s")
+
+
+def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigterm(
+        start_server):
+    srv = start_server(workers=2, NNSERVE_MAX_STREAMS=STREAMS, NNSERVE_MAX_RUNNING_JOBS=1,
+                       NNSERVE_STREAM_KEEPALIVE_S=0.3, GUNICORN_GRACEFUL_TIMEOUT=10)
+    r = requests.post(f"{srv.url}/v1/trainings?wait=30", timeout=40,
+                      json={"model": "p", "dataset": {"kind": "xor"}, "training": {"epochs": 200}})
+    assert r.json()["status"] == "succeeded"
+    job_id, later = submit(srv.url, "long", **LONG), submit(srv.url, "later", **LONG)
+    wait_running(srv.url, job_id)
+
+    # Resume: the first progress after Last-Event-ID comes from a later epoch.
+    first = open_stream(srv.url, job_id)
+    seen = next(m for m, _ in messages(first) if m.get("event") == "progress")
+    first.close()
+
+    # Fill every worker's streams: with 2 per worker, 3 open streams hold both workers.
+    held, refused = [], None
+    for _ in range(60):
+        r = open_stream(srv.url, job_id, last=seen["id"])
+        if r.status_code == 200:
+            held.append(r)
+        else:
+            refused = r
+            r.close()
+        if len(held) == 2 * STREAMS:
+            break
+    assert len(held) == 2 * STREAMS, "no room for the streams the limit allows"
+    r = open_stream(srv.url, job_id)  # every worker is full: refused whichever answers
+    assert r.status_code == 503 and r.headers["Content-Type"] == "application/problem+json"
+    assert int(r.headers["Retry-After"]) >= 1 and "NNSERVE_MAX_STREAMS" in r.json()["detail"]
+    assert refused is None or refused.status_code == 503
+
+    # The maximum open: /healthz and a 1-point predict still answer within 1 s.
+    for _ in range(4):
+        for method, path, body in (("GET", "/healthz", None),
+                                   ("POST", "/v1/models/p/predict", {"points": [[0, 1]]})):
+            started = time.monotonic()
+            r = requests.request(method, srv.url + path, json=body, timeout=5,
+                                 headers={"Connection": "close"})
+            assert r.status_code == 200 and time.monotonic() - started < 1.0, r.text
+
+    # Every stream (on both workers, one of which is not running the job) sees progress
+    # while the job runs, epochs after the resumed one, then the end.
+    got = [[] for _ in held]
+
+    def read(i):
+        got[i] = [m for m, _ in messages(held[i])]
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(len(held))]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(60)
+    for stream in got:
+        progress = [m for m in stream if m.get("event") == "progress"]
+        ids = [int(m["id"]) for m in progress]
+        assert ids and ids[0] > int(seen["id"]) and ids == sorted(set(ids))
+        assert any(json.loads(m["data"])["epoch"] < 30_000 for m in progress)  # while running
+        assert stream[-1]["event"] == "end"
+        assert json.loads(stream[-1]["data"])["status"] == "succeeded"
+
+    # The README's curl -N commands, as written: the ended job's last progress, then its end.
+    commands = [line for block in code_blocks("API") for line in block.splitlines()
+                if line.startswith("curl -N")]
+    assert len(commands) == 2
+    for command in commands:
+        out = subprocess.run(["bash", "-c", command.replace("<id>", job_id)], timeout=30,
+                             env={"U": srv.url, "PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True, check=True).stdout
+        assert out.startswith("retry: ") and "\nevent: end\ndata: {\"status\":\"succeeded\"" in out
+        assert "id: 30000\nevent: progress\n" in out  # the last progress, past epoch 1200
+
+    # SIGTERM: the open streams of the next job end at once, well within the graceful timeout.
+    wait_running(srv.url, later)
+    open_now = [open_stream(srv.url, later) for _ in range(2)]
+    iters = [messages(r) for r in open_now if r.status_code == 200]
+    for it in iters:
+        next(m for m, _ in it if m.get("event") == "progress")
+    ended = []
+    closer = [threading.Thread(target=lambda it=it: ended.append(
+        (list(it), time.monotonic()))) for it in iters]
+    for t in closer:
+        t.start()
+    sent = time.monotonic()
+    srv.proc.send_signal(15)
+    for t in closer:
+        t.join(15)
+    assert len(ended) == len(iters) >= 1
+    assert all(at - sent < 5 for _, at in ended)
+    assert srv.proc.wait(15) == 0

@@ -1,0 +1,55 @@
+"""Request framing against real gunicorn: malformed chunked bodies and Werkzeug's form limits
+are 4xx problems naming what is wrong, never a 500."""
+
+import json
+import socket
+
+import pytest
+import requests
+
+from .server import Server
+
+pytestmark = pytest.mark.e2e
+
+TARGETS = [("/v1/models/m/predict", "application/json"),
+           ("/v1/models/m/versions", "application/octet-stream")]
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("framing") / "store", workers=2).start()
+    yield server
+    server.stop()
+
+
+def raw_post(srv, path, content_type, body):
+    """Send a chunked POST over a plain socket; return (status, headers text, body)."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(head + body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode("latin-1"), payload
+
+
+@pytest.mark.parametrize("size", [b"zz", b"-1"])
+@pytest.mark.parametrize(("path", "content_type"), TARGETS)
+def test_malformed_chunk_size_is_a_400_problem(srv, path, content_type, size):
+    status, head, payload = raw_post(srv, path, content_type, size + b"\r\n{}\r\n0\r\n\r\n")
+    assert status == 400, payload[:300]
+    assert "application/problem+json" in head
+    assert "chunk" in json.loads(payload)["detail"].lower()
+
+
+def test_form_limits_are_named_not_the_body_limit(srv):
+    url = f"{srv.url}/v1/models/m/versions"
+    fields = {f"f{i}": "x" for i in range(1001)}
+    r = requests.post(url, data=fields, files={"file": ("m.npz", b"PK")}, timeout=10)
+    assert r.status_code == 413 and "1000 parts" in r.json()["detail"], r.text
+    r = requests.post(url, data={"note": "x" * 600_000}, files={"file": ("m.npz", b"PK")},
+                      timeout=10)
+    assert r.status_code == 413 and "500000 bytes" in r.json()["detail"], r.text
+    assert "NNSERVE_MAX_BODY_BYTES" not in r.json()["detail"]

@@ -1,0 +1,65 @@
+"""Sweeps under real gunicorn (2 workers): the README's curl, the alias, a restart."""
+
+import json
+import subprocess
+import time
+
+import pytest
+import requests
+
+from service.schemas import Sweep
+
+from ..readme import code_blocks
+
+pytestmark = pytest.mark.e2e
+
+
+def _curl(command, url):
+    done = subprocess.run(["bash", "-c", command.replace("$U", url)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _ended(url, sweep_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        sweep = Sweep.model_validate(requests.get(f"{url}/v1/sweeps/{sweep_id}", timeout=5).json())
+        if sweep.status in ("succeeded", "failed", "cancelled"):
+            return sweep
+        assert time.monotonic() < deadline, f"sweep still {sweep.status}"
+        time.sleep(0.1)
+
+
+def test_the_readme_sweep_runs_end_to_end_and_survives_a_restart(start_server, tmp_path):
+    srv = start_server(workers=2, NNSERVE_RUN_JOBS="true")
+    block = code_blocks("Sweeps")[0]
+    post = block[:block.index("\ncurl", 1)]  # the first command: the POST, over 4 lines
+    started = _curl(post, srv.url)
+    sweep = _ended(srv.url, started["id"])
+    assert sweep.status == "succeeded", sweep.error
+    assert sweep.progress.done == sweep.progress.total == 8
+    assert {t.status for t in sweep.trials} == {"succeeded"}
+    listed = _curl('curl -s "$U/v1/sweeps?limit=10"', srv.url)
+    assert [s["id"] for s in listed["sweeps"]] == [sweep.id]
+    model = _curl('curl -s "$U/v1/models/xor-lr"', srv.url)
+    assert model["aliases"] == {"best": sweep.best.version}
+    assert len(model["versions"]) == 8
+    answer = _curl("curl -s -X POST \"$U/v1/models/xor-lr/aliases/best/predict\" -H "
+                   "'Content-Type: application/json' -d '{\"x1\": 0.1, \"x2\": 0.9}'", srv.url)
+    assert answer["version"] == sweep.best.version
+
+    # a sweep queued while no worker runs jobs is kept and run after a restart
+    assert srv.stop() == 0
+    idle = start_server(workers=2, port=srv.port, NNSERVE_RUN_JOBS="false")
+    body = {"model": "later", "base": {"dataset": {"kind": "xor"},
+                                       "training": {"epochs": 50, "starts": 1}},
+            "grid": {"network.seed": [0, 1]}}
+    queued = requests.post(f"{idle.url}/v1/sweeps", json=body, timeout=10).json()["id"]
+    assert idle.stop() == 0
+    again = start_server(workers=2, port=srv.port)
+    kept = Sweep.model_validate(requests.get(f"{again.url}/v1/sweeps/{sweep.id}",
+                                             timeout=5).json())
+    assert kept == sweep
+    later = _ended(again.url, queued)
+    assert later.status == "succeeded" and [t.version for t in later.trials] == [1, 2]
