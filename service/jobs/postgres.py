@@ -14,12 +14,11 @@ import uuid
 
 from ..errors import JobFinished, JobNotFound
 from ..timestamps import utc_iso
-from .backend import STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
-from .records import FIELDS, dumps, job_of, new_job
+from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job
 
 log = logging.getLogger("nnserve.jobs")
-COLUMNS = ", ".join(FIELDS) + ", attempt"
 HELD = "id = %s AND status = 'running' AND lease = %s"
 CLAIM_LOCK = 0x6E6E_7365_7276_6502  # serialises claims: count, then take one
 MAX_ATTEMPTS = 2
@@ -27,8 +26,8 @@ NOW = "extract(epoch from clock_timestamp())"
 CHANNEL = "nnserve_jobs"
 
 
-def _job(row):
-    job = job_of(row[:-1])
+def _job(row, fields):
+    job = job_of(row[:-1], fields)
     job["attempt"] = row[-1]
     return job
 
@@ -39,19 +38,24 @@ class PgJobs(JobBackend):
     def __init__(self, db, *, lease_s=30.0):
         self.db, self.lease_s = db, lease_s
 
-    def _select(self, conn, where, args=(), tail=""):
-        rows = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE {where} {tail}", args)
-        return [_job(row) for row in rows]
+    def _select(self, conn, where, args=(), tail="", full=True):
+        """Return the jobs matching an SQL condition (summaries unless full), in tail's order."""
+        fields = FIELDS if full else SUMMARY_FIELDS
+        columns = ", ".join(fields if full else (*fields, "summary"))
+        rows = conn.execute(f"SELECT {columns}, attempt FROM jobs WHERE {where} {tail}", args)
+        return [_job(row, fields) for row in rows]
 
-    def create(self, model, request, epochs):
-        """Return a new queued job training model with request (a JSON dict)."""
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind for model with request (a JSON dict)."""
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a kind of job")
         job_id, values = new_job(model, request, epochs)
         with self.db.connection() as conn, conn.transaction():
             conn.execute(
-                "INSERT INTO jobs (id, model, status, request, progress, history, created_at)"
-                " VALUES (%s, %s, 'queued', %s, %s, %s, %s)",
+                "INSERT INTO jobs (id, model, status, request, progress, history, summary,"
+                " created_at, kind) VALUES (%s, %s, 'queued', %s, %s, %s, %s, %s, %s)",
                 (job_id, model, values["request"], values["progress"], values["history"],
-                 utc_iso()))
+                 values["summary"], utc_iso(), kind))
             conn.execute(f"NOTIFY {CHANNEL}")  # sent at commit: runners on every host wake
             return self._select(conn, "id = %s", (job_id,))[0]
 
@@ -69,22 +73,24 @@ class PgJobs(JobBackend):
             raise JobNotFound(job_id)
         return jobs[0]
 
-    def list(self, status=None, model=None, limit=50, offset=0):
-        """Return (jobs, total): one page of the matching jobs, newest first, and their count."""
-        page = self._page(status, model, limit, offset)
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
+        full), newest first, and their count."""
+        page = self._page(status, model, limit, offset, kind, full)
         if self._reap(page[0]):
-            page = self._page(status, model, limit, offset)
+            page = self._page(status, model, limit, offset, kind, full)
         return page
 
-    def _page(self, status, model, limit, offset):
-        filters = [(sql, v) for sql, v in (("status = %s", status), ("model = %s", model)) if v]
+    def _page(self, status, model, limit, offset, kind, full):
+        filters = [(sql, v) for sql, v in (("status = %s", status), ("model = %s", model),
+                                           ("kind = %s", kind)) if v]
         where = " AND ".join(sql for sql, _ in filters) or "true"
         args = [v for _, v in filters]
         with self.db.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
             total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
             tail = "ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
-            jobs = self._select(conn, where, [*args, limit, offset], tail)
+            jobs = self._select(conn, where, [*args, limit, offset], tail, full)
         return jobs, total
 
     def counts(self):
@@ -133,6 +139,14 @@ class PgJobs(JobBackend):
                  lease)).fetchone()
         return row is None or bool(row[0])
 
+    def begin_save(self, job_id, lease):
+        """Put a running job held by lease into its saving phase unless a cancel was asked;
+        True if it may save. One UPDATE: its row lock orders it with cancel's."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET saving = true WHERE {HELD} AND NOT cancel_requested",
+                (job_id, lease)).rowcount == 1
+
     def heartbeat(self, job_id, lease):
         """Renew a running job's lease."""
         with self.db.connection() as conn:
@@ -152,12 +166,15 @@ class PgJobs(JobBackend):
     def cancel(self, job_id):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
         with self.db.connection() as conn, conn.transaction():
-            row = conn.execute("SELECT status FROM jobs WHERE id = %s FOR UPDATE",
+            row = conn.execute("SELECT status, saving FROM jobs WHERE id = %s FOR UPDATE",
                                (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
             if row[0] in TERMINAL:
                 raise JobFinished(f"training job {job_id!r} already {row[0]}")
+            if row[1]:
+                raise JobFinished(f"training job {job_id!r} already finished training and "
+                                  "is saving its model")
             if row[0] == "queued":
                 conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = %s"
                              " WHERE id = %s", (utc_iso(), job_id))
@@ -190,7 +207,7 @@ class PgJobs(JobBackend):
                 dead = not is_alive(job["worker"])
                 if not dead and job["attempt"] < MAX_ATTEMPTS and conn.execute(
                         "UPDATE jobs SET status = 'queued', lease = NULL, worker = NULL,"
-                        f" lease_until = NULL WHERE {HELD} AND lease_until < {NOW}",
+                        f" lease_until = NULL, saving = false WHERE {HELD} AND lease_until < {NOW}",
                         (job["id"], job["lease"])).rowcount:
                     conn.execute(f"NOTIFY {CHANNEL}")
                     log.warning("job %s lost its worker %s: queued again (attempt %d)",

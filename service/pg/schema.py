@@ -21,7 +21,10 @@ MIGRATIONS = [
         cancel_requested BOOLEAN NOT NULL DEFAULT false,
         lease TEXT,                      -- a new token at each claim: the fence
         lease_until DOUBLE PRECISION,    -- the database's epoch seconds; renewed by heartbeats
-        attempt INTEGER NOT NULL DEFAULT 0
+        attempt INTEGER NOT NULL DEFAULT 0,
+        kind TEXT NOT NULL DEFAULT 'training',  -- jobs.backend.KINDS
+        saving BOOLEAN NOT NULL DEFAULT false,  -- begin_save taken: a cancel is too late
+        summary TEXT                            -- records.summary_of(request), for lists
     );
     CREATE INDEX jobs_by_status ON jobs (status, seq);
     CREATE INDEX jobs_by_created ON jobs (created_at, seq);
