@@ -13,10 +13,25 @@ def build_store(settings):
 
 
 def build_jobs(settings):
-    """Return the job backend of settings: the SQLite file at NNSERVE_JOBS_DB."""
+    """Return the job backend of settings: PostgreSQL at NNSERVE_DATABASE_URL when it is
+    set, else the SQLite file at NNSERVE_JOBS_DB."""
+    if settings.database_url is not None:
+        from .jobs.postgres import PgJobs
+
+        return PgJobs(database(settings))
     from .jobs.sqlite import SqliteJobs
 
     return SqliteJobs(settings.jobs_path)
+
+
+def database(settings):
+    """Return the Database of NNSERVE_DATABASE_URL, its schema migrated; StoreUnavailable
+    with one line naming the setting (never the password) when it cannot be used."""
+    from .pg import Database
+
+    db = Database(settings.database_url.get_secret_value())
+    db.check()
+    return db
 
 
 def build(settings):
@@ -26,5 +41,14 @@ def build(settings):
 
 def prepare(settings):
     """Create what the backends need before workers start (the job database) and fail the
-    jobs a previous run left running; called once, by gunicorn's master."""
-    build_jobs(settings).recover()
+    jobs a previous run left running; called once, by gunicorn's master. A database that
+    cannot be used stops start-up with one line (SystemExit)."""
+    from .errors import StoreUnavailable
+
+    try:
+        jobs = build_jobs(settings)
+    except StoreUnavailable as exc:
+        raise SystemExit(str(exc)) from None
+    jobs.recover()
+    if hasattr(jobs, "db"):
+        jobs.db.close()  # the workers open pools of their own

@@ -1,5 +1,8 @@
 """Fixtures shared by the layers: settings on a temporary store, the app, its test client."""
 
+import itertools
+import os
+
 import pytest
 
 from service import create_app
@@ -49,3 +52,36 @@ def xor_model(client):
     assert r.status_code == 202, r.json
     assert r.json["status"] == "succeeded", r.json
     return r.json
+
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A private PostgreSQL server for the session (tests/pgkit.py), stopped by its PID at the
+    end, also when the run is interrupted (SIGTERM becomes SystemExit, so finally runs)."""
+    import signal
+
+    from tests.pgkit import Cluster
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture
+def pg_database(pg_cluster):
+    """Return a service.pg.Database on a fresh, migrated database of the session's cluster;
+    its pool is closed after the test."""
+    from service.pg import Database
+
+    number = next(_DATABASES)
+    db = Database(pg_cluster.new_database(f"t_{os.getpid()}_{number}"), max_size=4)
+    db.migrate()
+    yield db
+    db.close()

@@ -7,20 +7,24 @@ implementation: a new backend joins by adding its name to BACKENDS or STORES her
 import pytest
 
 from service.jobs import JobRunner, SqliteJobs
+from service.jobs.postgres import PgJobs
 from service.nn import datasets
 from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
 from service.store import FileStore
 
-JOB_BACKENDS = {"sqlite": lambda tmp_path: SqliteJobs(tmp_path / "jobs.sqlite3")}
+JOB_BACKENDS = {
+    "sqlite": lambda request, tmp_path: SqliteJobs(tmp_path / "jobs.sqlite3"),
+    "postgres": lambda request, tmp_path: PgJobs(request.getfixturevalue("pg_database")),
+}
 STORES = {"files": lambda tmp_path, **options: FileStore(tmp_path / "store", **options)}
 
 
 @pytest.fixture(params=sorted(JOB_BACKENDS))
 def jobs(request, tmp_path):
     """An empty job backend, once per implementation."""
-    return JOB_BACKENDS[request.param](tmp_path)
+    return JOB_BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture(params=sorted(STORES))

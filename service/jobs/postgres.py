@@ -1,0 +1,233 @@
+"""PgJobs: the jobs in PostgreSQL, shared by every process of every host.
+
+A claim takes the oldest queued row with FOR UPDATE SKIP LOCKED after a transaction-level
+advisory lock, so counting the running jobs and claiming one is atomic across hosts (the
+max_running limit holds everywhere). A claim's lease lasts lease_s on the database's clock
+and each heartbeat or report renews it; a running job whose lease expired (its host died,
+or was paused) is queued again once (attempt 2), then failed WORKER_LOST; a job whose
+worker is a dead process of this host is failed WORKER_LOST at once (the interface's
+promise). The lease token fences report, heartbeat and finish.
+"""
+
+import logging
+import uuid
+
+from ..errors import JobFinished, JobNotFound
+from ..timestamps import utc_iso
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .processes import worker_is_alive
+from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job
+
+log = logging.getLogger("nnserve.jobs")
+HELD = "id = %s AND status = 'running' AND lease = %s"
+CLAIM_LOCK = 0x6E6E_7365_7276_6502  # serialises claims: count, then take one
+MAX_ATTEMPTS = 2
+NOW = "extract(epoch from clock_timestamp())"
+CHANNEL = "nnserve_jobs"
+
+
+def _job(row, fields):
+    job = job_of(row[:-1], fields)
+    job["attempt"] = row[-1]
+    return job
+
+
+class PgJobs(JobBackend):
+    """Jobs in the database of db (a service.pg.Database)."""
+
+    def __init__(self, db, *, lease_s=30.0):
+        self.db, self.lease_s = db, lease_s
+
+    def _select(self, conn, where, args=(), tail="", full=True):
+        """Return the jobs matching an SQL condition (summaries unless full), in tail's order."""
+        fields = FIELDS if full else SUMMARY_FIELDS
+        columns = ", ".join(fields if full else (*fields, "summary"))
+        rows = conn.execute(f"SELECT {columns}, attempt FROM jobs WHERE {where} {tail}", args)
+        return [_job(row, fields) for row in rows]
+
+    def create(self, model, request, epochs, kind="training"):
+        """Return a new queued job of kind for model with request (a JSON dict)."""
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a kind of job")
+        job_id, values = new_job(model, request, epochs)
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO jobs (id, model, status, request, progress, history, summary,"
+                " created_at, kind) VALUES (%s, %s, 'queued', %s, %s, %s, %s, %s, %s)",
+                (job_id, model, values["request"], values["progress"], values["history"],
+                 values["summary"], utc_iso(), kind))
+            conn.execute(f"NOTIFY {CHANNEL}")  # sent at commit: runners on every host wake
+            return self._select(conn, "id = %s", (job_id,))[0]
+
+    def get(self, job_id):
+        """Return the job, or raise JobNotFound."""
+        job = self._get(job_id)
+        if job["status"] == "running" and self._reap([job]):
+            job = self._get(job_id)
+        return job
+
+    def _get(self, job_id):
+        with self.db.connection() as conn:
+            jobs = self._select(conn, "id = %s", (job_id,))
+        if not jobs:
+            raise JobNotFound(job_id)
+        return jobs[0]
+
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
+        full), newest first, and their count."""
+        page = self._page(status, model, limit, offset, kind, full)
+        if self._reap(page[0]):
+            page = self._page(status, model, limit, offset, kind, full)
+        return page
+
+    def _page(self, status, model, limit, offset, kind, full):
+        filters = [(sql, v) for sql, v in (("status = %s", status), ("model = %s", model),
+                                           ("kind = %s", kind)) if v]
+        where = " AND ".join(sql for sql, _ in filters) or "true"
+        args = [v for _, v in filters]
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
+            total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
+            tail = "ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
+            jobs = self._select(conn, where, [*args, limit, offset], tail, full)
+        return jobs, total
+
+    def counts(self):
+        """Return {status: number of jobs} for every status."""
+        with self.db.connection() as conn:
+            rows = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
+        return {status: rows.get(status, 0) for status in STATUSES}
+
+    def claim(self, worker, max_running):
+        """Return the oldest queued job, now running on worker under a new lease, or None."""
+        with self.db.connection() as conn:  # a cheap read first: most polls find nothing
+            queued, running, expired = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'queued'),"
+                " count(*) FILTER (WHERE status = 'running'),"
+                f" count(*) FILTER (WHERE status = 'running' AND lease_until < {NOW})"
+                " FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+        if expired or (queued and running >= max_running):
+            self.reap()  # a lost worker's job is queued again or failed, freeing its slot
+        elif not queued:
+            return None
+        now = utc_iso()
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
+            running = conn.execute(
+                "SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0]
+            if running >= max_running:
+                return None
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"
+                " FOR UPDATE SKIP LOCKED").fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE jobs SET status = 'running', started_at = %s, heartbeat_at = %s,"
+                f" worker = %s, lease = %s, lease_until = {NOW} + %s, attempt = attempt + 1"
+                " WHERE id = %s", (now, now, worker, uuid.uuid4().hex, self.lease_s, row[0]))
+            return self._select(conn, "id = %s", row)[0]
+
+    def report(self, job_id, lease, progress, history):
+        """Record a running job's progress, renewing its lease; True when it must stop."""
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET progress = %s, history = %s, heartbeat_at = %s,"
+                f" lease_until = {NOW} + %s WHERE {HELD} RETURNING cancel_requested",
+                (dumps(progress), dumps(history), utc_iso(), self.lease_s, job_id,
+                 lease)).fetchone()
+        return row is None or bool(row[0])
+
+    def begin_save(self, job_id, lease):
+        """Put a running job held by lease into its saving phase unless a cancel was asked;
+        True if it may save. One UPDATE: its row lock orders it with cancel's."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET saving = true WHERE {HELD} AND NOT cancel_requested",
+                (job_id, lease)).rowcount == 1
+
+    def heartbeat(self, job_id, lease):
+        """Renew a running job's lease."""
+        with self.db.connection() as conn:
+            conn.execute(f"UPDATE jobs SET heartbeat_at = %s, lease_until = {NOW} + %s"
+                         f" WHERE {HELD}", (utc_iso(), self.lease_s, job_id, lease))
+
+    def finish(self, job_id, lease, status, result=None, error=None):
+        """End a running job; False if it had ended already or is not held by lease."""
+        if status not in TERMINAL:
+            raise ValueError(f"{status!r} is not a final status")
+        with self.db.connection() as conn:
+            return conn.execute(
+                "UPDATE jobs SET status = %s, result = %s, error = %s, finished_at = %s"
+                f" WHERE {HELD}", (status, dumps(result), error, utc_iso(), job_id,
+                                   lease)).rowcount == 1
+
+    def cancel(self, job_id):
+        """Return the job after cancelling it (queued) or asking it to stop (running)."""
+        with self.db.connection() as conn, conn.transaction():
+            row = conn.execute("SELECT status, saving FROM jobs WHERE id = %s FOR UPDATE",
+                               (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            if row[0] in TERMINAL:
+                raise JobFinished(f"training job {job_id!r} already {row[0]}")
+            if row[1]:
+                raise JobFinished(f"training job {job_id!r} already finished training and "
+                                  "is saving its model")
+            if row[0] == "queued":
+                conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = %s"
+                             " WHERE id = %s", (utc_iso(), job_id))
+            else:  # its runner, on whichever host, sees it at its next report
+                conn.execute("UPDATE jobs SET cancel_requested = true WHERE id = %s", (job_id,))
+        return self.get(job_id)
+
+    def recover(self):
+        """Queue again (or fail) the running jobs whose lease expired or worker is gone."""
+        return self.reap()
+
+    def reap(self, is_alive=None):
+        """Handle the running jobs whose worker is lost; return the ids of those failed."""
+        with self.db.connection() as conn:
+            running = self._select(conn, "status = 'running'")
+        return self._reap(running, is_alive)
+
+    def _reap(self, jobs, is_alive=None):
+        """Of jobs, those running past their lease or on a dead process of this host are
+        queued again on their first attempt, failed WORKER_LOST after; return those failed."""
+        is_alive = is_alive or worker_is_alive
+        running = [j for j in jobs if j["status"] == "running"]
+        if not running:
+            return []
+        failed = []
+        with self.db.connection() as conn:
+            for job in running:
+                # a dead process of this host: failed at once, as the interface promises;
+                # an expired lease (another host died or paused): queued again, once
+                dead = not is_alive(job["worker"])
+                if not dead and job["attempt"] < MAX_ATTEMPTS and conn.execute(
+                        "UPDATE jobs SET status = 'queued', lease = NULL, worker = NULL,"
+                        f" lease_until = NULL, saving = false WHERE {HELD} AND lease_until < {NOW}",
+                        (job["id"], job["lease"])).rowcount:
+                    conn.execute(f"NOTIFY {CHANNEL}")
+                    log.warning("job %s lost its worker %s: queued again (attempt %d)",
+                                job["id"], job["worker"], job["attempt"] + 1)
+                    continue
+                expiry = "true" if dead else f"lease_until < {NOW}"
+                if conn.execute(
+                        "UPDATE jobs SET status = 'failed', error = %s, finished_at = %s"
+                        f" WHERE {HELD} AND {expiry}",
+                        (WORKER_LOST, utc_iso(), job["id"], job["lease"])).rowcount:
+                    failed.append(job["id"])
+        return failed
+
+    def prune(self, ended_before):
+        """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""
+        with self.db.connection() as conn:
+            return conn.execute("DELETE FROM jobs WHERE finished_at < %s",
+                                (ended_before,)).rowcount
+
+    def ping(self):
+        """Raise StoreUnavailable unless the database answers."""
+        with self.db.connection() as conn:
+            conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()

@@ -1,0 +1,98 @@
+"""Database: one pool of connections to NNSERVE_DATABASE_URL per process, made lazily (a
+pool opened in gunicorn's master must not be used by its forked workers), and the schema
+migrated once at start-up under an advisory lock (several hosts start at once)."""
+
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ..errors import StoreUnavailable
+from .schema import migrate
+
+log = logging.getLogger("nnserve.db")
+CONNECT_TIMEOUT_S = 5
+
+
+class Database:
+    """The database at url, shared by the job backend and the model store of a process."""
+
+    def __init__(self, url, *, max_size=8):
+        self.url, self.max_size = url, max_size
+        self._pool, self._pid, self._lock = None, None, threading.Lock()
+
+    def migrate(self):
+        """Bring the schema to its latest version; raise StoreUnavailable (naming the setting,
+        never the password) when the database cannot be reached."""
+        with self.connection() as conn:
+            migrate(conn)
+
+    def pool(self):
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child opens a pool of its own
+                self._pool = ConnectionPool(
+                    self.url, min_size=1, max_size=self.max_size, open=False,
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                    check=ConnectionPool.check_connection, name="nnserve")
+                self._pool.open(wait=False)
+                self._pid = os.getpid()
+            return self._pool
+
+    @contextmanager
+    def connection(self):
+        """Yield a pooled connection (autocommit; `with conn.transaction()` for more);
+        database failures are StoreUnavailable (503)."""
+        try:
+            with self.pool().connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.AdminShutdown,
+                TimeoutError) as exc:
+            line = connect_line(self.url, exc)
+            log.error("%s", line)
+            raise StoreUnavailable(line) from exc
+        except Exception as exc:
+            if type(exc).__name__ == "PoolTimeout":
+                line = connect_line(self.url, exc)
+                log.error("%s", line)
+                raise StoreUnavailable(line) from exc
+            raise
+
+    def check(self):
+        """Connect once, directly (not through the pool); raise StoreUnavailable with one line
+        naming the setting and the reason."""
+        try:
+            with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as c:
+                migrate(c)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(connect_line(self.url, exc)) from exc
+
+    def close(self):
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.close()
+            self._pool, self._pid = None, None
+
+
+def connect_line(url, exc):
+    """Return one line naming NNSERVE_DATABASE_URL and why it failed, without the password."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    password = urlsplit(url).password if "://" in url else None
+    if password:
+        reason = reason.replace(password, "***")
+    return f"NNSERVE_DATABASE_URL ({redacted(url)}): cannot use the database: {reason}"
+
+
+def redacted(url):
+    """Return url with its password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,39 @@
+"""NNSERVE_DATABASE_URL at start-up: the schema made once under its lock, the backend picked,
+and a database that cannot be used stopping start-up with one line without the password."""
+
+import pytest
+
+from service import backends
+from service.jobs.postgres import PgJobs
+from service.pg.schema import MIGRATIONS, migrate
+from service.settings import Settings
+
+
+def test_the_url_picks_the_postgres_jobs_and_migrating_again_changes_nothing(pg_database,
+                                                                            tmp_path):
+    settings = Settings(store_dir=tmp_path, database_url=pg_database.url)
+    jobs = backends.build_jobs(settings)
+    assert isinstance(jobs, PgJobs)
+    with pg_database.connection() as conn:
+        migrate(conn)
+        versions = [row[0] for row in conn.execute("SELECT version FROM nnserve_schema")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    jobs.db.close()
+
+
+def test_bad_credentials_stop_start_up_with_one_line_without_the_password(pg_cluster, tmp_path):
+    url = f"postgresql://nobody:s3cret-pw@127.0.0.1:{pg_cluster.port}/postgres"
+    with pytest.raises(SystemExit) as caught:
+        backends.prepare(Settings(store_dir=tmp_path, database_url=url))
+    line = str(caught.value)
+    assert line.startswith("NNSERVE_DATABASE_URL") and "nobody" in line
+    assert "s3cret-pw" not in line and "\n" not in line
+
+
+def test_an_unreachable_database_stops_start_up_naming_the_setting(tmp_path):
+    from tests.pgkit import free_port
+
+    url = f"postgresql://u:pw123456@127.0.0.1:{free_port()}/db"
+    with pytest.raises(SystemExit) as caught:
+        backends.prepare(Settings(store_dir=tmp_path, database_url=url))
+    assert "NNSERVE_DATABASE_URL" in str(caught.value) and "pw123456" not in str(caught.value)
