@@ -73,6 +73,8 @@ def _finish(response):
     headers["X-Request-ID"] = g.get("request_id", "")
     headers["X-Content-Type-Options"] = "nosniff"
     headers.setdefault("Cache-Control", "no-store")
+    if response.status_code == 204:
+        headers.pop("Content-Type", None)  # no content, so no type (RFC 9110 section 8.3)
     rule = request.url_rule
     started = g.get("started")
     metrics.count_request(request.method, rule.rule if rule else "unmatched",

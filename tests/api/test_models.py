@@ -127,7 +127,7 @@ def test_delete_version_removes_only_that_version(client, model):
     r = client.delete("/v1/models/xor-demo/versions/1")
 
     assert r.status_code == 204
-    assert r.data == b""
+    assert r.data == b"" and "Content-Type" not in r.headers  # no content, no type
     assert_problem(client.get("/v1/models/xor-demo/versions/1"), 404, "Model Not Found")
     assert [v["version"] for v in client.get("/v1/models/xor-demo").json["versions"]] == [2]
     assert client.post("/v1/models/xor-demo/predict", json={"x1": 0, "x2": 1}).json[
