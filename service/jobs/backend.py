@@ -104,3 +104,25 @@ class JobBackend(ABC):
                 return job
             time.sleep(min(delay, remaining))
             delay = min(delay * 1.5, 0.1)  # quick answers for short jobs, few reads for long ones
+
+
+class ReapedReads:
+    """get and list for a backend whose reads meet lost jobs: a page or job that held one is
+    read again after _reap (the backend's own) has ended it, so no read shows a lost job as
+    running. The backend supplies _get(job_id), _page(status, model, limit, offset, kind,
+    full) and _reap(jobs)."""
+
+    def get(self, job_id):
+        """Return the job, or raise JobNotFound."""
+        job = self._get(job_id)
+        if job["status"] == "running" and self._reap([job]):
+            job = self._get(job_id)
+        return job
+
+    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
+        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
+        full), newest first, and their count."""
+        page = self._page(status, model, limit, offset, kind, full)
+        if self._reap(page[0]):
+            page = self._page(status, model, limit, offset, kind, full)
+        return page

@@ -14,7 +14,7 @@ import uuid
 
 from ..errors import JobFinished, JobNotFound
 from ..timestamps import utc_iso
-from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job
 
@@ -32,7 +32,7 @@ def _job(row, fields):
     return job
 
 
-class PgJobs(JobBackend):
+class PgJobs(ReapedReads, JobBackend):
     """Jobs in the database of db (a service.pg.Database)."""
 
     def __init__(self, db, *, lease_s=30.0):
@@ -59,27 +59,12 @@ class PgJobs(JobBackend):
             conn.execute(f"NOTIFY {CHANNEL}")  # sent at commit: runners on every host wake
             return self._select(conn, "id = %s", (job_id,))[0]
 
-    def get(self, job_id):
-        """Return the job, or raise JobNotFound."""
-        job = self._get(job_id)
-        if job["status"] == "running" and self._reap([job]):
-            job = self._get(job_id)
-        return job
-
     def _get(self, job_id):
         with self.db.connection() as conn:
             jobs = self._select(conn, "id = %s", (job_id,))
         if not jobs:
             raise JobNotFound(job_id)
         return jobs[0]
-
-    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
-        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
-        full), newest first, and their count."""
-        page = self._page(status, model, limit, offset, kind, full)
-        if self._reap(page[0]):
-            page = self._page(status, model, limit, offset, kind, full)
-        return page
 
     def _page(self, status, model, limit, offset, kind, full):
         filters = [(sql, v) for sql, v in (("status = %s", status), ("model = %s", model),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, summary_of
 
@@ -48,7 +48,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 HELD = "id = ? AND status = 'running' AND lease = ?"
 
 
-class SqliteJobs(JobBackend):
+class SqliteJobs(ReapedReads, JobBackend):
     """Jobs in one SQLite file (WAL), shared by all threads and processes that open it."""
 
     def __init__(self, path, *, stale_s=30.0, busy_timeout_s=5.0):
@@ -120,27 +120,12 @@ class SqliteJobs(JobBackend):
             )
         return self.get(job_id)
 
-    def get(self, job_id):
-        """Return the job, or raise JobNotFound."""
-        job = self._get(job_id)
-        if self._reap([job]):
-            job = self._get(job_id)
-        return job
-
     def _get(self, job_id):
         with self._db() as conn:
             jobs = self._select(conn, "id = ?", (job_id,))
         if not jobs:
             raise JobNotFound(job_id)
         return jobs[0]
-
-    def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
-        """Return (jobs, total): one page of the matching jobs of kind (summaries unless
-        full), newest first, and their count."""
-        page = self._page(status, model, limit, offset, kind, full)
-        if self._reap(page[0]):
-            page = self._page(status, model, limit, offset, kind, full)
-        return page
 
     def _page(self, status, model, limit, offset, kind, full):
         filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model),
