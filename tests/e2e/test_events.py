@@ -5,6 +5,7 @@ import json
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -13,9 +14,9 @@ from ..readme import code_blocks
 
 pytestmark = pytest.mark.e2e
 STREAMS = 2  # per worker
-LONG = {"dataset": {"kind": "spiral", "n": 400},
-        "training": {"epochs": 30_000, "target_accuracy": None, "patience": None,
-                     "tolerance": None}}
+FULL = {"target_accuracy": None, "patience": None, "tolerance": None}  # every epoch runs
+LONG = {"dataset": {"kind": "spiral", "n": 2000},  # minutes: these jobs are cancelled or stopped
+        "training": {"epochs": 100_000, **FULL}}
 
 
 def submit(url, model, **body):
@@ -61,8 +62,10 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
     srv = start_server(workers=2, NNSERVE_MAX_STREAMS=STREAMS, NNSERVE_MAX_RUNNING_JOBS=1,
                        NNSERVE_STREAM_KEEPALIVE_S=0.3, GUNICORN_GRACEFUL_TIMEOUT=10)
     r = requests.post(f"{srv.url}/v1/trainings?wait=30", timeout=40,
-                      json={"model": "p", "dataset": {"kind": "xor"}, "training": {"epochs": 200}})
+                      json={"model": "p", "dataset": {"kind": "xor"},
+                            "training": {"epochs": 2000, **FULL}})
     assert r.json()["status"] == "succeeded"
+    ended_job = r.json()["id"]
     job_id, later = submit(srv.url, "long", **LONG), submit(srv.url, "later", **LONG)
     wait_running(srv.url, job_id)
 
@@ -72,21 +75,22 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
     first.close()
 
     # Fill every worker's streams: with 2 per worker, 3 open streams hold both workers.
-    held, refused = [], None
-    for _ in range(60):
-        r = open_stream(srv.url, job_id, last=seen["id"])
-        if r.status_code == 200:
-            held.append(r)
-        else:
-            refused = r
-            r.close()
-        if len(held) == 2 * STREAMS:
-            break
+    # Connections come in bursts: the worker running the job holds the GIL, so it loses
+    # every accept race of a lone connection to the other worker.
+    held, refused = [], []
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(40):
+            for r in pool.map(lambda _: open_stream(srv.url, job_id, last=seen["id"]), range(6)):
+                (held if r.status_code == 200 else refused).append(r)
+            if len(held) >= 2 * STREAMS:
+                break
+    for r in refused:
+        r.close()
     assert len(held) == 2 * STREAMS, "no room for the streams the limit allows"
     r = open_stream(srv.url, job_id)  # every worker is full: refused whichever answers
     assert r.status_code == 503 and r.headers["Content-Type"] == "application/problem+json"
     assert int(r.headers["Retry-After"]) >= 1 and "NNSERVE_MAX_STREAMS" in r.json()["detail"]
-    assert refused is None or refused.status_code == 503
+    assert all(r.status_code == 503 for r in refused)
 
     # The maximum open: /healthz and a 1-point predict still answer within 1 s.
     for _ in range(4):
@@ -98,7 +102,7 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
             assert r.status_code == 200 and time.monotonic() - started < 1.0, r.text
 
     # Every stream (on both workers, one of which is not running the job) sees progress
-    # while the job runs, epochs after the resumed one, then the end.
+    # while the job runs, epochs after the resumed one, then the end of its cancel.
     got = [[] for _ in held]
 
     def read(i):
@@ -107,26 +111,28 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
     readers = [threading.Thread(target=read, args=(i,)) for i in range(len(held))]
     for t in readers:
         t.start()
+    time.sleep(1.5)
+    assert requests.delete(f"{srv.url}/v1/trainings/{job_id}", timeout=10).status_code == 200
     for t in readers:
         t.join(60)
     for stream in got:
         progress = [m for m in stream if m.get("event") == "progress"]
         ids = [int(m["id"]) for m in progress]
         assert ids and ids[0] > int(seen["id"]) and ids == sorted(set(ids))
-        assert any(json.loads(m["data"])["epoch"] < 30_000 for m in progress)  # while running
+        assert len(progress) >= 2  # the resumed one and at least one while the readers read
         assert stream[-1]["event"] == "end"
-        assert json.loads(stream[-1]["data"])["status"] == "succeeded"
+        assert json.loads(stream[-1]["data"])["status"] == "cancelled"
 
     # The README's curl -N commands, as written: the ended job's last progress, then its end.
     commands = [line for block in code_blocks("API") for line in block.splitlines()
                 if line.startswith("curl -N")]
     assert len(commands) == 2
     for command in commands:
-        out = subprocess.run(["bash", "-c", command.replace("<id>", job_id)], timeout=30,
+        out = subprocess.run(["bash", "-c", command.replace("<id>", ended_job)], timeout=30,
                              env={"U": srv.url, "PATH": "/usr/bin:/bin"},
                              capture_output=True, text=True, check=True).stdout
         assert out.startswith("retry: ") and "\nevent: end\ndata: {\"status\":\"succeeded\"" in out
-        assert "id: 30000\nevent: progress\n" in out  # the last progress, past epoch 1200
+        assert "id: 2000\nevent: progress\n" in out  # the last progress, past epoch 1200
 
     # SIGTERM: streams of a job queued behind a running one (so nothing would end them)
     # end at once, well within the graceful timeout.
