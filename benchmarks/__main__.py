@@ -15,6 +15,7 @@ from . import (
     report,
     scaling,
     serving,
+    snapshots,
     store,
     sweeps,
     training,
@@ -28,6 +29,7 @@ SECTIONS = {
     "generalisation": generalisation.run,
     "scaling": scaling.run,
     "store": store.run,
+    "snapshots": snapshots.run,
     "serving": serving.run,
     "inference": oip.run,
 }

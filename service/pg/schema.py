@@ -46,6 +46,8 @@ MIGRATIONS = [
                                    value BIGINT NOT NULL);
     INSERT INTO store_generation VALUES (true, 0);
     """,
+    # 2: the latest report's snapshot of a job's weights (records.snapshot_text), read alone
+    "ALTER TABLE jobs ADD COLUMN snapshot TEXT;",
 ]
 LOCK_KEY = 0x6E6E_7365_7276_6501  # "nnserve" + 1: the migrations' advisory lock
 

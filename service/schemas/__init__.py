@@ -4,6 +4,7 @@ from .requests import (
     DATA_SPECS,
     Activation,
     AliasRequest,
+    BoundaryQuery,
     CircleData,
     Dataset,
     Dtype,
@@ -52,7 +53,8 @@ from .responses import (
 )
 
 __all__ = [
-    "DATA_SPECS", "Activation", "Alias", "AliasRequest", "CircleData", "Dataset", "Dtype",
+    "DATA_SPECS", "Activation", "Alias", "AliasRequest", "BoundaryQuery", "CircleData",
+    "Dataset", "Dtype",
     "Health", "History", "Job", "JobList", "JobListQuery", "JobResult", "JobStatus",
     "JobSummary", "LinearData", "Loss", "Metrics", "Monitor",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
