@@ -144,7 +144,7 @@ def test_a_set_too_small_to_split_is_422_naming_the_validation_split(shared):
     assert job_count(shared) == jobs
     again = shared.post("/v1/trainings?wait=30", json={**training_body(dataset=points),
                                                         "model": "unsplit"})
-    assert again.status_code == 202 and again.json["status"] == "succeeded"  # no split: trains
+    assert again.status_code == 201 and again.json["status"] == "succeeded"  # no split: trains
 
 
 @pytest.mark.parametrize(("training", "loc", "detail"), [
