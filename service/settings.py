@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     """Epochs of one training job."""
     max_work: float = Field(3e10, gt=0)
     """Work of one training job: epochs (with every start's probes) x points x parameters."""
+    max_predict_work: float = Field(1e10, gt=0)
+    """Work of one prediction or figure: points x parameters (a figure's points: its grid)."""
     max_sweep_trials: int = Field(256, ge=1)
     """Trials of one sweep (every combination of its grid); its work is the sum of theirs."""
     max_hidden_layers: int = Field(8, ge=1)
