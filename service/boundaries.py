@@ -21,10 +21,12 @@ RETRY_S = 1  # Retry-After of a job that will have a snapshot soon: within a wri
 
 
 class JobBoundaries:
-    """Draws the boundaries of the jobs in jobs (a JobBackend), keeping them in figures."""
+    """Draws the boundaries of the jobs in jobs (a JobBackend), keeping them in figures (an
+    Lru); check_work(model, points) refuses a figure over the prediction work limit."""
 
-    def __init__(self, jobs, figures):
-        self.jobs, self.figures, self.points = jobs, figures, Lru(POINTS_KEPT)
+    def __init__(self, jobs, figures, check_work):
+        self.jobs, self.figures, self.check_work = jobs, figures, check_work
+        self.points = Lru(POINTS_KEPT)
 
     def png(self, job_id, width, height):
         """Return the PNG of a training job's boundary now; JobNotFound, or NoSnapshot (409)
@@ -35,14 +37,15 @@ class JobBoundaries:
         snap = self.jobs.snapshot(job_id)
         if snap is None:
             raise _missing(job)
+        try:
+            model = snapshots.model_of(snap)
+        except ValueError as exc:  # a record this release did not write
+            raise NoSnapshot(job_id, str(exc)) from None
+        self.check_work(model, plots.GRID ** 2)  # alike whether or not it is kept already
         progress = job["progress"]
         key = ("boundary", job_id, job["status"], snap["epoch"], snap["theta"], width, height)
         png = self.figures.get(key)
         if png is None:
-            try:
-                model = snapshots.model_of(snap)
-            except ValueError as exc:  # a record this release did not write
-                raise NoSnapshot(job_id, str(exc)) from None
             x, y = self._points(job_id)
             title = (f"{job['model']}: job {job_id[:8]} {job['status']}, "
                      f"epoch {snap['epoch']} of {progress['epochs']}")
