@@ -217,6 +217,15 @@ class Service:
         scores, labels = model.predict(x, threshold)
         return _served(meta, scores, labels, np.isfinite(scores).all())
 
+    def training_points(self, name, version, limit):
+        """Return {model, version, points, labels, stored}: a version's (None: latest)
+        stored training points, evenly thinned to at most limit."""
+        meta = self.store.meta(name, version)
+        x, y = self.store.points(name, meta["version"])
+        step = -(-len(x) // limit) if len(x) else 1
+        return {"model": name, "version": meta["version"], "points": x[::step].tolist(),
+                "labels": y[::step].astype(int).tolist(), "stored": len(x)}
+
     def loaded_version(self, name, version=None):
         """Return the number of the version (None: latest) once it is loaded and checked."""
         return self.store.load(name, version)[1]["version"]

@@ -19,6 +19,7 @@ from .requests import (
     OutputActivation,
     PlotQuery,
     PointsData,
+    PointsQuery,
     PredictRequest,
     SpiralData,
     Strict,
@@ -48,6 +49,7 @@ from .responses import (
     Sweep,
     SweepList,
     SweepSummary,
+    TrainingPoints,
     Trial,
     VersionMeta,
 )
@@ -58,8 +60,9 @@ __all__ = [
     "Health", "History", "Job", "JobList", "JobListQuery", "JobResult", "JobStatus",
     "JobSummary", "LinearData", "Loss", "Metrics", "Monitor",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
-    "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
-    "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",
+    "OutputActivation", "PlotQuery", "PointsData", "PointsQuery", "PredictRequest",
+    "PredictResponse", "Prediction", "Problem", "Progress", "SpiralData", "Strict",
+    "TrainingPoints", "TrainingRequest",
     "Sweep", "SweepList", "SweepListQuery", "SweepRequest", "SweepSummary", "Trial",
     "TrainingSpec", "VersionMeta", "WaitQuery", "XorData",
 ]

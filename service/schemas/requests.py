@@ -263,6 +263,10 @@ class PlotQuery(Strict):
     height: int = Field(400, **FIGURE_HEIGHT)
 
 
+class PointsQuery(Strict):
+    limit: int = Field(1000, ge=1, le=10_000)  # the store keeps at most 10,000 a version
+
+
 class BoundaryQuery(Strict):
     """A job's decision boundary: one square panel, so a narrower default."""
 
