@@ -15,18 +15,20 @@ from .lru import Lru
 from .nn.network import Architecture, count_params
 from .schemas import TrainingRequest
 
+FIGURES_KEPT = 8  # boundaries this process keeps, apart from the model figures they would churn
 POINTS_KEPT = 8  # jobs whose points this process keeps
 MAX_DRAWN = 2000  # points drawn over the boundary; a larger set is drawn evenly thinned
 RETRY_S = 1  # Retry-After of a job that will have a snapshot soon: within a write interval
 
 
 class JobBoundaries:
-    """Draws the boundaries of the jobs in jobs (a JobBackend), keeping them in figures (an
-    Lru); check_work(model, points) refuses a figure over the prediction work limit."""
+    """Draws the boundaries of the jobs in jobs (a JobBackend), keeping the last
+    FIGURES_KEPT; check_work(model, points) refuses a figure over the prediction work
+    limit."""
 
-    def __init__(self, jobs, figures, check_work):
-        self.jobs, self.figures, self.check_work = jobs, figures, check_work
-        self.points = Lru(POINTS_KEPT)
+    def __init__(self, jobs, check_work):
+        self.jobs, self.check_work = jobs, check_work
+        self.figures, self.points = Lru(FIGURES_KEPT), Lru(POINTS_KEPT)
 
     def png(self, job_id, width, height):
         """Return the PNG of a training job's boundary now; JobNotFound, or NoSnapshot (409)

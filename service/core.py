@@ -35,7 +35,7 @@ class Service:
         self.streams = None if jobs is None else streams.Streams(
             jobs, max_open=settings.max_streams, keepalive_s=settings.stream_keepalive_s)
         self.boundaries = None if jobs is None else boundaries.JobBoundaries(
-            jobs, self.figures, self._check_work)
+            jobs, self._check_work)
 
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
