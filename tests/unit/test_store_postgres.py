@@ -9,7 +9,8 @@ import time
 import psycopg
 import pytest
 
-from service.errors import CorruptModel, StoreUnavailable
+from service.errors import CorruptModel, LeaseLost, StoreUnavailable
+from service.jobs.postgres import PgJobs
 from service.pg import Database
 from service.pg.listener import APPLICATION_NAME
 from service.store.pgmemory import CHANNEL
@@ -148,3 +149,22 @@ def test_loaded_models_are_served_while_the_database_is_unreachable(store, pg_da
     assert store.load("xor")[0] is model
     with pytest.raises(StoreUnavailable):
         store.load("other")
+
+
+def test_a_worker_paused_past_its_lease_saves_nothing_and_a_fenced_save_renews_it(
+        store, pg_database, trained):
+    jobs, elsewhere = PgJobs(pg_database, lease_s=0.3), "elsewhere:1:1"
+    job_id = jobs.create("xor", {}, 1)["id"]
+    first = jobs.claim(elsewhere, max_running=1)
+    assert jobs.begin_save(job_id, first["lease"])
+    time.sleep(0.4)  # paused past its lease: claimed again, as attempt 2
+    second = jobs.claim(elsewhere, max_running=1)
+    assert (second["id"], second["attempt"]) == (job_id, 2)
+    with pytest.raises(LeaseLost):
+        save(store, "xor", trained, fence=jobs.fence(job_id, first["lease"]))
+    assert jobs.begin_save(job_id, second["lease"])
+    time.sleep(0.4)  # expired, not yet reaped: the save's transaction renews the lease
+    assert save(store, "xor", trained, fence=jobs.fence(job_id, second["lease"]))["version"] == 1
+    assert jobs.claim(elsewhere, max_running=1) is None  # not reaped: it has time to finish
+    assert jobs.finish(job_id, second["lease"], "succeeded")
+    assert [m["version"] for m in store.versions("xor")] == [1]
