@@ -113,6 +113,17 @@ class JobFinished(ServiceError):
     title = "Job Already Finished"
 
 
+class LeaseLost(ServiceError):
+    """A job's save refused: the job is no longer running under the lease of the worker
+    saving (reaped, claimed again elsewhere, or ended)."""
+
+    status = 409
+    title = "Lease Lost"
+
+    def __init__(self, job_id):
+        super().__init__(f"training job {job_id!r} no longer holds its lease: nothing saved")
+
+
 class TooManyStreams(ServiceError):
     """Every event stream this worker may hold is open; try again after Retry-After."""
 
