@@ -87,7 +87,7 @@ class Conn(TConn):
         super().__init__(cfg, sock, client, server)
         self.linger = linger
         self.whole = True  # the request handed over was complete (else: close after it)
-        self.continued = False  # "100 Continue" went out already
+        self.continued = False  # the loop sent "100 Continue" for this request
 
     def close(self, graceful=False):
         if graceful:
@@ -203,8 +203,10 @@ class BufferingWorker(ThreadWorker):
         return keep
 
     def handle_request(self, req, conn):
-        if getattr(conn, "continued", False):
-            req._expected_100_continue = False  # the loop sent "100 Continue" already
+        if isinstance(conn.parser.unreader, SpoolUnreader):
+            # The loop answered Expect: 100-continue if the body was awaited; otherwise it
+            # is here already, or over the limit and refused without being sent.
+            req._expected_100_continue = False
         return super().handle_request(req, conn)
 
     def murder_pending(self):

@@ -152,3 +152,7 @@ def test_a_slow_request_within_the_timeout_is_served(srv):
         s.sendall(BODY)
         answer = read_answer(s)
         assert answer.startswith(b"HTTP/1.1 200 ") and b"100 Continue" not in answer
+    with connect(srv) as s:  # ... and a body over the limit is refused without being sent
+        s.sendall(head(PREDICT, f"Content-Length: {10**9}", "Expect: 100-continue"))
+        answer = read_answer(s)
+        assert answer.startswith(b"HTTP/1.1 413 ") and b"NNSERVE_MAX_BODY_BYTES" in answer
