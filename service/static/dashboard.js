@@ -107,14 +107,31 @@ async function refreshJobs() {
 async function refreshModels() {
   const box = $("models");
   box.innerHTML = await (await api("GET", box.dataset.src)).text();
-  for (const img of box.querySelectorAll("img[data-src]")) {
-    const blob = await (await api("GET", img.dataset.src)).blob(); // reads need the token
-    img.src = URL.createObjectURL(blob);
-  }
+  // Figures load as they scroll into view: the browser does it for <img src loading=lazy>;
+  // those that need the token (data-src) are fetched here, once each comes near the view.
+  state.figures?.disconnect(); // the figures of the page shown before
+  state.figures = new IntersectionObserver(run(async (entries) => {
+    for (const entry of entries.filter((e) => e.isIntersecting)) {
+      state.figures.unobserve(entry.target);
+      const blob = await (await api("GET", entry.target.dataset.src)).blob();
+      entry.target.src = URL.createObjectURL(blob);
+    }
+  }), { rootMargin: "200px" });
+  for (const img of box.querySelectorAll("img[data-src]")) state.figures.observe(img);
   const wanted = state.model || localStorage.getItem(MODEL_KEY);
   const chosen = wanted && box.querySelector(`article[data-model="${CSS.escape(wanted)}"]`);
-  const model = chosen || box.querySelector("article[data-model]");
-  await select(model);
+  const first = box.querySelector("article[data-model]");
+  if (chosen || !wanted) {
+    await select(chosen || first);
+    return;
+  }
+  try { // the model last used is on another page of the list: use it by its name
+    await select(byName(wanted));
+  } catch (error) {
+    if (error instanceof NeedsToken) throw error;
+    localStorage.removeItem(MODEL_KEY); // gone since
+    await select(first);
+  }
 }
 
 async function cancel(event) {
@@ -163,6 +180,12 @@ async function train(event) {
 }
 
 // ----- the classifier canvas: x1 to the right, x2 up, over the data's plane -----
+
+function byName(name) {
+  // what select() reads of a model card, for a model whose card is not on this page
+  const base = `${$("classify").dataset.models}/${encodeURIComponent(name)}`;
+  return { dataset: { model: name, predict: `${base}/predict`, points: `${base}/points` } };
+}
 
 async function select(article, used = false) {
   state.model = article ? article.dataset.model : null;
@@ -340,6 +363,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("train-form").elements.kind.addEventListener("change", showDefaults);
   $("jobs").addEventListener("click", run(cancel));
   $("models").addEventListener("click", run(async (event) => {
+    const page = event.target.closest("[data-page]");
+    if (page) {
+      $("models").dataset.src = page.dataset.page; // the polls keep to this page
+      await refreshModels();
+    }
     if (event.target.closest("[data-classify]")) {
       await select(event.target.closest("article[data-model]"), true);
     }

@@ -43,6 +43,7 @@ return {status: row.dataset.status, epoch: bar.value, epochs: bar.max,
 """
 FIGURE_LOADED = """
 const img = document.querySelector(`[data-model="${CSS.escape(arguments[0])}"] img`);
+if (img !== null) img.scrollIntoView();  // figures load lazily, as they come into view
 return img !== null && img.complete && img.naturalWidth > 0;
 """
 VERDICT = re.compile(r"\((-?\d\.\d\d), (-?\d\.\d\d)\): label ([01]), ")
@@ -137,6 +138,7 @@ def click_plane(driver, x1, x2):
     """Click the canvas at (x1, x2) of its plane (drawn over its extent inside its axes);
     return (x1, x2, label) shown."""
     canvas = driver.find_element(By.ID, "canvas")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
     driver.execute_script("document.getElementById('verdict').textContent = ''")
     x1lo, x1hi, x2lo, x2hi = json.loads(canvas.get_attribute("data-extent"))
     plot = json.loads(canvas.get_attribute("data-plot"))
