@@ -201,11 +201,21 @@ def use_dashboard(driver, url):
     picked = wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute(
         "data-ready"))
     canvas = driver.find_element(By.ID, "canvas")
-    return {"running": running, "cancelled": cancelled, "done": done, "live": live,
-            "clicks": clicks, "picked": picked, "ticks": json.loads(canvas.get_attribute(
-                "data-ticks")), "points": int(canvas.get_attribute("data-points")),
+    seen = {"ticks": json.loads(canvas.get_attribute("data-ticks")),
+            "points": int(canvas.get_attribute("data-points")),
             "pixels": {point: driver.execute_script(CANVAS_PIXEL, *point)
                        for point in ((0.0, 0.0), (0.0, 1.0), (0.3, 0.3), (0.9, 0.1))}}
+    # a page of one model, a-first: the model last used is on the next page, used by name
+    driver.execute_script("document.getElementById('canvas').dataset.ready = ''; "
+                          "document.getElementById('models').dataset.src = "
+                          "'/dashboard/models?limit=1'; state.model = null; "
+                          "return refreshModels();")
+    off_page = wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute(
+        "data-ready"))
+    shown = [a.get_attribute("data-model") for a in driver.find_elements(
+        By.CSS_SELECTOR, "#models article[data-model]")]
+    return {**seen, "off_page": (shown, off_page), "running": running, "cancelled": cancelled,
+            "done": done, "live": live, "clicks": clicks, "picked": picked}
 
 
 def test_dashboard_trains_shows_and_classifies(start_server, browser, tmp_path):
@@ -233,6 +243,7 @@ def test_dashboard_trains_shows_and_classifies(start_server, browser, tmp_path):
     assert abs(x1 - 0.1) <= 0.01 and abs(x2 - 0.9) <= 0.01 and corner == 1
     assert abs(y1 - 0.5) <= 0.01 and abs(y2 - 0.5) <= 0.01 and centre == 0
     assert seen["picked"] == "xor-browser"  # remembered, though a-first comes first
+    assert seen["off_page"] == (["a-first"], "xor-browser")
     assert {0, 1} <= set(seen["ticks"]["x1"]) and {0, 1} <= set(seen["ticks"]["x2"])
     assert seen["points"] == 21  # XOR's training points, drawn in their class colours:
     pixels = seen["pixels"]
