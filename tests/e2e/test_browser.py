@@ -308,6 +308,9 @@ def screenshots(out):
         driver = start_browser(Path(tmp) / "chromium-profile")
         try:
             use_dashboard(driver, server.url)
+            driver.refresh()  # the first page of models again
+            wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute(
+                "data-ready") == "xor-browser")
             (out / "dashboard.png").write_bytes(whole_page(driver))
             figure = requests.get(f"{server.url}/v1/models/xor-browser/plot.png", timeout=30)
             figure.raise_for_status()
