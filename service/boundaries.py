@@ -45,12 +45,13 @@ class JobBoundaries:
             raise NoSnapshot(job_id, str(exc)) from None
         self.check_work(model, plots.GRID ** 2)  # alike whether or not it is kept already
         progress = job["progress"]
-        key = ("boundary", job_id, job["status"], snap["epoch"], snap["theta"], width, height)
+        epoch = snap.get("epoch")
+        key = ("boundary", job_id, job["status"], epoch, snap["theta"], width, height)
         png = self.figures.get(key)
         if png is None:
             x, y = self._points(job_id)
             title = (f"{job['model']}: job {job_id[:8]} {job['status']}, "
-                     f"epoch {snap['epoch']} of {progress['epochs']}")
+                     f"epoch {epoch} of {progress['epochs']}")
             png = plots.boundary_png(model, x, y, width, height, title)
             self.figures.put(key, png)
         return png
