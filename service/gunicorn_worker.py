@@ -32,6 +32,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .errors import PROBLEM, problem_body
 from .request_scan import RequestScan
+from .settings import Settings
 
 MEMORY_BUDGET = 64 << 20  # bytes of unfinished requests a worker keeps in memory
 RECV_SIZE = 64 * 1024
@@ -145,8 +146,9 @@ class Reading:
 class BufferingWorker(ThreadWorker):
     """gthread that reads whole requests in its loop (see the module docstring)."""
 
-    read_timeout = 30.0  # the configuration sets these (gunicorn_conf.py)
-    max_body = 32 * 1024 * 1024
+    # The configuration (gunicorn_conf.py) sets these from the settings; their defaults:
+    read_timeout = Settings.model_fields["read_timeout_s"].default
+    max_body = Settings.model_fields["max_body_bytes"].default
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
