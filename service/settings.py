@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     jobs_db: Path | None = None
     """SQLite file of the training jobs; default: .jobs.sqlite3 inside the store directory."""
     database_url: SecretStr | None = None
-    """PostgreSQL URL of the training jobs shared by several hosts; unset: the SQLite file."""
+    """PostgreSQL URL of the jobs and models shared by several hosts; unset: SQLite and files."""
     cache_size: int = Field(32, ge=1)
     """Loaded models kept in each worker's in-memory LRU cache."""
     max_predict_points: int = Field(100_000, ge=1)

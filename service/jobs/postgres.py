@@ -132,6 +132,17 @@ class PgJobs(ReapedReads, JobBackend):
                 f"UPDATE jobs SET saving = true WHERE {HELD} AND NOT cancel_requested",
                 (job_id, lease)).rowcount == 1
 
+    def holds(self, job_id, lease, db=None, conn=None):
+        """Return whether the job is running under lease in its saving phase, renewing its
+        lease; in conn's transaction when db is this database (its row stays locked, so a
+        reap or cancel waits for that transaction, and finds the lease renewed)."""
+        query = (f"UPDATE jobs SET lease_until = {NOW} + %s WHERE {HELD} AND saving")
+        args = (self.lease_s, job_id, lease)
+        if conn is not None and db is not None and db.url == self.db.url:
+            return conn.execute(query, args).rowcount == 1
+        with self.db.connection() as own:
+            return own.execute(query, args).rowcount == 1
+
     def heartbeat(self, job_id, lease):
         """Renew a running job's lease."""
         with self.db.connection() as conn:
