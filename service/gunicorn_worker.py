@@ -13,7 +13,7 @@ nothing in that time is closed without an answer. Closing a connection (lingerin
 what the client still sends, so that it sees the answer) is done in the loop too, where
 gunicorn would block the loop for up to 2 s.
 
-TLS and HTTP/2 connections are served as stock gthread serves them.
+TLS, HTTP/2 and PROXY-protocol connections are served as stock gthread serves them.
 """
 
 import errno
@@ -155,7 +155,8 @@ class BufferingWorker(ThreadWorker):
         self.reading = {}  # socket -> Reading, oldest first
         self.lingering = {}  # socket -> when it is closed at the latest, oldest first
         self.in_memory = 0  # bytes of the readings whose spool is still in memory
-        self.max_head = None if self.cfg.is_ssl else max_head(self.cfg)  # None: stock gthread
+        stock = self.cfg.is_ssl or self.cfg.proxy_protocol != "off"  # served as gthread does
+        self.max_head = None if stock else max_head(self.cfg)
 
     def accept(self, listener):
         """Accept a connection as gthread does, as a Conn."""
