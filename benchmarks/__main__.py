@@ -10,6 +10,7 @@ from pathlib import Path
 from . import (
     convergence,
     generalisation,
+    hosts,
     machine,
     oip,
     report,
@@ -29,6 +30,7 @@ SECTIONS = {
     "scaling": scaling.run,
     "store": store.run,
     "serving": serving.run,
+    "hosts": hosts.run,
     "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
