@@ -138,9 +138,7 @@ class PgStore(ModelStore):
         if hit:
             return hit
         try:
-            with self.db.connection() as conn:  # one checkout: each costs a round trip
-                found, row_id = self._locate(conn, name, version)
-                model, meta = self._model(conn, name, found, row_id)
+            found, model, meta = self._fetch(name, version)
         except StoreUnavailable:
             last = self.cache.last(name, version)
             if last is None:
@@ -150,26 +148,31 @@ class PgStore(ModelStore):
             self.cache.resolve(name, version, state, found)
         return model, meta
 
-    def _locate(self, conn, name, version):
-        """Return (version, row id) of a version of name (None: latest); ModelNotFound."""
+    def _fetch(self, name, version):
+        """Return (version found, model, meta) of a version of name (None: latest), reading
+        its bytes only when the cache lacks them: one query (a cold load is on a request's
+        path: benchmarks/RESULTS.md, "cold load from the database")."""
         where, args = self._where(name, version)
-        row = conn.execute(f"SELECT version, id FROM model_versions WHERE {where}",
-                           args).fetchone()
-        if row is None:
-            raise ModelNotFound(name, version)
-        return row
-
-    def _model(self, conn, name, version, row_id):
-        """Return (model, meta) of the row, from the cache or read and validated in full."""
-        hit = self.cache.model(name, version, row_id)
-        if hit:
-            return hit
-        row = conn.execute("SELECT bytes FROM model_versions WHERE id = %s", (row_id,)).fetchone()
-        if row is None:
-            raise ModelNotFound(name, version)  # deleted meanwhile
-        model, meta, _, _ = self._decode(name, version, row_id, row[0])
-        self.cache.keep(name, version, row_id, model, meta)
-        return model, meta
+        known = self.cache.identity(name, version) or 0
+        with self.db.connection() as conn:
+            row = conn.cursor(binary=True).execute(  # bytea: binary is half text's cost
+                f"SELECT version, id, CASE WHEN id = %s THEN NULL ELSE bytes END"
+                f" FROM model_versions WHERE {where}", (known, *args)).fetchone()
+            if row is None:
+                raise ModelNotFound(name, version)
+            found, row_id, data = row
+            hit = self.cache.model(name, found, row_id)
+            if hit:
+                return found, *hit
+            if data is None:  # the cache dropped it meanwhile
+                row = conn.cursor(binary=True).execute(
+                    "SELECT bytes FROM model_versions WHERE id = %s", (row_id,)).fetchone()
+                if row is None:
+                    raise ModelNotFound(name, found)  # deleted meanwhile
+                data = row[0]
+        model, meta, _, _ = self._decode(name, found, row_id, data)
+        self.cache.keep(name, found, row_id, model, meta)
+        return found, model, meta
 
     def meta(self, name, version=None):
         """Return the meta of a version (None: latest), as stored beside its bytes."""
@@ -265,8 +268,8 @@ class PgStore(ModelStore):
         """Return (column, version, row id) of a version of name (None: latest)."""
         where, args = self._where(name, version)
         with self.db.connection() as conn:
-            row = conn.execute(f"SELECT {column}, version, id FROM model_versions WHERE {where}",
-                               args).fetchone()
+            row = conn.cursor(binary=column == "bytes").execute(
+                f"SELECT {column}, version, id FROM model_versions WHERE {where}", args).fetchone()
         if row is None:
             raise ModelNotFound(name, version)
         return row
@@ -290,8 +293,9 @@ class PgStore(ModelStore):
         if not unchecked:
             return {}
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT id, bytes FROM model_versions WHERE id = ANY(%s)",
-                                (list(unchecked),)).fetchall()
+            rows = conn.cursor(binary=True).execute(
+                "SELECT id, bytes FROM model_versions WHERE id = ANY(%s)",
+                (list(unchecked),)).fetchall()
         damaged = {}
         for row_id, data in rows:
             try:
