@@ -164,6 +164,11 @@ class Service:
         """Return every model with its latest version and metrics."""
         return self.store.list_models()
 
+    def models_page(self, limit, offset):
+        """Return (models, total): a page of list_models(), by name."""
+        rows = self.store.list_models()
+        return rows[offset:offset + limit], len(rows)
+
     def versions(self, name):
         """Return the metadata of every version of a model (404 if it has none), each
         listing its aliases."""

@@ -77,8 +77,9 @@ class InvalidModelFile(ServiceError):
     status = 422
     title = "Invalid Model File"
 
-    def __init__(self, detail, reason):
-        super().__init__(detail, reason=reason, errors=[{"loc": ["body"], "msg": reason}])
+    def __init__(self, detail, reason, field=()):
+        super().__init__(detail, reason=reason,
+                         errors=[{"loc": ["body", *field], "msg": reason}])
 
 
 class StoreUnavailable(ServiceError):

@@ -25,6 +25,7 @@ from .npzfile import (
     sample_points,
     weights_sha256,
 )
+from .uploads import bounded_meta
 
 
 class ModelStore(ABC):
@@ -81,7 +82,7 @@ class ModelStore(ABC):
         if check is not None:
             check(model)
         arrays, _ = model.to_arrays()
-        kept = {key: meta[key] for key in META_TYPES}  # unknown keys are dropped
+        kept = bounded_meta({key: meta[key] for key in META_TYPES})  # unknown keys dropped
         meta = _normalised({**kept, "sha256": weights_sha256(arrays)})
         return self._add(name, arrays, meta, x, y)
 
