@@ -17,7 +17,14 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.types.json import Json
 
-from ..errors import AliasNotFound, CorruptModel, ModelNotFound, StoreFull, StoreUnavailable
+from ..errors import (
+    AliasNotFound,
+    CorruptModel,
+    LeaseLost,
+    ModelNotFound,
+    StoreFull,
+    StoreUnavailable,
+)
 from ..names import check_alias, check_name, check_version
 from ..timestamps import utc_iso
 from .base import ModelStore
@@ -30,6 +37,7 @@ CHANGED = "UPDATE store_generation SET value = value + 1 RETURNING value"
 NEXT_VERSION = ("INSERT INTO model_names VALUES (%s, 1) ON CONFLICT (name) DO UPDATE"
                 " SET last_version = model_names.last_version + 1 RETURNING last_version")
 LATEST = "ORDER BY version DESC LIMIT 1"
+REFUSALS = (ModelNotFound, AliasNotFound, LeaseLost, psycopg.errors.IntegrityError)
 
 
 class PgStore(ModelStore):
@@ -47,7 +55,7 @@ class PgStore(ModelStore):
     def _change(self, name):
         """Yield a connection in a transaction that changes name; before its commit the
         generation moves and every process is told (the NOTIFY is sent at commit)."""
-        generation = None
+        generation, refused = None, False
         try:
             with self.db.connection() as conn:
                 try:
@@ -57,8 +65,12 @@ class PgStore(ModelStore):
                         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{name} {generation}"))
                 except psycopg.errors.DiskFull as exc:
                     raise StoreFull(f"cannot change model {name!r}: the database is full") from exc
-        finally:  # this process sees its own change at once
-            self.memory.changed(name, generation)
+        except REFUSALS:
+            refused = True  # raised inside the transaction, which rolled back: nothing changed
+            raise
+        finally:  # this process sees its own change at once; an unknown outcome, everything
+            if not refused:
+                self.memory.changed(name, generation)
 
     def _add(self, name, arrays, meta, x, y, fence=None):
         """Return meta as stored in the next free version of name, in one transaction with
@@ -197,6 +209,7 @@ class PgStore(ModelStore):
                 "SELECT DISTINCT ON (name) name, version, id, meta -> 'metrics',"
                 " count(*) OVER (PARTITION BY name) FROM model_versions"
                 " ORDER BY name, version DESC").fetchall()
+        rows.sort(key=lambda row: row[0])  # by code point, as the file store lists
         damaged = self._damaged([(name, version, row_id) for name, version, row_id, _, _ in rows])
         listed = []
         for name, version, row_id, metrics, count in rows:
@@ -228,8 +241,8 @@ class PgStore(ModelStore):
         if kept is not None:
             return kept
         with self.db.connection() as conn:
-            found = dict(conn.execute("SELECT alias, version FROM model_aliases WHERE name = %s"
-                                      " ORDER BY alias", (name,)))
+            found = dict(sorted(conn.execute(  # by code point, whatever the collation
+                "SELECT alias, version FROM model_aliases WHERE name = %s", (name,))))
         self.memory.keep_aliases(name, state, found)
         return found
 

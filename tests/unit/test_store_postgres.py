@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from service.errors import CorruptModel, LeaseLost, StoreUnavailable
+from service.errors import AliasNotFound, CorruptModel, LeaseLost, ModelNotFound, StoreUnavailable
 from service.jobs.postgres import PgJobs
 from service.pg import Database
 from service.pg.listener import APPLICATION_NAME
@@ -182,3 +182,21 @@ def test_a_load_reads_the_bytes_only_when_its_cache_lacks_them(store, trained, m
     store.memory.freshness.recheck()
     again = store.load("xor")[0]
     assert again is not model and again.to_arrays()[1] == model.to_arrays()[1]
+
+
+def test_a_refused_change_leaves_this_process_warm(store, pg_database, trained, monkeypatch):
+    save(store, "xor", trained)
+    save(store, "other", trained)
+    model, other = store.load("xor")[0], store.load("other")[0]
+    with pytest.raises(ModelNotFound):
+        store.delete("xor", 9)
+    with pytest.raises(ModelNotFound):
+        store.set_alias("xor", "best", 9)
+    with pytest.raises(AliasNotFound):
+        store.delete_alias("xor", "none")
+
+    def no_database():
+        raise AssertionError("a warm load asked the database")
+
+    monkeypatch.setattr(pg_database, "connection", no_database)
+    assert store.load("xor")[0] is model and store.load("other")[0] is other
