@@ -10,6 +10,7 @@ from pathlib import Path
 from . import (
     convergence,
     generalisation,
+    hosts,
     machine,
     oip,
     report,
@@ -31,6 +32,7 @@ SECTIONS = {
     "store": store.run,
     "snapshots": snapshots.run,
     "serving": serving.run,
+    "hosts": hosts.run,
     "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
