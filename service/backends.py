@@ -18,10 +18,10 @@ def build_jobs(settings):
     if settings.database_url is not None:
         from .jobs.postgres import PgJobs
 
-        return PgJobs(database(settings))
+        return PgJobs(database(settings), lease_s=settings.job_lease_s)
     from .jobs.sqlite import SqliteJobs
 
-    return SqliteJobs(settings.jobs_path)
+    return SqliteJobs(settings.jobs_path, stale_s=settings.job_lease_s)
 
 
 def database(settings):
