@@ -134,7 +134,7 @@ def _train(port, model, training, wait=TRAIN_WAIT_S):
     body = json.dumps({"model": model, "dataset": {"kind": "xor"}, "training": training})
     status, data = request(port, "POST", f"/v1/trainings?wait={wait}", body.encode())
     job = json.loads(data)
-    if status != 202 or job["status"] != "succeeded":
+    if status != 201 or job["status"] != "succeeded":
         raise RuntimeError(f"training {model} did not succeed: {status} {job}")
     return job
 

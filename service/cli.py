@@ -15,7 +15,7 @@ from .nn.network import Architecture
 from .nn.training import TrainingConfig
 from .percent import percent
 from .schemas import DATA_SPECS, PredictRequest, SweepRequest, TrainingRequest
-from .settings import Settings
+from .settings import read_settings
 from .sweeps import best_trial, expand
 
 CONFIG = "python:service.gunicorn_conf"
@@ -38,6 +38,7 @@ def main(argv=None):
 
 def serve(args):
     """Replace this process with gunicorn running nnserve's configuration."""
+    read_settings()  # a bad NNSERVE_* value: one line and status 2, before gunicorn starts
     # python -m gunicorn: the gunicorn of this interpreter, whatever PATH holds
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", args.config,
                               "service:create_app()"])
@@ -133,7 +134,7 @@ def models(args):
 
 def _service(args):
     """Return a Service on the store of --store (default: the settings'), with no jobs."""
-    settings = Settings(**({"store_dir": args.store} if args.store else {}))
+    settings = read_settings(**({"store_dir": args.store} if args.store else {}))
     return Service(settings, store=backends.build_store(settings))
 
 

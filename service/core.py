@@ -205,12 +205,14 @@ class Service:
     def predict(self, name, version, points, threshold=0.5):
         """Return (version, scores, labels) as lists for points under a version (None: latest)."""
         model, meta = self.store.load(name, version)
+        self._check_work(model, len(points), ("points",))
         scores, labels = model.classify(points, threshold)
         return _served(meta, scores, labels, all(map(math.isfinite, scores)))
 
     def predict_array(self, name, version, x, threshold=0.5):
         """Return (version, scores, labels) as arrays of x (n, 2) under a version (None: last)."""
         model, meta = self.store.load(name, version)
+        self._check_work(model, len(x), ("inputs", 0))
         scores, labels = model.predict(x, threshold)
         return _served(meta, scores, labels, np.isfinite(scores).all())
 
@@ -230,8 +232,16 @@ class Service:
         figure is."""
         return self._figure("units", name, version, width, height)
 
+    def _check_work(self, model, points, field=None):
+        """Refuse a prediction or figure over NNSERVE_MAX_PREDICT_WORK: points x parameters."""
+        work = points * model.params["theta"].size
+        trainer.check_limit("max_predict_work", work, self.settings.max_predict_work, field)
+
     def _figure(self, kind, name, version, width, height):
         model, meta = self.store.load(name, version)
+        # refused alike whether or not it is drawn already: the answer never depends on a cache
+        self._check_work(model, unitplots.UNITS_GRID ** 2 if kind == "units"
+                         else plots.GRID ** 2 + meta["points_stored"])
         # A version's file never changes; created_at and the weights' checksum tell a
         # version saved again under a freed number from the one it replaced.
         key = (kind, name, meta["version"], meta["created_at"], meta["sha256"], width, height)

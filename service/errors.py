@@ -125,6 +125,19 @@ class TooManyStreams(ServiceError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class UnsupportedEncoding(ServiceError):
+    """A body sent compressed (Content-Encoding: gzip, ...): nnserve reads bodies as sent, so
+    the body limit is the size that is parsed (RFC 9110 section 15.5.16)."""
+
+    status = 415
+    title = "Unsupported Media Type"
+    headers = {"Accept-Encoding": "identity"}
+
+    def __init__(self, coding):
+        super().__init__(f"Content-Encoding {coding[:40]!r} is not accepted: send the body "
+                         "uncompressed")
+
+
 class Unauthorized(ServiceError):
     status = 401
     title = "Unauthorized"

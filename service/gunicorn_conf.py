@@ -15,7 +15,7 @@ from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
 from service.errors import PROBLEM, problem_body
-from service.settings import Settings
+from service.settings import SettingsError, read_settings
 from service.timestamps import utc_iso
 
 
@@ -33,12 +33,17 @@ class Worker(ThreadWorker):
                 listener.close()
 
 
+try:  # a bad NNSERVE_* value stops start-up with one line naming it, not a traceback
+    SETTINGS = read_settings()
+except SettingsError as exc:
+    raise SystemExit(f"nnserve: {exc}") from None
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1))))
 worker_class = Worker
 # Each event stream holds a thread while it is open: the streams get threads of their own
 # (NNSERVE_MAX_STREAMS) on top of those normal requests need.
-threads = int(os.environ.get("GUNICORN_THREADS", "4")) + Settings().max_streams
+threads = int(os.environ.get("GUNICORN_THREADS", "4")) + SETTINGS.max_streams
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "90"))  # > the longest ?wait (60 s)
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
@@ -101,7 +106,7 @@ def on_starting(server):
             os.unlink(entry.path)
     from service.backends import prepare
 
-    prepare(Settings())
+    prepare(SETTINGS)
 
 
 def worker_exit(server, worker):

@@ -2,15 +2,22 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "NNSERVE_"
+
+
+class SettingsError(ValueError):
+    """NNSERVE_* values that cannot be used: one line naming each variable and what it must
+    be (never a secret's value)."""
 
 
 class Settings(BaseSettings):
     """nnserve's settings; the README's configuration table lists the same fields."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NNSERVE_", frozen=True, use_attribute_docstrings=True
+        env_prefix=PREFIX, frozen=True, use_attribute_docstrings=True
     )
 
     store_dir: Path = Path("model_store")
@@ -29,6 +36,8 @@ class Settings(BaseSettings):
     """Epochs of one training job."""
     max_work: float = Field(3e10, gt=0)
     """Work of one training job: epochs (with every start's probes) x points x parameters."""
+    max_predict_work: float = Field(1e10, gt=0)
+    """Work of one prediction or figure: points x parameters (a figure's points: its grid)."""
     max_sweep_trials: int = Field(256, ge=1)
     """Trials of one sweep (every combination of its grid); its work is the sum of theirs."""
     max_hidden_layers: int = Field(8, ge=1)
@@ -65,3 +74,22 @@ class Settings(BaseSettings):
     def jobs_path(self):
         """Return the SQLite path of the job backend."""
         return self.jobs_db or self.store_dir / ".jobs.sqlite3"
+
+
+def read_settings(**overrides):
+    """Return the Settings of the NNSERVE_* variables (and overrides, named as the fields);
+    SettingsError saying in one line which variable is wrong and what it must be."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_explain(error) for error in exc.errors())) from None
+
+
+def _explain(error):
+    """Return 'NNSERVE_X='value': what it must be' for one pydantic error."""
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    variable = f"{PREFIX}{field.upper()}"
+    secret = field in Settings.model_fields and Settings.model_fields[field].annotation in (
+        SecretStr, SecretStr | None)
+    value = "" if secret or "input" not in error else f"={str(error['input'])[:40]!r}"
+    return f"{variable}{value}: {error['msg'][:1].lower()}{error['msg'][1:]}"

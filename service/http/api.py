@@ -14,9 +14,10 @@ from .. import jsoncodec
 
 
 def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
-              content="application/json", errors=(), binary=None, headers=()):
+              content="application/json", errors=(), binary=None, headers=(), also=()):
     """Attach the operation's contract to a view: access is "open", "read" or "write".
 
+    also lists (status, description) of other successful answers with the same body.
     binary, when given, describes an application/octet-stream form of body and response;
     headers lists the (name, description) of the request headers the view reads."""
 
@@ -24,7 +25,7 @@ def operation(summary, *, access="read", body=None, query=None, response=None, s
         view.operation = {"summary": summary, "access": access, "body": body, "query": query,
                           "response": response, "status": status, "content": content,
                           "errors": tuple(errors), "binary": binary,
-                          "headers": tuple(headers),
+                          "headers": tuple(headers), "also": tuple(also),
                           "doc": (view.__doc__ or "").strip()}
         return view
 

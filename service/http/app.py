@@ -11,8 +11,8 @@ from flask import Flask, current_app, g, request
 
 from .. import backends, metrics
 from ..core import Service
-from ..errors import Unauthorized
-from ..settings import Settings
+from ..errors import Unauthorized, UnsupportedEncoding
+from ..settings import read_settings
 from . import dashboard, models, ops, problems, sweeps, trainings, v2
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -23,7 +23,7 @@ def create_app(settings=None, service=None):
     """Return the nnserve Flask app over service, a started Service (default: one built on
     the backends of settings, themselves read from NNSERVE_* variables by default)."""
     if service is None:
-        settings = settings or Settings()
+        settings = settings or read_settings()
         store, jobs = backends.build(settings)
         service = Service(settings, store=store, jobs=jobs).start()
     elif service.jobs is None or settings not in (None, service.settings):
@@ -39,6 +39,7 @@ def create_app(settings=None, service=None):
     problems.register(app)
     app.before_request(_start)
     app.before_request(_authorize)
+    app.before_request(_refuse_encoded_bodies)
     app.after_request(_finish)
     return app
 
@@ -66,6 +67,13 @@ def _authorize():
     expected = settings.api_token.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
         raise Unauthorized("this endpoint needs 'Authorization: Bearer <token>'")
+
+
+def _refuse_encoded_bodies():
+    """Refuse a compressed body (415) rather than parse its bytes as JSON or a .npz."""
+    coding = request.environ.get("HTTP_CONTENT_ENCODING")
+    if coding is not None and coding.strip().lower() not in ("", "identity"):
+        raise UnsupportedEncoding(coding)
 
 
 def _finish(response):

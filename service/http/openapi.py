@@ -104,12 +104,14 @@ def _responses(path, op, refs, app):
         statuses |= {400, 413, 415, 422}
     if "{" in path:
         statuses |= {404}
-    if op["access"] != "open" and app.config.get("NNSERVE_AUTH"):
+    if op["access"] != "open":  # NNSERVE_API_TOKEN (and _PROTECT_READS for reads) can ask
         statuses.add(401)
     if speaks_v2(path):  # the protocol's {"error": ...}, 400 for what /v1 calls 422
         statuses = {400 if s == 422 else s for s in statuses}
         error = {"application/json": {"schema": refs[(ProtocolError, "serialization")]}}
     responses = {str(op["status"]): ok}
+    for status, description in op.get("also", ()):
+        responses[str(status)] = {**ok, "description": description}
     for status in sorted(statuses):
         # gunicorn refuses a request line or headers too long before any path is known
         content = error if speaks_v2(path) and status not in (414, 431) else problem

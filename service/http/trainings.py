@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Response, request
 
-from ..jobs import summary_of
+from ..jobs import TERMINAL, summary_of
 from ..schemas import (
     Job,
     JobList,
@@ -28,13 +28,18 @@ def public(job, view="full"):
 
 @bp.post("")
 @operation("Start a training job", access="write", body=TrainingRequest, query=WaitQuery,
-           response=JobSummary, status=202, errors=(400, 413, 415, 422, 503, 507))
+           response=JobSummary, status=202, errors=(400, 413, 415, 422, 503, 507),
+           also=((201, "The job, created and already ended within ?wait"),))
 def create():
-    """Queue a job; with ?wait=S, answer when it ends or after S seconds (at most 60). The
-    answer is the job's summary (no history) unless view=full."""
+    """Queue a job: 202 while it is queued or running. With ?wait=S, answer when it ends or
+    after S seconds (at most 60): 201 with the ended job (whatever its status) when it ended
+    within the wait, else 202. The answer is the job's summary (no history) unless
+    view=full."""
     query = parse_query(WaitQuery)
     job = service().submit(parse_body(TrainingRequest), query.wait)
-    return json_response(public(job, query.view), 202, {"Location": f"/v1/trainings/{job['id']}"})
+    status = 201 if job["status"] in TERMINAL else 202
+    return json_response(public(job, query.view), status,
+                         {"Location": f"/v1/trainings/{job['id']}"})
 
 
 @bp.get("")

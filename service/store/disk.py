@@ -139,12 +139,14 @@ def file_identity(st):
 
 
 def list_versions(root, name):
-    """Return the sorted version numbers of model name under root (empty when absent)."""
+    """Return the sorted version numbers of model name under root (empty when absent).
+
+    Every entry named like a version counts, also one that is no file (a folder `3.npz`):
+    reading it reports the version corrupt, so the list and a read of it agree."""
     with os_errors(f"read model {name!r}"):
         try:
             with os.scandir(root / name) as entries:
-                return sorted(int(e.name[:-4]) for e in entries
-                              if VERSION_RE.fullmatch(e.name) and e.is_file())
+                return sorted(int(e.name[:-4]) for e in entries if VERSION_RE.fullmatch(e.name))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -164,10 +166,15 @@ def delete_version(root, name, version):
     high-water mark: the name exists (with no version, it is not listed) and its numbers
     are not given again."""
     directory = root / name
+    path = directory / f"{version}.npz"
     try:
-        os.unlink(directory / f"{version}.npz")
-    except (FileNotFoundError, IsADirectoryError):
+        os.unlink(path)
+    except FileNotFoundError:
         raise ModelNotFound(name, version) from None
+    except IsADirectoryError:  # a folder in a version's place: a corrupt version, deleted too
+        trash = directory / f".trash-{uuid.uuid4().hex}"
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     remove_aliases_of(directory, version)
     fsync_dir(directory)
     delete_figures(directory, version)

@@ -268,6 +268,10 @@ class FileStore(ModelStore):
                 f = open(self._path(name, version), "rb")
             except FileNotFoundError:
                 raise ModelNotFound(name, version) from None
+            except IsADirectoryError:  # listed as a version (disk.list_versions): corrupt
+                reason = "not a file"
+                detail = f"model {name!r} version {version} is corrupt: {reason}"
+                raise CorruptModel(detail, reason=reason) from None
             with f:
                 try:
                     return file_identity(os.fstat(f.fileno())), decode(f)

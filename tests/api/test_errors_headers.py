@@ -1,5 +1,6 @@
 """What every answer carries: request ids, nosniff and no-store; no 500s and no leaks."""
 
+import gzip
 import re
 
 import pytest
@@ -111,3 +112,35 @@ def test_no_error_shows_a_store_path_or_a_traceback(shared):
         text = r.get_data(as_text=True)
         assert str(store.parent) not in text, text
         assert "Traceback" not in text and 'File "' not in text, text
+
+
+# ----- compressed bodies -----
+
+
+@pytest.mark.parametrize("coding", ["gzip", "GZIP", "deflate, gzip", "br"])
+@pytest.mark.parametrize(("path", "content_type"), [
+    ("/v1/models/m/predict", JSON), ("/v1/trainings", JSON),
+    ("/v1/models/m/versions", "application/octet-stream")])
+def test_a_compressed_body_is_415_saying_to_send_it_uncompressed(shared, path, content_type,
+                                                                 coding):
+    """It was a 400 "malformed JSON": the gzip bytes parsed as the body."""
+    body = gzip.compress(b'{"points": [[0.1, 0.9]]}')
+    r = shared.post(path, data=body, headers={"Content-Type": content_type,
+                                              "Content-Encoding": coding})
+
+    assert_problem(r, 415, "Unsupported Media Type",
+                   f"Content-Encoding '{coding}' is not accepted: send the body uncompressed")
+    assert r.headers["Accept-Encoding"] == "identity"
+
+
+def test_an_identity_encoded_body_is_read_as_sent(shared):
+    r = shared.post("/v1/models/nobody/predict", json={"x1": 0, "x2": 0},
+                    headers={"Content-Encoding": "identity"})
+
+    assert_problem(r, 404, "Model Not Found")
+
+
+def test_a_compressed_v2_body_is_the_protocols_415(shared):
+    r = shared.post("/v2/models/m/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
+
+    assert r.status_code == 415 and "send the body uncompressed" in r.json["error"]

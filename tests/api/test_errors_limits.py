@@ -4,14 +4,36 @@
 import pytest
 
 from .helpers import (
+    FAST,
     POINTS,
     XOR,
     assert_problem,
     job_count,
+    train,
     training_body,
 )
 
 # ----- limits -----
+
+
+def test_predictions_and_figures_over_max_predict_work_are_422_naming_it(make_client):
+    """points x parameters: the lab's 37-weight network may classify 27 points under a limit
+    of 1000, not 28; its figures (a 200 x 200 grid, a 40 x 40 one) are over it. A 100,000
+    point prediction of a [256]*8 network took 14.5 s, unauthenticated, with no limit."""
+    client = make_client(max_predict_work=1000)
+    train(client, "lab", training=FAST)
+    ok = client.post("/v1/models/lab/predict", json={"points": [[0.5, 0.5]] * 27})
+    assert ok.status_code == 200, ok.json
+    r = client.post("/v1/models/lab/predict", json={"points": [[0.5, 0.5]] * 28})
+    problem = _limit_problem(r, "max_predict_work", 1000.0, ["points"])
+    assert problem.detail.startswith("max_predict_work is 1036,")
+    for figure in ("plot.png", "units.png", "versions/1/plot.png"):
+        _limit_problem(client.get(f"/v1/models/lab/{figure}"), "max_predict_work", 1000.0,
+                       ["max_predict_work"])
+    v2 = {"inputs": [{"name": "points", "shape": [28, 2], "datatype": "FP64",
+                      "data": [0.5] * 56}]}
+    r = client.post("/v2/models/lab/infer", json=v2)
+    assert r.status_code == 400 and "NNSERVE_MAX_PREDICT_WORK" in r.json["error"]
 
 
 @pytest.mark.parametrize("epochs", [0, -1])
@@ -144,7 +166,7 @@ def test_a_set_too_small_to_split_is_422_naming_the_validation_split(shared):
     assert job_count(shared) == jobs
     again = shared.post("/v1/trainings?wait=30", json={**training_body(dataset=points),
                                                         "model": "unsplit"})
-    assert again.status_code == 202 and again.json["status"] == "succeeded"  # no split: trains
+    assert again.status_code == 201 and again.json["status"] == "succeeded"  # no split: trains
 
 
 @pytest.mark.parametrize(("training", "loc", "detail"), [

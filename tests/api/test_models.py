@@ -263,3 +263,19 @@ def test_a_damaged_stored_version_is_reported_corrupt_not_served(client, setting
         assert_problem(r, 409, "Corrupt Model", "model 'xor-demo' version 1 is corrupt: ")
         assert str(settings.store_dir) not in r.get_data(as_text=True)
     assert client.post("/v1/models/xor-demo/predict", json={"x1": 0, "x2": 0}).status_code == 200
+
+
+def test_a_folder_named_like_a_version_is_a_corrupt_version_in_every_answer(client, model,
+                                                                            settings):
+    """GET of version 3 was a 503 while the list left it out; now both say corrupt (409)."""
+    (settings.store_dir / "xor-demo" / "3.npz").mkdir()
+
+    assert_problem(client.get("/v1/models/xor-demo/versions/3"), 409, "Corrupt Model",
+                   "model 'xor-demo' version 3 is corrupt: not a file")
+    assert_problem(client.post("/v1/models/xor-demo/predict", json={"x1": 0, "x2": 1}), 409)
+    versions = ModelDetail.model_validate(client.get("/v1/models/xor-demo").json).versions
+    assert [(v.version, v.corrupt) for v in versions] == [(1, None), (3, "not a file")]
+    listed = ModelList.model_validate(client.get("/v1/models").json).models[0]
+    assert (listed.latest, listed.corrupt) == (3, "not a file")
+    assert client.delete("/v1/models/xor-demo/versions/3").status_code == 204
+    assert client.get("/v1/models/xor-demo/versions/1").status_code == 200

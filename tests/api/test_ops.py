@@ -146,15 +146,25 @@ def test_openapi_documents_problems_and_path_parameters(client):
     assert "201" in upload["responses"]
 
 
-@pytest.mark.parametrize(("token", "documented"), [(None, False), ("s3cret", True)])
-def test_openapi_documents_401_only_when_a_token_is_set(make_client, token, documented):
+@pytest.mark.parametrize("token", [None, "s3cret"])
+def test_openapi_documents_401_wherever_a_token_can_be_required(make_client, token):
+    """The contract, whatever this server's settings: writes need the token once
+    NNSERVE_API_TOKEN is set, reads too with NNSERVE_PROTECT_READS; open routes never."""
     client = make_client(api_token=token)
 
     paths = client.get("/openapi.json").json["paths"]
 
-    assert ("401" in paths["/v1/trainings"]["post"]["responses"]) is documented
-    assert ("401" in paths["/v1/models/{name}"]["delete"]["responses"]) is documented
-    assert "401" not in paths["/healthz"]["get"]["responses"]
+    for path, method in (("/v1/trainings", "post"), ("/v1/models/{name}", "delete"),
+                         ("/v1/models", "get"), ("/v1/models/{name}/predict", "post"),
+                         ("/v2/models/{name}/infer", "post"), ("/dashboard/models", "get")):
+        assert "401" in paths[path][method]["responses"], (path, method)
+    for path in ("/healthz", "/readyz", "/metrics", "/", "/v2/health/live"):
+        assert "401" not in paths[path]["get"]["responses"], path
+
+
+def test_openapi_documents_the_201_of_a_training_that_ended_within_its_wait(client):
+    responses = client.get("/openapi.json").json["paths"]["/v1/trainings"]["post"]["responses"]
+    assert responses["201"]["content"] == responses["202"]["content"]
 
 
 def test_metrics_count_unknown_methods_as_other(client):

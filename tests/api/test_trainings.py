@@ -52,6 +52,25 @@ def test_create_without_wait_answers_at_once_and_the_job_then_succeeds(client):
     assert job.status == "succeeded"
 
 
+def test_wait_answers_201_with_a_job_that_ended_within_it_and_202_with_one_that_did_not(
+        make_client):
+    """201: the job exists and has ended (whatever its status); 202: it is still queued or
+    running when the wait is over (it answered 202 in both cases)."""
+    client = make_client()
+    done = client.post("/v1/trainings?wait=30", json={**XOR, "training": FAST})
+    assert done.status_code == 201, done.json
+    assert done.headers["Location"] == f"/v1/trainings/{done.json['id']}"
+    assert JobSummary.model_validate(done.json).status == "succeeded"
+    failed = client.post("/v1/trainings?wait=30", json={
+        "model": "diverges", "dataset": {"kind": "xor"}, "network": {"output_activation":
+        "identity"}, "training": {"loss": "mse", "learning_rate": 1000, "optimizer": "sgd",
+                                  "epochs": 500}})
+    assert failed.status_code == 201 and failed.json["status"] == "failed", failed.json
+    running = client.post("/v1/trainings?wait=0.2", json=LONG)  # the wait runs out
+    assert running.status_code == 202 and running.json["status"] in ("queued", "running")
+    assert client.delete(f"/v1/trainings/{running.json['id']}").status_code == 200
+
+
 def test_wait_answers_with_the_finished_xor_job(xor_model):
     job = Job.model_validate(xor_model)
 

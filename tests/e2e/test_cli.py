@@ -91,3 +91,20 @@ def test_sweep_refuses_what_the_api_refuses_before_any_work(tmp_path):
     assert done.returncode == 2, done.stdout
     assert "training.learning_rate" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == "" and not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["models"], ["gunicorn"]])
+def test_a_bad_setting_stops_start_up_with_one_line_naming_the_variable(tmp_path, command):
+    """`nnserve serve`, gunicorn with the packaged configuration and the local commands: one
+    line naming NNSERVE_MAX_WAIT_S and what it must be (it was a 28-line traceback naming
+    max_wait_s)."""
+    argv = ([sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
+             "service:create_app()"] if command == ["gunicorn"] else [str(BIN / "nnserve"),
+                                                                       *command])
+    env = {**os.environ, "NNSERVE_MAX_WAIT_S": "-1", "NNSERVE_STORE_DIR": str(tmp_path),
+           "PORT": "9"}
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "nnserve: NNSERVE_MAX_WAIT_S='-1': input should be greater than or equal to 0"]

@@ -356,7 +356,7 @@ def test_cpu_budget_refuses_big_jobs_and_stops_long_ones(start_server):
             "training": {"epochs": 100_000, "target_accuracy": None}}
     started = time.monotonic()
     r = requests.post(f"{srv.url}/v1/trainings", params={"wait": 10}, json=long, timeout=20)
-    assert r.status_code == 202
+    assert r.status_code == 201  # ended (failed) within the wait
     job = r.json()
     assert job["status"] == "failed" and job["error"] == "job exceeded its time limit of 1 s"
     assert time.monotonic() - started < 5
@@ -389,7 +389,7 @@ def test_the_token_guards_writes_and_optionally_reads(start_server, protect_read
     good = {"Authorization": f"Bearer {TOKEN}"}
     r = requests.post(f"{srv.url}/v1/trainings", params={"wait": 30}, headers=good,
                       json={"model": "xor-demo", "dataset": {"kind": "xor"}}, timeout=40)
-    assert r.status_code == 202 and r.json()["status"] == "succeeded"
+    assert r.status_code == 201 and r.json()["status"] == "succeeded"
     guarded = WRITES + (READS if protect_reads else [])
     for method, path, body in guarded:
         for auth in BAD_AUTH:

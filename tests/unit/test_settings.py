@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.settings import Settings, SettingsError, read_settings
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "59", "1e20"])
@@ -11,3 +11,16 @@ def test_job_retention_must_be_a_sane_duration(monkeypatch, value):
     monkeypatch.setenv("NNSERVE_JOB_RETENTION_S", value)
     with pytest.raises(ValidationError, match="job_retention_s"):
         Settings()
+
+
+def test_a_bad_value_is_one_line_naming_the_variable_and_what_it_must_be(monkeypatch):
+    monkeypatch.setenv("NNSERVE_MAX_WAIT_S", "-1")
+    monkeypatch.setenv("NNSERVE_CACHE_SIZE", "many")
+    with pytest.raises(SettingsError) as caught:
+        read_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "NNSERVE_MAX_WAIT_S='-1': input should be greater than or equal to 0" in message
+    assert "NNSERVE_CACHE_SIZE='many': input should be a valid integer" in message
+    assert "max_wait_s" not in message
+

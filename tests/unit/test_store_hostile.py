@@ -206,3 +206,25 @@ def test_import_drops_unknown_meta_keys(store, valid_npz):
     data = forged(valid_npz, lambda _, meta: meta.update(extra="x" * 100))
     assert "extra" not in store.import_npz("up", data)
 
+
+
+def test_a_folder_named_like_a_version_is_a_corrupt_version(file_store, trained):
+    """A folder `3.npz` is listed, read and deleted as a corrupt version 3, everywhere alike
+    (it was left out of the list while a read of it was a 503), and takes its number."""
+    store = file_store
+    save(store, "m", trained)
+    save(store, "m", trained)
+    (store.root / "m" / "3.npz").mkdir()
+    (store.root / "m" / "3.npz" / "inside").write_bytes(b"x")
+    for read in (store.meta, store.load, store.points, store.export):
+        with pytest.raises(CorruptModel, match="model 'm' version 3 is corrupt: not a file"):
+            read("m", 3)
+    with pytest.raises(CorruptModel):
+        store.load("m")  # the latest
+    assert [v.get("corrupt") for v in store.versions("m")] == [None, None, "not a file"]
+    assert store.list_models() == [{"name": "m", "latest": 3, "versions": 3,
+                                    "corrupt": "not a file"}]
+    assert save(store, "m", trained)["version"] == 4
+    store.delete("m", 3)
+    assert [v["version"] for v in store.versions("m")] == [1, 2, 4]
+    assert not (store.root / "m" / "3.npz").exists()
