@@ -13,6 +13,7 @@ import logging
 import uuid
 
 from ..errors import JobFinished, JobNotFound
+from ..pg.database import PING_TIMEOUT_S
 from ..pg.listener import listener_for
 from ..timestamps import utc_iso
 from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
@@ -233,6 +234,6 @@ class PgJobs(ReapedReads, JobBackend):
                                 (ended_before,)).rowcount
 
     def ping(self):
-        """Raise StoreUnavailable unless the database answers."""
-        with self.db.connection() as conn:
+        """Raise StoreUnavailable unless the database answers within PING_TIMEOUT_S."""
+        with self.db.connection(PING_TIMEOUT_S) as conn:
             conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()

@@ -16,6 +16,7 @@ from .schema import migrate
 
 log = logging.getLogger("nnserve.db")
 CONNECT_TIMEOUT_S = 5
+PING_TIMEOUT_S = 1.0  # a readiness probe answers within its (Kubernetes' default: 1 s)
 
 
 class Database:
@@ -43,11 +44,11 @@ class Database:
             return self._pool
 
     @contextmanager
-    def connection(self):
-        """Yield a pooled connection (autocommit; `with conn.transaction()` for more);
-        database failures are StoreUnavailable (503)."""
+    def connection(self, timeout=CONNECT_TIMEOUT_S):
+        """Yield a pooled connection (autocommit; `with conn.transaction()` for more), waiting
+        at most timeout s for one; database failures are StoreUnavailable (503)."""
         try:
-            with self.pool().connection(timeout=CONNECT_TIMEOUT_S) as conn:
+            with self.pool().connection(timeout=timeout) as conn:
                 yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.AdminShutdown,
                 TimeoutError) as exc:
