@@ -10,6 +10,7 @@ from pathlib import Path
 from . import (
     convergence,
     generalisation,
+    hosts,
     machine,
     oip,
     report,
@@ -30,6 +31,7 @@ SECTIONS = {
     "store": store.run,
     "serving": serving.run,
     "inference": oip.run,
+    "hosts": hosts.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
