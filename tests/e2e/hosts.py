@@ -105,6 +105,6 @@ def ended(host, job_id, timeout=30):
     return wait_for(host, job_id, lambda j: j["status"] in TERMINAL, timeout, "ended")
 
 
-def hostname_of(job):
-    """Return the hostname of the worker that runs (or ran) a job."""
-    return job["worker"].split(":")[0]
+def hostname_of(worker):
+    """Return the hostname in a worker id ("host[/pid namespace]:pid:start")."""
+    return worker.split(":")[0].split("/")[0]
