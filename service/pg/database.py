@@ -16,6 +16,10 @@ from .schema import migrate
 
 log = logging.getLogger("nnserve.db")
 CONNECT_TIMEOUT_S = 5
+# Text is str whatever the database's encoding: psycopg hands out bytes for a SQL_ASCII
+# database (initdb's default without a locale) unless the client asks for UTF8.
+CONNECT_OPTIONS = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                   "client_encoding": "UTF8"}
 PING_TIMEOUT_S = 1.0  # a readiness probe answers within its (Kubernetes' default: 1 s)
 
 
@@ -37,7 +41,7 @@ class Database:
             if self._pid != os.getpid():  # a forked child opens a pool of its own
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.max_size, open=False,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                    kwargs=CONNECT_OPTIONS,
                     check=ConnectionPool.check_connection, name="nnserve")
                 self._pool.open(wait=False)
                 self._pid = os.getpid()
@@ -66,7 +70,7 @@ class Database:
         """Connect once, directly (not through the pool); raise StoreUnavailable with one line
         naming the setting and the reason."""
         try:
-            with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as c:
+            with psycopg.connect(self.url, **CONNECT_OPTIONS) as c:
                 migrate(c)
         except psycopg.Error as exc:
             raise StoreUnavailable(connect_line(self.url, exc)) from exc

@@ -5,6 +5,7 @@ lease is refused."""
 import threading
 import time
 
+import psycopg
 import pytest
 
 from service.jobs import JobRunner
@@ -106,3 +107,21 @@ def test_a_runner_woken_by_notifications_claims_at_once_and_polls_rarely(pg_data
         assert ran.wait(1.5)
     finally:
         runner.stop(timeout=2)
+
+
+def test_jobs_work_on_a_sql_ascii_database(pg_cluster):
+    """initdb without a locale makes SQL_ASCII databases, where psycopg's text is bytes
+    unless the client asks for UTF8 (the claim failed: text = bytea)."""
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE ascii_jobs ENCODING 'SQL_ASCII' LC_COLLATE 'C'"
+                     " LC_CTYPE 'C' TEMPLATE template0")
+    db = Database(pg_cluster.url("ascii_jobs"), max_size=2)
+    db.migrate()
+    try:
+        jobs = PgJobs(db)
+        job_id = jobs.create("m", {"note": "naïve"}, 1)["id"]
+        claimed = jobs.claim(OTHER_HOST, max_running=1)
+        assert (claimed["id"], claimed["request"]) == (job_id, {"note": "naïve"})
+        assert jobs.finish(job_id, claimed["lease"], "succeeded")
+    finally:
+        db.close()
