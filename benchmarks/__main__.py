@@ -10,7 +10,7 @@ from pathlib import Path
 from . import (
     convergence,
     generalisation,
-    hosts,
+    jobs,
     machine,
     oip,
     report,
@@ -31,7 +31,7 @@ SECTIONS = {
     "store": store.run,
     "serving": serving.run,
     "inference": oip.run,
-    "hosts": hosts.run,
+    "jobs": jobs.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -95,8 +95,8 @@ def test_v2_bench_bodies_are_what_the_protocol_reads():
 
 
 def test_the_claim_latency_benchmark_runs_on_postgresql(pg_cluster):
-    from benchmarks import hosts
+    from benchmarks import jobs
 
-    rows = hosts.claim_latency(pg_cluster, SMOKE)
-    assert [row.section for row in rows] == ["hosts"] * 3
+    rows = jobs.claim_latency(pg_cluster, SMOKE)
+    assert [row.section for row in rows] == ["jobs"] * 3
     assert all(row.value is not None and row.value > 0 for row in rows)

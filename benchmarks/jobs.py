@@ -1,5 +1,5 @@
-"""Several hosts on PostgreSQL: how fast a queued job is claimed, and many small jobs spread
-over three hosts.
+"""Jobs on several hosts on PostgreSQL: how fast a queued job is claimed, and many small jobs
+spread over three hosts.
 
 Claim latency: a job created through one connection pool (another process's view) until a
 JobRunner on another pool starts it: woken by NOTIFY (PgJobs) beside the SQLite runner,
@@ -23,7 +23,7 @@ import requests
 
 from .measure import Row, percentile, wall_clock
 
-SECTION = "hosts"
+SECTION = "jobs"
 ONE_EPOCH = {"dataset": {"kind": "xor"}, "training": {"epochs": 1, "starts": 1}}
 SUBMITTERS = 8
 
