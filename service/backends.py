@@ -5,20 +5,26 @@ forks, and must not load NumPy and the store for it.
 """
 
 
-def build_store(settings):
-    """Return the model store of settings: the file store at NNSERVE_STORE_DIR."""
+def build_store(settings, db=None):
+    """Return the model store of settings: PostgreSQL at NNSERVE_DATABASE_URL (on db, the
+    process's Database of it, when given) when it is set, else the file store at
+    NNSERVE_STORE_DIR."""
+    if settings.database_url is not None:
+        from .store.postgres import PgStore
+
+        return PgStore(db or database(settings), settings.cache_size)
     from .store import FileStore
 
     return FileStore(settings.store_dir, settings.cache_size)
 
 
-def build_jobs(settings):
-    """Return the job backend of settings: PostgreSQL at NNSERVE_DATABASE_URL when it is
-    set, else the SQLite file at NNSERVE_JOBS_DB."""
+def build_jobs(settings, db=None):
+    """Return the job backend of settings: PostgreSQL at NNSERVE_DATABASE_URL (on db when
+    given) when it is set, else the SQLite file at NNSERVE_JOBS_DB."""
     if settings.database_url is not None:
         from .jobs.postgres import PgJobs
 
-        return PgJobs(database(settings), lease_s=settings.job_lease_s)
+        return PgJobs(db or database(settings), lease_s=settings.job_lease_s)
     from .jobs.sqlite import SqliteJobs
 
     return SqliteJobs(settings.jobs_path, stale_s=settings.job_lease_s)
@@ -35,8 +41,10 @@ def database(settings):
 
 
 def build(settings):
-    """Return (store, jobs): the backends a Service of settings runs on."""
-    return build_store(settings), build_jobs(settings)
+    """Return (store, jobs): the backends a Service of settings runs on (one Database for
+    both in PostgreSQL mode: one pool and one listening connection per process)."""
+    db = database(settings) if settings.database_url is not None else None
+    return build_store(settings, db), build_jobs(settings, db)
 
 
 def prepare(settings):

@@ -145,21 +145,31 @@ class Service:
         if fitted.fit.stop_reason == "cancelled" or report(progress.final(fitted),
                                                            fitted.fit.history, last=True):
             return None
-        meta = self.save(req.model, fitted)
+        meta = self.save(req.model, fitted, self.job_fence(job))
         metrics.TRAINING_SECONDS.observe(fitted.seconds)
         return {"name": meta["name"], "version": meta["version"], "metrics": meta["metrics"]}
 
     # ----- models and predictions -----
 
-    def save(self, name, fitted):
-        """Return the meta of a new version of name holding a Fitted model."""
+    def save(self, name, fitted, fence=None):
+        """Return the meta of a new version of name holding a Fitted model (fenced by a job's
+        lease when fence is given)."""
         return self.store.save(name, fitted.model, dataset=fitted.dataset,
                                metrics=fitted.metrics(), history=fitted.fit.history,
-                               x=fitted.x, y=fitted.y)
+                               x=fitted.x, y=fitted.y, fence=fence)
+
+    def job_fence(self, job):
+        """Return the Fence of a claimed job's saves, or None for work not run as a job."""
+        return self.jobs.fence(job["id"], job["lease"]) if job.get("lease") else None
 
     def list_models(self):
         """Return every model with its latest version and metrics."""
         return self.store.list_models()
+
+    def models_page(self, limit, offset):
+        """Return (models, total): a page of list_models(), by name."""
+        rows = self.store.list_models()
+        return rows[offset:offset + limit], len(rows)
 
     def versions(self, name):
         """Return the metadata of every version of a model (404 if it has none), each

@@ -77,8 +77,9 @@ class InvalidModelFile(ServiceError):
     status = 422
     title = "Invalid Model File"
 
-    def __init__(self, detail, reason):
-        super().__init__(detail, reason=reason, errors=[{"loc": ["body"], "msg": reason}])
+    def __init__(self, detail, reason, field=()):
+        super().__init__(detail, reason=reason,
+                         errors=[{"loc": ["body", *field], "msg": reason}])
 
 
 class StoreUnavailable(ServiceError):
@@ -110,6 +111,17 @@ class SweepNotFound(ServiceError):
 class JobFinished(ServiceError):
     status = 409
     title = "Job Already Finished"
+
+
+class LeaseLost(ServiceError):
+    """A job's save refused: the job is no longer running under the lease of the worker
+    saving (reaped, claimed again elsewhere, or ended)."""
+
+    status = 409
+    title = "Lease Lost"
+
+    def __init__(self, job_id):
+        super().__init__(f"training job {job_id!r} no longer holds its lease: nothing saved")
 
 
 class TooManyStreams(ServiceError):

@@ -12,15 +12,20 @@ import signal
 import tempfile
 
 from gunicorn import glogging, util
-from gunicorn.workers.gthread import ThreadWorker
 
-from service.errors import PROBLEM, problem_body
+from service.gunicorn_worker import BufferingWorker, problem_response
 from service.settings import SettingsError, read_settings
 from service.timestamps import utc_iso
 
+try:  # a bad NNSERVE_* value stops start-up with one line naming it, not a traceback
+    SETTINGS = read_settings()
+except SettingsError as exc:
+    raise SystemExit(f"nnserve: {exc}") from None
 
-class Worker(ThreadWorker):
-    """gthread, except that a stopping worker closes its listening sockets at once.
+
+class Worker(BufferingWorker):
+    """gthread that reads whole requests before a thread takes them (gunicorn_worker.py),
+    and whose stopping workers close their listening sockets at once.
 
     gthread closes them only after its last in-flight request, and until every process
     has closed them the kernel keeps accepting connections nobody will answer: on SIGTERM,
@@ -32,11 +37,9 @@ class Worker(ThreadWorker):
             for listener in self.sockets:
                 listener.close()
 
+    read_timeout = SETTINGS.read_timeout_s
+    max_body = SETTINGS.max_body_bytes
 
-try:  # a bad NNSERVE_* value stops start-up with one line naming it, not a traceback
-    SETTINGS = read_settings()
-except SettingsError as exc:
-    raise SystemExit(f"nnserve: {exc}") from None
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1))))
@@ -87,11 +90,7 @@ logger_class = JsonAccessLogger
 def problem_error(sock, status, reason, detail):
     """Write a refusal gunicorn makes itself (request line or headers too long, bad HTTP)
     as the same problem+json every other error is, instead of gunicorn's HTML page."""
-    body = json.dumps(problem_body(status, reason, detail)).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: {PROBLEM}\r\nX-Content-Type-Options: nosniff\r\n"
-            f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n")
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+    util.write_nonblock(sock, problem_response(status, reason, detail))
 
 
 util.write_error = problem_error  # the workers' handle_error calls util.write_error

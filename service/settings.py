@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     jobs_db: Path | None = None
     """SQLite file of the training jobs; default: .jobs.sqlite3 inside the store directory."""
     database_url: SecretStr | None = None
-    """PostgreSQL URL of the training jobs shared by several hosts; unset: the SQLite file."""
+    """PostgreSQL URL of the jobs and models shared by several hosts; unset: SQLite and files."""
     cache_size: int = Field(32, ge=1)
     """Loaded models kept in each worker's in-memory LRU cache."""
     max_predict_points: int = Field(100_000, ge=1)
@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     """Units in one hidden layer."""
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Size of a request body, in bytes (413 beyond)."""
+    read_timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds a client has to send a whole request, read without a thread; 408 beyond."""
     max_running_jobs: int = Field(2, ge=1)
     """Training jobs running at once across all workers; the rest wait queued."""
     job_timeout_s: float = Field(600.0, gt=0)

@@ -12,6 +12,7 @@ from ..schemas import (
     CircleData,
     JobListQuery,
     LinearData,
+    ModelPageQuery,
     NetworkSpec,
     SpiralData,
     SweepListQuery,
@@ -40,10 +41,15 @@ def index():
 
 
 @bp.get("/dashboard/models")
-@operation("Dashboard: models fragment", content="text/html", response=None)
+@operation("Dashboard: models fragment", query=ModelPageQuery, content="text/html",
+           response=None, errors=(422,))
 def models():
-    """Every model with its metrics and figure, as an HTML fragment of the dashboard."""
-    return _html("models.html", models=service().list_models(), protected=_reads_protected())
+    """A page of the models, by name, with their metrics and figures (loaded lazily, as
+    they scroll into view), as an HTML fragment of the dashboard."""
+    query = parse_query(ModelPageQuery)
+    models, total = service().models_page(query.limit, query.offset)
+    return _html("models.html", models=models, total=total, page=query,
+                 protected=_reads_protected())
 
 
 @bp.get("/dashboard/jobs")

@@ -3,6 +3,8 @@
 import time
 from abc import ABC, abstractmethod
 
+from ..errors import LeaseLost
+
 KINDS = ("training", "sweep")  # what a job's request is: one training, or a sweep of trials
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -73,6 +75,18 @@ class JobBackend(ABC):
         Fenced."""
 
     @abstractmethod
+    def holds(self, job_id, lease, db=None, conn=None):
+        """Return whether the job is running under lease in its saving phase. conn, when
+        given, is a connection of a store in a transaction on db (a service.pg.Database):
+        where db is this backend's own database the check is made in that transaction,
+        locking the job's row and renewing its lease until it ends, so the check and what
+        the transaction writes commit together."""
+
+    def fence(self, job_id, lease):
+        """Return the Fence of a job's saves under lease."""
+        return Fence(self, job_id, lease)
+
+    @abstractmethod
     def heartbeat(self, job_id, lease):
         """Mark the job's worker as alive now. Fenced."""
 
@@ -111,6 +125,20 @@ class JobBackend(ABC):
                 return job
             time.sleep(min(delay, remaining))
             delay = min(delay * 1.5, 0.1)  # quick answers for short jobs, few reads for long ones
+
+
+class Fence:
+    """A job's hold on its saves, passed to ModelStore.save: a worker that lost its lease
+    (paused past it, its job claimed again elsewhere) cannot add a version."""
+
+    def __init__(self, backend, job_id, lease):
+        self.backend, self.job_id, self.lease = backend, job_id, lease
+
+    def hold(self, db=None, conn=None):
+        """Return None while the job holds its lease; else raise LeaseLost. A store on a
+        database passes its (db, conn) in the transaction that adds the version (holds)."""
+        if not self.backend.holds(self.job_id, self.lease, db, conn):
+            raise LeaseLost(self.job_id)
 
 
 class ReapedReads:

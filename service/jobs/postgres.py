@@ -14,7 +14,6 @@ import uuid
 
 from ..errors import JobFinished, JobNotFound
 from ..pg.database import PING_TIMEOUT_S
-from ..pg.listener import listener_for
 from ..timestamps import utc_iso
 from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
 from .processes import worker_is_alive
@@ -59,7 +58,7 @@ class PgJobs(ReapedReads, JobBackend):
             if conn.execute(CLAIMABLE).fetchone()[0]:
                 wake()
 
-        listener = self._listener or listener_for(self.db.url)
+        listener = self._listener or self.db.listener()
         listener.subscribe(CHANNEL, lambda _payload: wake(), poll)
         return True
 
@@ -149,6 +148,17 @@ class PgJobs(ReapedReads, JobBackend):
             return conn.execute(
                 f"UPDATE jobs SET saving = true WHERE {HELD} AND NOT cancel_requested",
                 (job_id, lease)).rowcount == 1
+
+    def holds(self, job_id, lease, db=None, conn=None):
+        """Return whether the job is running under lease in its saving phase, renewing its
+        lease; in conn's transaction when db is this database (its row stays locked, so a
+        reap or cancel waits for that transaction, and finds the lease renewed)."""
+        query = (f"UPDATE jobs SET lease_until = {NOW} + %s WHERE {HELD} AND saving")
+        args = (self.lease_s, job_id, lease)
+        if conn is not None and db is not None and db.url == self.db.url:
+            return conn.execute(query, args).rowcount == 1
+        with self.db.connection() as own:
+            return own.execute(query, args).rowcount == 1
 
     def heartbeat(self, job_id, lease):
         """Renew a running job's lease."""

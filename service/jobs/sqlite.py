@@ -184,6 +184,13 @@ class SqliteJobs(ReapedReads, JobBackend):
                 f"UPDATE jobs SET saving = 1 WHERE {HELD} AND cancel_requested = 0",
                 (job_id, lease)).rowcount == 1
 
+    def holds(self, job_id, lease, db=None, conn=None):
+        """Return whether the job is running under lease in its saving phase (a store's
+        connection is never this file's: checked on its own)."""
+        with self._db() as own:
+            return own.execute(f"SELECT 1 FROM jobs WHERE {HELD} AND saving = 1",
+                               (job_id, lease)).fetchone() is not None
+
     def heartbeat(self, job_id, lease):
         """Mark a running job's worker as alive now."""
         with self._db() as conn:

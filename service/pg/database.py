@@ -1,6 +1,7 @@
 """Database: one pool of connections to NNSERVE_DATABASE_URL per process, made lazily (a
-pool opened in gunicorn's master must not be used by its forked workers), and the schema
-migrated once at start-up under an advisory lock (several hosts start at once)."""
+pool opened in gunicorn's master must not be used by its forked workers), the process's
+listening connection (listener.py), and the schema migrated once at start-up under an
+advisory lock (several hosts start at once)."""
 
 import logging
 import os
@@ -12,6 +13,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ..errors import StoreUnavailable
+from .listener import listener_for, stop_listener
 from .schema import migrate
 
 log = logging.getLogger("nnserve.db")
@@ -75,7 +77,14 @@ class Database:
         except psycopg.Error as exc:
             raise StoreUnavailable(connect_line(self.url, exc)) from exc
 
+    def listener(self):
+        """Return this process's Listener of the database: one LISTEN connection per process,
+        shared by every subscriber."""
+        return listener_for(self.url)
+
     def close(self):
+        """Close this process's pool and stop its listener."""
+        stop_listener(self.url)
         with self._lock:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.close()

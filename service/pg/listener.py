@@ -23,10 +23,12 @@ from psycopg import sql
 log = logging.getLogger("nnserve.db")
 TICK_S = 1.0  # polls run at most this often: the backstop's period
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 1.0
+WAIT_S = 0.25  # how soon the thread sees a new channel or a stop
 APPLICATION_NAME = "nnserve-listener"  # how pg_stat_activity shows the connection
 CHANNEL_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 CONNECT_OPTIONS = {  # a dead peer (a partition, a host down) is noticed in seconds
     "autocommit": True, "connect_timeout": 5, "application_name": APPLICATION_NAME,
+    "client_encoding": "UTF8",  # payloads are str on a SQL_ASCII database too
     "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
     "tcp_user_timeout": 5000,
 }
@@ -64,8 +66,9 @@ class Listener:
         with self._changed:
             return self._changed.wait_for(lambda: channel in self._listening, timeout)
 
-    def stop(self, timeout=2.0):
-        """Stop the thread (it closes its connection)."""
+    def stop(self, timeout=0.0):
+        """Stop the thread, waiting up to timeout seconds (it closes its connection within
+        WAIT_S)."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -106,7 +109,8 @@ class Listener:
             if time.monotonic() >= next_tick:
                 self._poll(conn)
                 next_tick = time.monotonic() + self.tick_s
-            for note in conn.notifies(timeout=max(0.0, next_tick - time.monotonic())):
+            wait = min(WAIT_S, max(0.0, next_tick - time.monotonic()))
+            for note in conn.notifies(timeout=wait):
                 self._dispatch(note.channel, note.payload)
 
     def _set_listening(self, channels):
@@ -148,3 +152,12 @@ def listener_for(url):
         if listener is None:
             listener = _LISTENERS[key] = Listener(url)
         return listener
+
+
+def stop_listener(url):
+    """Stop this process's Listener of url, if it has one (the next listener_for makes a new
+    one)."""
+    with _REGISTRY_LOCK:
+        listener = _LISTENERS.pop((os.getpid(), url), None)
+    if listener is not None:
+        listener.stop()

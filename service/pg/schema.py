@@ -46,6 +46,37 @@ MIGRATIONS = [
                                    value BIGINT NOT NULL);
     INSERT INTO store_generation VALUES (true, 0);
     """,
+    # 2: the model store (service/store/postgres.py). model_versions was unused until now:
+    # made again with a row id (a version's identity in a process's cache, as a number
+    # alone is not once a deleted model's numbering restarts) and its meta as JSON text
+    # (JSONB would reorder its keys).
+    """
+    DROP TABLE model_versions;
+    CREATE TABLE model_versions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        meta JSON NOT NULL,
+        created TIMESTAMPTZ NOT NULL DEFAULT now(),
+        bytes BYTEA NOT NULL,  -- the .npz, validated in full whenever it is read
+        UNIQUE (name, version)
+    );
+    ALTER TABLE model_names ALTER COLUMN last_version TYPE BIGINT;
+    CREATE TABLE model_aliases (
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (name, alias),
+        FOREIGN KEY (name, version) REFERENCES model_versions (name, version) ON DELETE CASCADE
+    );
+    CREATE TABLE model_figures (
+        version_id BIGINT NOT NULL REFERENCES model_versions (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        png BYTEA NOT NULL,
+        PRIMARY KEY (version_id, key)
+    );
+    """,
 ]
 LOCK_KEY = 0x6E6E_7365_7276_6501  # "nnserve" + 1: the migrations' advisory lock
 

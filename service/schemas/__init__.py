@@ -11,6 +11,7 @@ from .requests import (
     JobStatus,
     LinearData,
     Loss,
+    ModelPageQuery,
     Monitor,
     Name,
     NetworkSpec,
@@ -54,7 +55,7 @@ from .responses import (
 __all__ = [
     "DATA_SPECS", "Activation", "Alias", "AliasRequest", "CircleData", "Dataset", "Dtype",
     "Health", "History", "Job", "JobList", "JobListQuery", "JobResult", "JobStatus",
-    "JobSummary", "LinearData", "Loss", "Metrics", "Monitor",
+    "JobSummary", "LinearData", "Loss", "Metrics", "Monitor", "ModelPageQuery",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PredictRequest", "PredictResponse",
     "Prediction", "Problem", "Progress", "SpiralData", "Strict", "TrainingRequest",

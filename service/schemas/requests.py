@@ -247,6 +247,13 @@ class WaitQuery(Strict):
     view: JobView = "summary"
 
 
+class ModelPageQuery(Strict):
+    """A page of the dashboard's models fragment, by name."""
+
+    limit: int = Field(10, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=2**63 - 1)
+
+
 class JobListQuery(Strict):
     status: JobStatus | None = None
     model: Name | None = None

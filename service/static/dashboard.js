@@ -98,10 +98,17 @@ async function refreshJobs() {
 async function refreshModels() {
   const box = $("models");
   box.innerHTML = await (await api("GET", box.dataset.src)).text();
-  for (const img of box.querySelectorAll("img[data-src]")) {
-    const blob = await (await api("GET", img.dataset.src)).blob(); // reads need the token
-    img.src = URL.createObjectURL(blob);
-  }
+  // Figures load as they scroll into view: the browser does it for <img src loading=lazy>;
+  // those that need the token (data-src) are fetched here, once each comes near the view.
+  state.figures?.disconnect(); // the figures of the page shown before
+  state.figures = new IntersectionObserver(run(async (entries) => {
+    for (const entry of entries.filter((e) => e.isIntersecting)) {
+      state.figures.unobserve(entry.target);
+      const blob = await (await api("GET", entry.target.dataset.src)).blob();
+      entry.target.src = URL.createObjectURL(blob);
+    }
+  }), { rootMargin: "200px" });
+  for (const img of box.querySelectorAll("img[data-src]")) state.figures.observe(img);
   const chosen = state.model && box.querySelector(`[data-model="${CSS.escape(state.model)}"]`);
   const model = chosen || box.querySelector("[data-model]");
   await select(model);
@@ -219,6 +226,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("train-form").elements.kind.addEventListener("change", showDefaults);
   $("jobs").addEventListener("click", run(cancel));
   $("models").addEventListener("click", run(async (event) => {
+    const page = event.target.closest("[data-page]");
+    if (page) {
+      $("models").dataset.src = page.dataset.page; // the polls keep to this page
+      await refreshModels();
+    }
     if (event.target.closest("[data-classify]")) await select(event.target.closest("[data-model]"));
   }));
   $("canvas").addEventListener("click", run(classify));

@@ -25,6 +25,7 @@ from .npzfile import (
     sample_points,
     weights_sha256,
 )
+from .uploads import bounded_meta
 
 
 class ModelStore(ABC):
@@ -44,9 +45,11 @@ class ModelStore(ABC):
     its version when that is deleted.
     """
 
-    def save(self, name, model, *, dataset, metrics, history, x, y, sweep=None):
+    def save(self, name, model, *, dataset, metrics, history, x, y, sweep=None, fence=None):
         """Return the meta of a new version of name holding model, its points and metadata;
-        sweep, when given, is the sweep trial it came from ({id, trial, parameters})."""
+        sweep, when given, is the sweep trial it came from ({id, trial, parameters}); fence,
+        when given (a job's jobs.backend.Fence), must hold for the version to be added
+        (LeaseLost), checked in the version's own transaction where the store can."""
         check_name(name)
         x, y = check_dataset(x, y)
         arrays, meta = model.to_arrays()
@@ -63,7 +66,7 @@ class ModelStore(ABC):
         )
         if sweep is not None:
             meta["sweep"] = sweep
-        return self._add(name, arrays, _normalised(meta), kept_x, kept_y)
+        return self._add(name, arrays, _normalised(meta), kept_x, kept_y, fence)
 
     def import_npz(self, name, data, check=None):
         """Return the meta of a new version of name made from uploaded .npz bytes, validated
@@ -79,14 +82,14 @@ class ModelStore(ABC):
         if check is not None:
             check(model)
         arrays, _ = model.to_arrays()
-        kept = {key: meta[key] for key in META_TYPES}  # unknown keys are dropped
+        kept = bounded_meta({key: meta[key] for key in META_TYPES})  # unknown keys dropped
         meta = _normalised({**kept, "sha256": weights_sha256(arrays)})
         return self._add(name, arrays, meta, x, y)
 
     @abstractmethod
-    def _add(self, name, arrays, meta, x, y):
+    def _add(self, name, arrays, meta, x, y, fence=None):
         """Return meta stamped with name, version and created_at, as stored in the next free
-        version of name (atomic, never overwriting)."""
+        version of name (atomic, never overwriting), once fence (if any) holds."""
 
     @abstractmethod
     def load(self, name, version=None):

@@ -32,6 +32,14 @@ class ModelCache:
             self._models.move_to_end((name, seen[1]))
             return hit[1], hit[2]
 
+    def last(self, name, version):
+        """Return the (model, meta) version last resolved to, whatever state it was in, or
+        None: what a process still serves while its store cannot be asked."""
+        with self._lock:
+            seen = self._resolved.get((name, version))
+            hit = seen and self._models.get((name, seen[1]))
+            return (hit[1], hit[2]) if hit else None
+
     def resolve(self, name, version, state, found):
         """Remember that the folder in state resolved version (None: latest) to found."""
         with self._lock:

@@ -213,8 +213,11 @@ class FileStore(ModelStore):
             finally:
                 probe.unlink(missing_ok=True)
 
-    def _add(self, name, arrays, meta, x, y):
-        """Return meta as stored in the next free version of name; never overwrites a file."""
+    def _add(self, name, arrays, meta, x, y, fence=None):
+        """Return meta as stored in the next free version of name; never overwrites a file.
+        The fence is checked just before (files cannot take part in the jobs' transaction)."""
+        if fence is not None:
+            fence.hold()
         directory = self.root / name
         with os_errors(f"save model {name!r}"):
             for _ in range(MAX_ATTEMPTS):

@@ -50,11 +50,16 @@ def weights_sha256(arrays):
     return digest.hexdigest()
 
 
+def write_npz(f, arrays, meta, x, y):
+    """Write a version's .npz (its weights, meta and points) to the binary file f."""
+    np.savez(f, allow_pickle=False, meta=np.array(json.dumps(meta)), train_x=x, train_y=y,
+             **arrays)
+
+
 def write_file(path, arrays, meta, x, y):
     """Write a new .npz at path and fsync it."""
     with open(path, "xb") as f:
-        np.savez(f, allow_pickle=False, meta=np.array(json.dumps(meta)), train_x=x, train_y=y,
-                 **arrays)
+        write_npz(f, arrays, meta, x, y)
         f.flush()
         # File times tick once per jiffy; an exact stamp keeps (inode, mtime, size) distinct
         # when a deleted version's number and inode are reused within one tick.

@@ -28,6 +28,7 @@ def run_sweep(service, job, report, save=True):
     states = [{"status": "queued", "metrics": None, "version": None, "error": None}
               for _ in trials]
     groups = _groups(trials)
+    fence = service.job_fence(job) if save else None
     started = time.monotonic()
 
     def progress(epoch=0, epochs=0):
@@ -44,7 +45,7 @@ def run_sweep(service, job, report, save=True):
             return None
         for i, fit in zip(members, fits, strict=True):
             states[i] = _save(service if save else None, job["id"], req.model, trials[i],
-                              params[i], i, fit, fitted_at)
+                              params[i], i, fit, fitted_at, fence)
         if n < len(groups) - 1:
             report(progress(), {})  # saved: the time limit and shutdowns apply again
     best = best_trial(states, req.metric)
@@ -84,9 +85,9 @@ def _fit_group(trials, progress, report):
     return fits, (arch, configs, x, y, summary, (time.monotonic() - started) / len(trials))
 
 
-def _save(service, sweep_id, name, trial, parameters, index, fit, fitted_at):
+def _save(service, sweep_id, name, trial, parameters, index, fit, fitted_at, fence):
     """Return the state of a trained trial, saved as a version (service None: not saved)
-    unless it diverged."""
+    unless it diverged; fenced by the sweep job's lease."""
     arch, configs, x, y, summary, seconds = fitted_at
     if fit.params is None:
         return {"status": "failed", "metrics": None, "version": None,
@@ -98,6 +99,7 @@ def _save(service, sweep_id, name, trial, parameters, index, fit, fitted_at):
                 "error": None}
     meta = service.store.save(name, fitted.model, dataset=summary, metrics=fitted.metrics(),
                               history=fit.history, x=x, y=y,
-                              sweep={"id": sweep_id, "trial": index, "parameters": parameters})
+                              sweep={"id": sweep_id, "trial": index, "parameters": parameters},
+                              fence=fence)
     return {"status": "succeeded", "metrics": meta["metrics"], "version": meta["version"],
             "error": None}

@@ -39,6 +39,7 @@ return {status: row.dataset.status, epoch: bar.value, epochs: bar.max,
 """
 FIGURE_LOADED = """
 const img = document.querySelector(`[data-model="${CSS.escape(arguments[0])}"] img`);
+if (img !== null) img.scrollIntoView();  // figures load lazily, as they come into view
 return img !== null && img.complete && img.naturalWidth > 0;
 """
 VERDICT = re.compile(r"\((\d\.\d\d), (\d\.\d\d)\): label ([01]), ")
@@ -107,6 +108,7 @@ def job_row(driver, model, statuses):
 def click_plane(driver, x1, x2):
     """Click the canvas at (x1, x2) of the unit square; return (x1, x2, label) shown."""
     canvas = driver.find_element(By.ID, "canvas")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
     driver.execute_script("document.getElementById('verdict').textContent = ''")
     width, height = canvas.size["width"], canvas.size["height"]
     # W3C offsets count from the element's centre; x2 grows upwards

@@ -13,12 +13,17 @@ from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
 from service.store import FileStore
+from service.store.postgres import PgStore
 
 JOB_BACKENDS = {
     "sqlite": lambda request, tmp_path: SqliteJobs(tmp_path / "jobs.sqlite3"),
     "postgres": lambda request, tmp_path: PgJobs(request.getfixturevalue("pg_database")),
 }
-STORES = {"files": lambda tmp_path, **options: FileStore(tmp_path / "store", **options)}
+STORES = {
+    "files": lambda request, tmp_path, **options: FileStore(tmp_path / "store", **options),
+    "postgres": lambda request, tmp_path, **options: PgStore(
+        request.getfixturevalue("pg_database"), **options),
+}
 
 
 @pytest.fixture(params=sorted(JOB_BACKENDS))
@@ -31,7 +36,7 @@ def jobs(request, tmp_path):
 def make_store(request, tmp_path):
     """Return make(**options) -> a model store, once per implementation; each call of one
     test gets a store on the same data (another process's view of it)."""
-    return lambda **options: STORES[request.param](tmp_path, **options)
+    return lambda **options: STORES[request.param](request, tmp_path, **options)
 
 
 @pytest.fixture

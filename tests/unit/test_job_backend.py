@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from service.errors import JobFinished, JobNotFound, StoreUnavailable
+from service.errors import JobFinished, JobNotFound, LeaseLost, StoreUnavailable
 from service.jobs import FIELDS, SqliteJobs, worker_id
 from service.jobs.processes import host_id
 from service.timestamps import utc_iso
@@ -220,6 +220,22 @@ def test_a_cancel_first_makes_begin_save_refuse(jobs):
     jobs.cancel(job_id)
     assert jobs.begin_save(job_id, lease) is False
     assert jobs.get(job_id)["saving"] is False
+
+
+def test_a_fence_holds_only_for_the_saving_job_under_its_lease(jobs):
+    job_id = jobs.create("m", {}, 1)["id"]
+    lease = claim(jobs)["lease"]
+    fence, stale = jobs.fence(job_id, lease), jobs.fence(job_id, "not-the-lease")
+    assert jobs.holds(job_id, lease) is False  # not saving yet
+    with pytest.raises(LeaseLost, match=f"training job '{job_id}' no longer holds its lease"):
+        fence.hold()
+    assert jobs.begin_save(job_id, lease) is True
+    assert fence.hold() is None and jobs.holds(job_id, lease) is True
+    with pytest.raises(LeaseLost):
+        stale.hold()
+    assert jobs.finish(job_id, lease, "succeeded") is True
+    with pytest.raises(LeaseLost):
+        fence.hold()
 
 
 def race_cancel_and_save(path, job_id, lease, start, results):

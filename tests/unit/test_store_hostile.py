@@ -5,13 +5,15 @@ import functools
 import io
 import json
 import random
+import re
 import time
 import zipfile
 
 import numpy as np
 import pytest
 
-from service.errors import CorruptModel, InvalidModelFile
+from service.errors import CorruptModel, InvalidModelFile, ModelNotFound
+from service.nn.history import MAX_ROWS, thin_history
 from service.store import FileStore, weights_sha256
 
 from .storekit import save
@@ -206,6 +208,45 @@ def test_import_drops_unknown_meta_keys(store, valid_npz):
     data = forged(valid_npz, lambda _, meta: meta.update(extra="x" * 100))
     assert "extra" not in store.import_npz("up", data)
 
+
+
+def test_an_uploaded_history_is_thinned_as_a_trained_one(store, valid_npz):
+    """200,000 rows were kept whole: every read of the version then returned 3.3 MB."""
+    rows = 200_000
+    history = {"epoch": list(range(rows)), "loss": [1 / (1 + e) for e in range(rows)],
+               "accuracy": [0.5] * rows}
+    data = forged(valid_npz, lambda _, meta: meta.update(history=history))
+
+    meta = store.import_npz("up", data)
+
+    assert meta["history"] == thin_history(history)
+    assert len(meta["history"]["epoch"]) == MAX_ROWS + 1
+    assert meta["history"]["epoch"][0] == 0 and meta["history"]["epoch"][-1] == rows - 1
+    assert store.meta("up", meta["version"])["history"] == meta["history"]
+    assert len(json.dumps(store.meta("up"))) < 100_000
+
+
+@pytest.mark.parametrize(("change", "loc", "says"), [
+    (lambda meta: meta["metrics"].update({f"m{i}": 0.5 for i in range(2000)}), ["metrics"],
+     "meta field 'metrics' is 2"),
+    (lambda meta: meta["dataset"].update(points=[[0.5, 0.5]] * 5000), ["dataset"],
+     "meta field 'dataset' is"),
+    (lambda meta: meta["history"].update(loss="x" * 100), ["history", "loss"],
+     "meta history column 'loss' is not a list"),
+    (lambda meta: meta["history"].update({f"c{i}": [0.123456789] * 1000 for i in range(20)}),
+     ["history"], "meta field 'history' is"),
+])
+def test_uploaded_meta_fields_over_their_bounds_are_refused_naming_them(store, valid_npz, change,
+                                                                        loc, says):
+    data = forged(valid_npz, lambda _, meta: change(meta))
+
+    with pytest.raises(InvalidModelFile, match=re.escape(says)) as caught:
+        store.import_npz("up", data)
+
+    assert caught.value.status == 422
+    assert caught.value.extra["errors"][0]["loc"] == ["body", "meta", *loc]
+    with pytest.raises(ModelNotFound):
+        store.versions("up")
 
 
 def test_a_folder_named_like_a_version_is_a_corrupt_version(file_store, trained):

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from service.errors import InvalidInput, InvalidName, ModelNotFound
+from service.errors import InvalidInput, InvalidName, LeaseLost, ModelNotFound
 from service.nn import datasets
 from service.nn.model import Model
 from service.nn.network import Architecture
@@ -211,6 +211,20 @@ def test_a_change_through_another_store_is_seen_at_once(make_store, trained):
     assert store.load("xor")[1]["version"] == 2
     other.delete("xor", 2)
     assert store.load("xor")[1]["version"] == 1
+
+
+def test_a_save_is_fenced_by_its_jobs_lease(store, jobs, trained):
+    job_id = jobs.create("xor", {}, 1)["id"]
+    lease = jobs.claim("here:1:1", max_running=1)["lease"]
+    assert jobs.begin_save(job_id, lease)
+    assert save(store, "xor", trained, fence=jobs.fence(job_id, lease))["version"] == 1
+    with pytest.raises(LeaseLost):
+        save(store, "xor", trained, fence=jobs.fence(job_id, "a-lost-lease"))
+    jobs.finish(job_id, lease, "succeeded")
+    with pytest.raises(LeaseLost):
+        save(store, "xor", trained, fence=jobs.fence(job_id, lease))
+    assert [m["version"] for m in store.versions("xor")] == [1]
+    assert save(store, "xor", trained)["version"] == 2  # nothing was taken by the refusals
 
 
 # ----- export and import -----

@@ -1,0 +1,287 @@
+"""gunicorn's gthread worker, except that a request is read in full before a thread takes it.
+
+Stock gthread gives a connection a thread as soon as it is accepted, and that thread then
+waits for the client: a few clients that send their request slowly (or not at all) hold
+every thread, and /healthz stops answering. Here the worker's event loop reads each
+request without a thread, into a spool (in memory while the worker holds less than
+MEMORY_BUDGET bytes of unfinished requests, else a temporary file), and hands it to the
+thread pool only once it is complete (request_scan.py says when). gunicorn's parser then
+reads the spool, never the socket, so a thread never waits for a client. A request not
+complete within `read_timeout` seconds (of connecting, or on a kept-alive connection of
+its first byte) is answered 408 and its connection closed; a new connection that sent
+nothing in that time is closed without an answer. Closing a connection (lingering to read
+what the client still sends, so that it sees the answer) is done in the loop too, where
+gunicorn would block the loop for up to 2 s.
+
+TLS and HTTP/2 connections are served as stock gthread serves them.
+"""
+
+import errno
+import json
+import selectors
+import socket
+import tempfile
+import time
+from functools import partial
+
+from gunicorn import http
+from gunicorn.http.unreader import Unreader
+from gunicorn.http2 import negotiation
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from .errors import PROBLEM, problem_body
+from .request_scan import RequestScan
+
+MEMORY_BUDGET = 64 << 20  # bytes of unfinished requests a worker keeps in memory
+RECV_SIZE = 64 * 1024
+LINGER_S, LINGER_BYTES = 2.0, 64 * 1024  # gunicorn's util.close_graceful bounds
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def problem_response(status, reason, detail):
+    """Return a whole HTTP/1.1 problem+json response that closes the connection."""
+    body = json.dumps(problem_body(status, reason, detail)).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: {PROBLEM}\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class SpoolUnreader(Unreader):
+    """gunicorn's parser reads a request from the spool the loop filled; past it, the
+    end of the data (so a thread never blocks on the socket)."""
+
+    def __init__(self):
+        super().__init__()
+        self.spool = None
+
+    def load(self, spool):
+        spool.seek(0)
+        self.spool = spool
+
+    def chunk(self, size_hint=None):
+        if self.spool is None:
+            return b""
+        data = self.spool.read(max(size_hint or 0, RECV_SIZE))
+        if not data:
+            self.release()
+        return data
+
+    def keep_rest(self):
+        """Keep what the spool still holds (a pipelined request) in the parser's buffer."""
+        if self.spool is not None:
+            self.buf.seek(0, 2)
+            self.buf.write(self.spool.read())
+            self.release()
+
+    def release(self):
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+
+class Conn(TConn):
+    """A connection whose graceful close lingers in the worker's loop, not in a sleep."""
+
+    def __init__(self, cfg, sock, client, server, linger):
+        super().__init__(cfg, sock, client, server)
+        self.linger = linger
+        self.whole = True  # the request handed over was complete (else: close after it)
+        self.continued = False  # the loop sent "100 Continue" for this request
+
+    def close(self, graceful=False):
+        if graceful:
+            self.linger(self.sock)
+        else:
+            super().close()
+
+
+class Reading:
+    """A request being read by the loop: its bytes so far, its scan and its deadline."""
+
+    def __init__(self, conn, scan, deadline):
+        self.conn, self.scan, self.deadline = conn, scan, deadline
+        self.spool = tempfile.SpooledTemporaryFile(max_size=0)  # rolled over by the worker
+        self.received = 0
+        self.in_memory = True
+
+
+class BufferingWorker(ThreadWorker):
+    """gthread that reads whole requests in its loop (see the module docstring)."""
+
+    read_timeout = 30.0  # the configuration sets these (gunicorn_conf.py)
+    max_body = 32 * 1024 * 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reading = {}  # socket -> Reading, oldest first
+        self.lingering = {}  # socket -> when it is closed at the latest, oldest first
+        self.in_memory = 0  # bytes of the readings whose spool is still in memory
+
+    def accept(self, listener):
+        """Accept a connection as gthread does, as a Conn."""
+        try:
+            sock, client = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self.enqueue_req(Conn(self.cfg, sock, client, listener.getsockname(), self.linger))
+
+    def enqueue_req(self, conn):
+        """Read conn's next request in the loop; the thread pool gets it once complete."""
+        if not isinstance(conn, Conn) or self.cfg.is_ssl or conn.is_http2 \
+                or negotiation.prior_knowledge_allowed(self.cfg, conn.client):
+            return super().enqueue_req(conn)
+        scan = RequestScan(max_head(self.cfg), self.max_body)
+        reading = Reading(conn, scan, time.monotonic() + self.read_timeout)
+        conn.sock.setblocking(False)
+        if conn.parser is not None:  # bytes read ahead: the start of a pipelined request
+            self._take(reading, conn.parser.unreader.take_buffered())
+        if scan.done:
+            return self._hand_over(reading)
+        self.reading[conn.sock] = reading
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_bytes, reading))
+        self._on_bytes(reading, conn.sock)  # often there already: spare the loop a round
+
+    def _on_bytes(self, reading, sock):
+        try:
+            data = sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client left before its request was complete
+            return self._drop(reading)
+        self._take(reading, data)
+        if reading.scan.done:
+            self._unwatch(reading)
+            self._hand_over(reading)
+
+    def _take(self, reading, data):
+        if data:
+            reading.received += len(data)
+            reading.spool.write(data)
+            reading.scan.feed(data)
+            if reading.in_memory:
+                self.in_memory += len(data)
+                if self.in_memory > MEMORY_BUDGET:  # slow uploads: the rest goes to disk
+                    reading.spool.rollover()
+                    self._forget(reading)
+        if reading.scan.expects_continue and not reading.conn.continued:
+            reading.conn.continued = True
+            _send_quietly(reading.conn.sock, CONTINUE)
+
+    def _forget(self, reading):
+        """Stop counting reading's bytes against the worker's memory budget."""
+        if reading.in_memory:
+            self.in_memory -= reading.received
+            reading.in_memory = False
+
+    def _hand_over(self, reading):
+        self._forget(reading)  # a thread holds it now, as stock gthread's would
+        conn = reading.conn
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.parser.unreader = SpoolUnreader()
+        conn.parser.unreader.load(reading.spool)
+        conn.whole = reading.scan.whole
+        conn.data_ready = True  # gthread would otherwise wait for the socket to be readable
+        super().enqueue_req(conn)
+
+    def handle(self, conn):
+        """Serve the request (in a thread); keep the connection only after a whole one."""
+        keep = super().handle(conn)
+        if isinstance(getattr(conn.parser, "unreader", None), SpoolUnreader):
+            if keep and conn.whole:
+                conn.parser.unreader.keep_rest()
+            else:
+                conn.parser.unreader.release()
+                keep = False
+            conn.continued = False
+        return keep
+
+    def handle_request(self, req, conn):
+        if isinstance(conn.parser.unreader, SpoolUnreader):
+            # The loop answered Expect: 100-continue if the body was awaited; otherwise it
+            # is here already, or over the limit and refused without being sent.
+            req._expected_100_continue = False
+        return super().handle_request(req, conn)
+
+    def murder_pending(self):
+        """gthread's sweep of expired connections, and of requests past the read timeout."""
+        super().murder_pending()
+        now = time.monotonic()
+        for reading in [r for r in self.reading.values() if r.deadline <= now]:
+            self._drop(reading, timed_out=True)
+        for sock in [s for s, until in self.lingering.items() if until <= now]:
+            self._close_lingering(sock)
+
+    def _cap_keepalive(self, deadline):
+        """A stopping worker closes kept-alive connections soon, and idle new ones too."""
+        super()._cap_keepalive(deadline)
+        for reading in self.reading.values():
+            if not reading.received:
+                reading.deadline = min(reading.deadline, deadline)
+
+    def _drop(self, reading, timed_out=False):
+        self._unwatch(reading)
+        self._forget(reading)
+        reading.spool.close()
+        self.nr_conns -= 1
+        if timed_out and reading.received:
+            detail = (f"the request was not complete within {self.read_timeout:g} s "
+                      "(NNSERVE_READ_TIMEOUT_S)")
+            _send_quietly(reading.conn.sock, problem_response(408, "Request Timeout", detail))
+            self.linger(reading.conn.sock)
+        else:
+            reading.conn.close()
+
+    def _unwatch(self, reading):
+        if self.reading.pop(reading.conn.sock, None) is not None:
+            self.poller.unregister(reading.conn.sock)
+
+    def linger(self, sock):
+        """Close sock once the client has read the answer: half-close it, then discard
+        what the client still sends, for LINGER_S or LINGER_BYTES at most."""
+        try:
+            sock.setblocking(False)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        self.lingering[sock] = time.monotonic() + LINGER_S
+        self.poller.register(sock, selectors.EVENT_READ, partial(self._discard, [0]))
+
+    def _discard(self, drained, sock):
+        try:
+            data = sock.recv(LINGER_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        drained[0] += len(data)
+        if not data or drained[0] >= LINGER_BYTES:
+            self._close_lingering(sock)
+
+    def _close_lingering(self, sock):
+        del self.lingering[sock]
+        self.poller.unregister(sock)
+        sock.close()
+
+
+def max_head(cfg):
+    """Return the most bytes gunicorn reads for a request head (request line, fields)."""
+    line = cfg.limit_request_line if cfg.limit_request_line > 0 else 1 << 20
+    fields = cfg.limit_request_fields if 0 < cfg.limit_request_fields <= 32768 else 32768
+    size = cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else 8190
+    return line + 2 + fields * (size + 2) + 4
+
+
+def _send_quietly(sock, data):
+    """Send a short answer without blocking the loop (a socket's buffer holds it)."""
+    try:
+        sock.send(data)
+    except OSError:
+        pass

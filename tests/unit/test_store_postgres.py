@@ -1,0 +1,170 @@
+"""What PgStore adds over the store interface: damaged bytes in the database are refused,
+savers in several processes get distinct numbers, and each process's memory stays fresh
+through notifications, its backstop and a killed listening connection, while a warm load
+asks nothing of the database (the rule is in service/store/pgmemory.py)."""
+
+import multiprocessing
+import time
+
+import psycopg
+import pytest
+
+from service.errors import CorruptModel, LeaseLost, StoreUnavailable
+from service.jobs.postgres import PgJobs
+from service.pg import Database
+from service.pg.listener import APPLICATION_NAME
+from service.store.pgmemory import CHANNEL
+from service.store.postgres import PgStore
+
+from .storekit import save
+from .test_store_hostile import DAMAGES
+
+FORK = multiprocessing.get_context("fork")
+
+
+@pytest.fixture
+def store(pg_database):
+    store = PgStore(pg_database)
+    assert pg_database.listener().wait_listening(CHANNEL, 5)
+    return store
+
+
+def sql(db, query, args=()):
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        return conn.execute(query, args).rowcount
+
+
+def served_within(store, name, version, seconds):
+    """Return how long store.load(name) took to serve version, or fail after seconds."""
+    started = time.monotonic()
+    while store.load(name)[1]["version"] != version:
+        assert time.monotonic() - started < seconds, f"version {version} not served"
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def _save_in_child(url, name, trained, count):
+    db = Database(url, max_size=1)
+    store = PgStore(db)
+    for _ in range(count):
+        print(save(store, name, trained)["version"], flush=True)
+    db.close()
+
+
+def saved_elsewhere(db, name, trained, count=1, processes=1):
+    """Save count versions of name from each of processes other processes, at once."""
+    children = [FORK.Process(target=_save_in_child, args=(db.url, name, trained, count))
+                for _ in range(processes)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+
+
+@pytest.mark.parametrize("case", ["nan weights", "pickled object array", "wrong checksum",
+                                  "zip bomb"])
+def test_damaged_bytes_in_the_database_are_refused_and_others_keep_working(
+        store, pg_database, trained, valid_npz, tmp_path, case):
+    data, trap = DAMAGES[case][0](valid_npz, tmp_path / "trap"), tmp_path / "trap"
+    save(store, "good", trained)
+    save(store, "bad", trained)
+    save(store, "bad", trained)
+    sql(pg_database, "UPDATE model_versions SET bytes = %s WHERE name = 'bad' AND version = 2",
+        (data,))
+    for version in (2, None):
+        with pytest.raises(CorruptModel, match="model 'bad' version 2 is corrupt") as caught:
+            store.load("bad", version)
+        assert DAMAGES[case][1] in caught.value.detail.lower()
+    for call in (store.points, store.export):
+        with pytest.raises(CorruptModel):
+            call("bad", 2)
+    listing = {row["name"]: row for row in PgStore(pg_database).list_models()}
+    assert DAMAGES[case][1] in listing["bad"]["corrupt"].lower() and "metrics" in listing["good"]
+    first, second = store.versions("bad")
+    assert "corrupt" not in first and second["version"] == 2 and "corrupt" in second
+    store.load("bad", 1)
+    assert not trap.exists()
+
+
+def test_savers_in_several_processes_get_distinct_versions(store, pg_database, trained):
+    saved_elsewhere(pg_database, "race", trained, count=3, processes=3)
+    assert [m["version"] for m in store.versions("race")] == list(range(1, 10))
+
+
+def test_a_save_in_another_process_is_served_soon_and_a_warm_load_asks_nothing(
+        store, pg_database, trained, monkeypatch):
+    save(store, "xor", trained)
+    store.load("xor")
+    saved_elsewhere(pg_database, "xor", trained)
+    assert served_within(store, "xor", 2, 1.0) < 1.0
+    model = store.load("xor")[0]
+    assert store.load("xor", 2)[0] is model  # version 2 asked for by number: resolved once
+
+    def no_database():
+        raise AssertionError("a warm load asked the database")
+
+    monkeypatch.setattr(pg_database, "connection", no_database)
+    for _ in range(100):
+        assert store.load("xor")[0] is model and store.load("xor", 2)[0] is model
+
+
+def test_a_change_whose_notification_was_lost_is_seen_by_the_backstop(store, pg_database,
+                                                                      trained):
+    save(store, "xor", trained)
+    save(store, "xor", trained)
+    assert store.load("xor")[1]["version"] == 2
+    # what a missed notification leaves: a change and a moved generation, no NOTIFY
+    sql(pg_database, "DELETE FROM model_versions WHERE version = 2")
+    sql(pg_database, "UPDATE store_generation SET value = value + 1")
+    started = time.monotonic()
+    while store.load("xor")[1]["version"] != 1:
+        assert time.monotonic() - started < 2.0  # a tick of the listener, and a load
+        time.sleep(0.01)
+
+
+def test_with_its_listening_connection_killed_a_process_stays_fresh(store, pg_database,
+                                                                    trained):
+    save(store, "xor", trained)
+    store.load("xor")
+    killed = sql(pg_database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                 " application_name = %s AND datname = current_database()", (APPLICATION_NAME,))
+    assert killed >= 1
+    saved_elsewhere(pg_database, "xor", trained)  # while this process listens or not
+    assert served_within(store, "xor", 2, 1.0) < 1.0
+    assert pg_database.listener().wait_listening(CHANNEL, 2)
+
+
+def test_loaded_models_are_served_while_the_database_is_unreachable(store, pg_database,
+                                                                    trained, monkeypatch):
+    save(store, "xor", trained)
+    save(store, "other", trained)
+    model = store.load("xor")[0]
+
+    def unreachable():
+        raise StoreUnavailable("NNSERVE_DATABASE_URL: cannot use the database: gone")
+
+    monkeypatch.setattr(pg_database, "connection", unreachable)
+    store.memory.freshness.recheck()  # as a lost listening connection leaves it: ask first
+    assert store.load("xor")[0] is model
+    with pytest.raises(StoreUnavailable):
+        store.load("other")
+
+
+def test_a_worker_paused_past_its_lease_saves_nothing_and_a_fenced_save_renews_it(
+        store, pg_database, trained):
+    jobs, elsewhere = PgJobs(pg_database, lease_s=0.3), "elsewhere:1:1"
+    job_id = jobs.create("xor", {}, 1)["id"]
+    first = jobs.claim(elsewhere, max_running=1)
+    assert jobs.begin_save(job_id, first["lease"])
+    time.sleep(0.4)  # paused past its lease: claimed again, as attempt 2
+    second = jobs.claim(elsewhere, max_running=1)
+    assert (second["id"], second["attempt"]) == (job_id, 2)
+    with pytest.raises(LeaseLost):
+        save(store, "xor", trained, fence=jobs.fence(job_id, first["lease"]))
+    assert jobs.begin_save(job_id, second["lease"])
+    time.sleep(0.4)  # expired, not yet reaped: the save's transaction renews the lease
+    assert save(store, "xor", trained, fence=jobs.fence(job_id, second["lease"]))["version"] == 1
+    assert jobs.claim(elsewhere, max_running=1) is None  # not reaped: it has time to finish
+    assert jobs.finish(job_id, second["lease"], "succeeded")
+    assert [m["version"] for m in store.versions("xor")] == [1]
