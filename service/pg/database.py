@@ -6,6 +6,7 @@ advisory lock (several hosts start at once)."""
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -22,7 +23,14 @@ CONNECT_TIMEOUT_S = 5
 # database (initdb's default without a locale) unless the client asks for UTF8.
 CONNECT_OPTIONS = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
                    "client_encoding": "UTF8"}
-PING_TIMEOUT_S = 1.0  # a readiness probe answers within its (Kubernetes' default: 1 s)
+# psycopg_pool retries a failed connection with a doubling delay for reconnect_timeout (5
+# minutes by default: after a long outage the next try could be minutes away); given up
+# this soon, the next request that finds the pool empty tries again at once.
+RECONNECT_S = 2.0
+# /readyz pings the store and the jobs, each waiting at most this long for a connection, so
+# it answers within a readiness probe's timeout (Kubernetes' default: 1 s)
+PING_TIMEOUT_S = 0.5
+DOWN_FOR_S = 1.0  # after a failure, is_down() says so this long (then one caller tries again)
 
 
 class Database:
@@ -31,6 +39,7 @@ class Database:
     def __init__(self, url, *, max_size=8):
         self.url, self.max_size = url, max_size
         self._pool, self._pid, self._lock = None, None, threading.Lock()
+        self._failed_at = None  # time.monotonic() of the last failure, None once one succeeds
 
     def migrate(self):
         """Bring the schema to its latest version; raise StoreUnavailable (naming the setting,
@@ -44,7 +53,8 @@ class Database:
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.max_size, open=False,
                     kwargs=CONNECT_OPTIONS,
-                    check=ConnectionPool.check_connection, name="nnserve")
+                    check=ConnectionPool.check_connection, reconnect_timeout=RECONNECT_S,
+                    name="nnserve")
                 self._pool.open(wait=False)
                 self._pid = os.getpid()
             return self._pool
@@ -56,17 +66,26 @@ class Database:
         try:
             with self.pool().connection(timeout=timeout) as conn:
                 yield conn
+            self._failed_at = None
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.AdminShutdown,
                 TimeoutError) as exc:
-            line = connect_line(self.url, exc)
-            log.error("%s", line)
-            raise StoreUnavailable(line) from exc
+            raise self._unavailable(exc) from exc
         except Exception as exc:
             if type(exc).__name__ == "PoolTimeout":
-                line = connect_line(self.url, exc)
-                log.error("%s", line)
-                raise StoreUnavailable(line) from exc
+                raise self._unavailable(exc) from exc
             raise
+
+    def _unavailable(self, exc):
+        self._failed_at = time.monotonic()
+        line = connect_line(self.url, exc)
+        log.error("%s", line)
+        return StoreUnavailable(line)
+
+    def is_down(self):
+        """Return whether a use of the database failed in the last DOWN_FOR_S with none
+        succeeding since: a caller with something to fall back on need not wait for it."""
+        failed_at = self._failed_at
+        return failed_at is not None and time.monotonic() - failed_at < DOWN_FOR_S
 
     def check(self):
         """Connect once, directly (not through the pool); raise StoreUnavailable with one line

@@ -19,6 +19,7 @@ from psycopg.types.json import Json
 
 from ..errors import AliasNotFound, CorruptModel, ModelNotFound, StoreFull, StoreUnavailable
 from ..names import check_alias, check_name, check_version
+from ..pg.database import CONNECT_TIMEOUT_S, PING_TIMEOUT_S
 from ..timestamps import utc_iso
 from .base import ModelStore
 from .disk import FIGURE_RE
@@ -137,8 +138,11 @@ class PgStore(ModelStore):
         hit = state is not None and self.cache.hit(name, version, state)
         if hit:
             return hit
-        try:
-            with self.db.connection() as conn:  # one checkout: each costs a round trip
+        last = self.cache.last(name, version) if state is None else None
+        if last is not None and self.db.is_down():
+            return last  # the database just failed: serve what is loaded without waiting
+        try:  # one checkout, each costs a round trip; not long for a version held already
+            with self.db.connection(PING_TIMEOUT_S if last else CONNECT_TIMEOUT_S) as conn:
                 found, row_id = self._locate(conn, name, version)
                 model, meta = self._model(conn, name, found, row_id)
         except StoreUnavailable:
@@ -244,8 +248,9 @@ class PgStore(ModelStore):
         return None if row is None else bytes(row[0])
 
     def ping(self):
-        """Return None if versions can be written and read now; else raise StoreUnavailable."""
-        with self.db.connection() as conn:
+        """Return None if versions can be written and read now; else raise StoreUnavailable
+        (within PING_TIMEOUT_S: a readiness probe's timeout is short)."""
+        with self.db.connection(PING_TIMEOUT_S) as conn:
             writable = conn.execute("SELECT NOT pg_is_in_recovery() AND"
                                     " current_setting('transaction_read_only') = 'off'"
                                     " FROM store_generation").fetchone()

@@ -281,6 +281,9 @@ def test_compose_runs_two_replicas_on_one_database_behind_one_port(compose):
     assert r.status_code in (201, 202), r.text
     job = r.json()
     assert job["status"] == "succeeded", job
-    for name in ("nnserve-a", "nnserve-b"):  # the job is on record on both replicas
+    trained_by = r.headers["X-Served-By"]
+    for name in ("nnserve-a", "nnserve-b"):  # the job and its model are on both replicas
         seen = requests.get(f"{replica(name)}/v1/trainings/{job['id']}", timeout=10).json()
         assert (seen["status"], seen["result"]) == ("succeeded", job["result"])
+        version, labels = predict(replica(name))
+        assert (version, labels) == (job["result"]["version"], XOR_LABELS), (name, trained_by)

@@ -1,8 +1,9 @@
 """Several hosts on one PostgreSQL (tests/e2e/hosts.py): a job submitted to one runs on
-another; a host killed with kill -9 mid-training has its job run again elsewhere (attempt 2)
-within its lease + 5 s, and a job lost twice fails "worker lost"; a host paused past its
-lease and resumed has its late reports refused; the job gauges and the dashboard are the
-same from every host; a database that cannot be reached stops start-up with one line."""
+another, and the first serves its model; a host killed with kill -9 mid-training has its
+job run again elsewhere (attempt 2) within its lease + 5 s, and a job lost twice fails
+"worker lost"; a host paused past its lease and resumed has its late reports and save
+refused; the job gauges and the dashboard are the same from every host; a database that
+cannot be reached stops start-up with one line."""
 
 import itertools
 import os
@@ -90,12 +91,15 @@ def test_jobs_run_on_any_host_and_a_lost_hosts_job_runs_again_once(make_hosts):
     quick = ended(front, submit(front, "quick", QUICK))
     assert (quick["status"], quick["attempt"]) == ("succeeded", 1), quick
     host_running(url, quick["id"], runners)
+    r = requests.post(f"{front.url}/v1/models/quick/predict", json={"points": [[0.1, 0.9]]},
+                      timeout=10)  # trained elsewhere, served here
+    assert r.status_code == 200 and r.json()["version"] == quick["result"]["version"], r.text
     assert len({tuple(sorted(gauges(h).items())) for h in (front, *runners)}) == 1
     assert gauges(front)["succeeded"] == "1.0"
     assert quick["id"] in requests.get(f"{front.url}/dashboard/jobs", timeout=10).text
 
     # paused past its lease: the job runs again elsewhere; resumed, the paused host's
-    # reports and end are refused and it saves nothing
+    # reports, end and save are refused: one version exists
     paused_id = submit(front, "paused", MEDIUM)
     running_on(front, paused_id)
     paused = host_running(url, paused_id, runners)

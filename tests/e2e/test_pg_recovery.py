@@ -54,10 +54,12 @@ def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
     r = requests.get(f"{srv.url}/readyz", timeout=10)
     assert r.status_code == 503 and r.headers["Content-Type"] == "application/problem+json"
     assert "NNSERVE_DATABASE_URL" in r.json()["detail"] and "jobs" in r.json()["checks"]
-    assert time.monotonic() - asked < 2.5  # a readiness probe's timeout is short
+    assert time.monotonic() - asked < 1.5  # a readiness probe's timeout is short
+    asked = time.monotonic()
     for _ in range(8):
         r = requests.post(f"{srv.url}/v1/models/xor/predict", json=POINTS, timeout=10)
         assert r.status_code == 200 and r.json()["version"] == before["result"]["version"]
+    assert time.monotonic() - asked < 4  # without waiting for the database each time
 
     cluster.start()  # the same port: nnserve finds it again by itself
     assert ready(srv.url, 15).status_code == 200
