@@ -10,6 +10,7 @@ from pathlib import Path
 from . import (
     convergence,
     generalisation,
+    hosts,
     jobs,
     machine,
     oip,
@@ -30,8 +31,9 @@ SECTIONS = {
     "scaling": scaling.run,
     "store": store.run,
     "serving": serving.run,
-    "inference": oip.run,
+    "hosts": hosts.run,
     "jobs": jobs.run,
+    "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -13,7 +13,7 @@ nothing in that time is closed without an answer. Closing a connection (lingerin
 what the client still sends, so that it sees the answer) is done in the loop too, where
 gunicorn would block the loop for up to 2 s.
 
-TLS and HTTP/2 connections are served as stock gthread serves them.
+TLS, HTTP/2 and PROXY-protocol connections are served as stock gthread serves them.
 """
 
 import errno
@@ -22,6 +22,7 @@ import selectors
 import socket
 import tempfile
 import time
+from collections import deque
 from functools import partial
 
 from gunicorn import http
@@ -31,6 +32,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .errors import PROBLEM, problem_body
 from .request_scan import RequestScan
+from .settings import Settings
 
 MEMORY_BUDGET = 64 << 20  # bytes of unfinished requests a worker keeps in memory
 RECV_SIZE = 64 * 1024
@@ -47,6 +49,39 @@ def problem_response(status, reason, detail):
     return head.encode("latin-1") + body
 
 
+class Spool:
+    """A request's bytes as received: in memory, or once rolled over in a temporary file."""
+
+    def __init__(self):
+        self.chunks, self.file = deque(), None
+
+    def write(self, data):
+        if self.file is None:
+            self.chunks.append(data)
+        else:
+            self.file.write(data)
+
+    def rollover(self):
+        self.file = tempfile.TemporaryFile()
+        self.file.writelines(self.chunks)
+        self.chunks.clear()
+
+    def rewind(self):
+        if self.file is not None:
+            self.file.seek(0)
+
+    def read(self, size):
+        """Return the next bytes (at most size from the file; a whole chunk from memory)."""
+        if self.file is not None:
+            return self.file.read(size)
+        return self.chunks.popleft() if self.chunks else b""
+
+    def close(self):
+        self.chunks.clear()
+        if self.file is not None:
+            self.file.close()
+
+
 class SpoolUnreader(Unreader):
     """gunicorn's parser reads a request from the spool the loop filled; past it, the
     end of the data (so a thread never blocks on the socket)."""
@@ -56,7 +91,7 @@ class SpoolUnreader(Unreader):
         self.spool = None
 
     def load(self, spool):
-        spool.seek(0)
+        spool.rewind()
         self.spool = spool
 
     def chunk(self, size_hint=None):
@@ -71,7 +106,8 @@ class SpoolUnreader(Unreader):
         """Keep what the spool still holds (a pipelined request) in the parser's buffer."""
         if self.spool is not None:
             self.buf.seek(0, 2)
-            self.buf.write(self.spool.read())
+            while data := self.spool.read(RECV_SIZE):
+                self.buf.write(data)
             self.release()
 
     def release(self):
@@ -86,6 +122,7 @@ class Conn(TConn):
     def __init__(self, cfg, sock, client, server, linger):
         super().__init__(cfg, sock, client, server)
         self.linger = linger
+        self.spooled = False  # its requests are read by the loop (not TLS, not HTTP/2)
         self.whole = True  # the request handed over was complete (else: close after it)
         self.continued = False  # the loop sent "100 Continue" for this request
 
@@ -101,7 +138,7 @@ class Reading:
 
     def __init__(self, conn, scan, deadline):
         self.conn, self.scan, self.deadline = conn, scan, deadline
-        self.spool = tempfile.SpooledTemporaryFile(max_size=0)  # rolled over by the worker
+        self.spool = Spool()
         self.received = 0
         self.in_memory = True
 
@@ -109,14 +146,17 @@ class Reading:
 class BufferingWorker(ThreadWorker):
     """gthread that reads whole requests in its loop (see the module docstring)."""
 
-    read_timeout = 30.0  # the configuration sets these (gunicorn_conf.py)
-    max_body = 32 * 1024 * 1024
+    # The configuration (gunicorn_conf.py) sets these from the settings; their defaults:
+    read_timeout = Settings.model_fields["read_timeout_s"].default
+    max_body = Settings.model_fields["max_body_bytes"].default
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.reading = {}  # socket -> Reading, oldest first
         self.lingering = {}  # socket -> when it is closed at the latest, oldest first
         self.in_memory = 0  # bytes of the readings whose spool is still in memory
+        stock = self.cfg.is_ssl or self.cfg.proxy_protocol != "off"  # served as gthread does
+        self.max_head = None if stock else max_head(self.cfg)
 
     def accept(self, listener):
         """Accept a connection as gthread does, as a Conn."""
@@ -127,37 +167,46 @@ class BufferingWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        self.enqueue_req(Conn(self.cfg, sock, client, listener.getsockname(), self.linger))
+        conn = Conn(self.cfg, sock, client, listener.getsockname(), self.linger)
+        conn.spooled = self.max_head is not None \
+            and not negotiation.prior_knowledge_allowed(self.cfg, client)
+        self.enqueue_req(conn)
 
     def enqueue_req(self, conn):
         """Read conn's next request in the loop; the thread pool gets it once complete."""
-        if not isinstance(conn, Conn) or self.cfg.is_ssl or conn.is_http2 \
-                or negotiation.prior_knowledge_allowed(self.cfg, conn.client):
+        if not conn.spooled or conn.is_http2:
             return super().enqueue_req(conn)
-        scan = RequestScan(max_head(self.cfg), self.max_body)
+        scan = RequestScan(self.max_head, self.max_body)
         reading = Reading(conn, scan, time.monotonic() + self.read_timeout)
         conn.sock.setblocking(False)
         if conn.parser is not None:  # bytes read ahead: the start of a pipelined request
             self._take(reading, conn.parser.unreader.take_buffered())
+        # The request is often there already: read it before asking the poller.
+        if not scan.done and not self._receive(reading):
+            return self._drop(reading)
         if scan.done:
             return self._hand_over(reading)
         self.reading[conn.sock] = reading
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_bytes, reading))
-        self._on_bytes(reading, conn.sock)  # often there already: spare the loop a round
 
     def _on_bytes(self, reading, sock):
-        try:
-            data = sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:  # the client left before its request was complete
-            return self._drop(reading)
-        self._take(reading, data)
-        if reading.scan.done:
+        if not self._receive(reading):  # the client left before its request was complete
+            self._unwatch(reading)
+            self._drop(reading)
+        elif reading.scan.done:
             self._unwatch(reading)
             self._hand_over(reading)
+
+    def _receive(self, reading):
+        """Take what the client has sent (nothing, if it has not); return False if it left."""
+        try:
+            data = reading.conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        self._take(reading, data)
+        return bool(data)
 
     def _take(self, reading, data):
         if data:
@@ -214,6 +263,7 @@ class BufferingWorker(ThreadWorker):
         super().murder_pending()
         now = time.monotonic()
         for reading in [r for r in self.reading.values() if r.deadline <= now]:
+            self._unwatch(reading)
             self._drop(reading, timed_out=True)
         for sock in [s for s, until in self.lingering.items() if until <= now]:
             self._close_lingering(sock)
@@ -226,7 +276,6 @@ class BufferingWorker(ThreadWorker):
                 reading.deadline = min(reading.deadline, deadline)
 
     def _drop(self, reading, timed_out=False):
-        self._unwatch(reading)
         self._forget(reading)
         reading.spool.close()
         self.nr_conns -= 1
@@ -239,8 +288,8 @@ class BufferingWorker(ThreadWorker):
             reading.conn.close()
 
     def _unwatch(self, reading):
-        if self.reading.pop(reading.conn.sock, None) is not None:
-            self.poller.unregister(reading.conn.sock)
+        del self.reading[reading.conn.sock]
+        self.poller.unregister(reading.conn.sock)
 
     def linger(self, sock):
         """Close sock once the client has read the answer: half-close it, then discard

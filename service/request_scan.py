@@ -11,6 +11,9 @@ import re
 
 HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 BARE_LF = re.compile(rb"(?<!\r)\n")
+# The fields that frame a body (each line of a head but the first starts after a CRLF)
+FIELDS = re.compile(rb"\r\n(content-length|transfer-encoding|expect):([^\r\n]*)",
+                    re.IGNORECASE)
 MAX_CHUNK_LINE = 8190  # gunicorn's bounds on a chunk-size line and on the trailers
 MAX_TRAILERS = 8190 * 32
 
@@ -46,29 +49,28 @@ class RequestScan:
         return self.done
 
     def _feed_head(self, data):
+        if not self.head and (end := data.find(b"\r\n\r\n")) >= 0:  # in one read: no copy
+            return self._framed(data[:end], data[end + 4:])
         searched = max(0, len(self.head) - 3)  # a terminator may straddle the last read
         self.head += data
         end = self.head.find(b"\r\n\r\n", searched)
-        if end < 0:
-            if len(self.head) > self.max_head or BARE_LF.search(self.head, searched):
-                self._hand_over(whole=False)  # gunicorn refuses it: 431, or 400 (bare LF)
-            return
-        rest = bytes(self.head[end + 4:])
+        if end >= 0:
+            self._framed(bytes(self.head[:end]), bytes(self.head[end + 4:]))
+        elif len(self.head) > self.max_head or BARE_LF.search(self.head, searched):
+            self._hand_over(whole=False)  # gunicorn refuses it: 431, or 400 (bare LF)
+
+    def _framed(self, head, rest):
         self.framed = True
-        self._frame(bytes(self.head[:end]))
         self.head.clear()
+        self._frame(head)
         if rest:
             self.feed(rest)
 
     def _frame(self, head):
         """Read how the body is framed from head: a length, chunks, or no body."""
-        lines = head.split(b"\r\n")
-        if not lines[0]:  # RFC 9112 2.2: one empty line may come before the request line
-            del lines[0]
         fields = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            fields.setdefault(name.strip().lower(), []).append(value.strip().lower())
+        for name, value in FIELDS.findall(head):
+            fields.setdefault(name.lower(), []).append(value.strip().lower())
         length, coding = fields.get(b"content-length"), fields.get(b"transfer-encoding")
         if coding is not None:
             if length is not None or coding != [b"chunked"]:
@@ -84,8 +86,10 @@ class RequestScan:
                 return self._hand_over(whole=True)
         else:
             return self._hand_over(whole=True)  # a request without a body
-        http11 = lines[0].rstrip().endswith(b"HTTP/1.1")
-        self.expects_continue = http11 and fields.get(b"expect") == [b"100-continue"]
+        # RFC 9112 2.2: one empty line may come before the request line
+        request_line = head.lstrip(b"\r\n").partition(b"\r\n")[0]
+        self.expects_continue = (request_line.rstrip().endswith(b"HTTP/1.1")
+                                 and fields.get(b"expect") == [b"100-continue"])
 
     def _feed_length(self, n):
         self.remaining -= n

@@ -60,9 +60,12 @@ class Cluster:
         self._pg_ctl("-m", "immediate", "stop")
         self.pid = None
 
-    def restart_immediately(self):
-        """Crash the server and start it again at once (pg_ctl restart -m immediate)."""
-        self._pg_ctl("-m", "immediate", "restart")
+    def restart(self, mode="immediate"):
+        """Restart the server (immediate: as after a crash, recovering from its WAL); it
+        keeps its port and options."""
+        subprocess.run([*self._as, pg_bin("pg_ctl"), "-D", str(self.data), "-l",
+                        str(self.folder / "log"), "-w", "-m", mode, "restart"], check=True,
+                       capture_output=True, timeout=60)
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def _pg_ctl(self, *args):

@@ -67,7 +67,7 @@ def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
                         timeout=10).json()["status"] == "succeeded"
     assert train(srv.url, "after")["status"] == "succeeded"
 
-    cluster.restart_immediately()  # a crash and a start, with nothing in between
+    cluster.restart()  # a crash and a start, with nothing in between
     assert ready(srv.url, 15).status_code == 200
     for job_id in (before["id"],):
         assert requests.get(f"{srv.url}/v1/trainings/{job_id}",

@@ -80,19 +80,21 @@ def trickle(socks, answers, stop):
 
 
 def probe(srv):
-    """Return the seconds /healthz and a 1-point prediction took (each must answer)."""
-    started = time.monotonic()
-    assert requests.get(f"{srv.url}/healthz", timeout=1).status_code == 200
-    r = requests.post(srv.url + PREDICT, data=BODY, timeout=1,
+    """Return the seconds /healthz and a 1-point prediction took, the longer (each must
+    answer within a second)."""
+    r = requests.get(f"{srv.url}/healthz", timeout=1)
+    assert r.status_code == 200
+    p = requests.post(srv.url + PREDICT, data=BODY, timeout=1,
                       headers={"Content-Type": "application/json"})
-    assert r.status_code == 200 and r.json()["predictions"][0]["label"] == 1, r.text
-    return time.monotonic() - started
+    assert p.status_code == 200 and p.json()["predictions"][0]["label"] == 1, p.text
+    return max(r.elapsed.total_seconds(), p.elapsed.total_seconds())
 
 
 def test_tricklers_and_idle_sockets_hold_no_thread_and_are_cut_after_the_read_timeout(srv):
-    socks = []
+    socks, connected = [], {}
     for i in range(TRICKLERS):
         s = connect(srv)
+        connected[s] = time.monotonic()  # its deadline runs from the accept, later
         if i < KEPT_ALIVE:  # a kept-alive connection's next request gets a deadline too
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert one_response(s).startswith(b"HTTP/1.1 200 ")
@@ -115,13 +117,13 @@ def test_tricklers_and_idle_sockets_hold_no_thread_and_are_cut_after_the_read_ti
             s.close()
     assert max(took) < 1, took
     assert len(answers) == TRICKLERS, f"{TRICKLERS - len(answers)} slow requests not cut"
-    for at, answer in answers.values():
+    for s, (at, answer) in answers.items():
         status, _, rest = answer.partition(b"\r\n")
         assert status.startswith(b"HTTP/1.1 408 "), answer[:300]
         assert b"application/problem+json" in rest and b"connection: close" in rest.lower()
         detail = json.loads(rest.partition(b"\r\n\r\n")[2])["detail"]
         assert "NNSERVE_READ_TIMEOUT_S" in detail, detail
-        assert READ_TIMEOUT <= at - started < READ_TIMEOUT + 2.5
+        assert READ_TIMEOUT <= at - connected[s] < READ_TIMEOUT + 3
     assert closed == [b""] * IDLE
 
 

@@ -69,6 +69,15 @@ def test_serving_section_runs_against_real_gunicorn():
 
 
 @pytest.mark.e2e
+def test_hosts_section_runs_two_hosts_on_a_private_postgresql():
+    rows = run(SMOKE, ("hosts",), None, echo=lambda *_: None)
+    fresh = [row for row in rows if row.name.startswith("version uploaded to B")]
+    assert len(fresh) == 2 and all(row.ok for row in fresh), fresh  # served within 1 s
+    assert all(row.value is not None and 0 < row.value < float("inf") for row in rows)
+    assert {row.target for row in rows if row.ok is not None} >= {">= 0.95x", "<= 5 ms"}
+
+
+@pytest.mark.e2e
 def test_oip_section_runs_against_nnserve_and_mlserver():
     """Beside MLServer when its venv is built (make bench), else the one row says skipped."""
     rows = run(SMOKE, ("inference",), None, echo=lambda *_: None)
