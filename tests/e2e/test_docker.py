@@ -89,16 +89,19 @@ def docker():
 
 @pytest.fixture(scope="module")
 def image(docker):
-    """Build the image from the work tree and return its tag."""
+    """Build the image from the work tree and return its tag: one of this run's own, so a
+    run from another tree on the same engine cannot swap the image under the tests."""
+    tag = f"{IMAGE}-{uuid.uuid4().hex[:8]}"
     index, cert = pip_index_and_cert()
     args = [docker, "build", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--label", LABEL]
     if index:
         args += ["--build-arg", f"PIP_INDEX_URL={index}"]
     if cert:
         args += ["--secret", f"id=pip_ca,src={cert}"]
-    run(*args, "-t", IMAGE, str(ROOT), timeout=900, env={**os.environ, "DOCKER_BUILDKIT": "1"})
-    yield IMAGE
-    # Earlier builds of the tag, now untagged; the build cache stays for the next run.
+    run(*args, "-t", tag, str(ROOT), timeout=900, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    yield tag
+    # The tag, and earlier builds left untagged; the build cache stays for the next run.
+    run(docker, "image", "rm", tag, check=False)
     run(docker, "image", "prune", "--force", "--filter", f"label={LABEL}", check=False)
 
 
