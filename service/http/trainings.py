@@ -93,7 +93,7 @@ def plot(job_id):
 
 @bp.get("/<job_id>/boundary.png")
 @operation("Draw a training job's decision boundary now", query=BoundaryQuery, response=None,
-           content="image/png", errors=(404, 409, 422))
+           content="image/png", errors=(404, 409, 422, 503))
 def boundary(job_id):
     """P(class 1) over the plane, its 0.5 contour and the job's points, from the weights of
     its latest progress report (also once it has ended); 409 with Retry-After while it has
