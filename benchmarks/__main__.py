@@ -10,11 +10,13 @@ from pathlib import Path
 from . import (
     convergence,
     generalisation,
+    hosts,
     machine,
     oip,
     report,
     scaling,
     serving,
+    snapshots,
     store,
     sweeps,
     training,
@@ -28,7 +30,9 @@ SECTIONS = {
     "generalisation": generalisation.run,
     "scaling": scaling.run,
     "store": store.run,
+    "snapshots": snapshots.run,
     "serving": serving.run,
+    "hosts": hosts.run,
     "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")

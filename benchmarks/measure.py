@@ -35,6 +35,7 @@ class Plan:
     http_repeats: int = 9  # load runs per endpoint, side by side (the ratio is paired)
     http_samples: int = 200  # sequential requests per size for the point-count comparison
     big_points: int = 100_000
+    host_trials: int = 40  # versions saved on one host and awaited on another
     peers: str = "required"  # "required", or "auto": skipped when not installed
     load_generator: str = "auto"  # "auto": wrk when installed, else the Python client
 
@@ -42,10 +43,11 @@ class Plan:
 FULL = Plan("full")
 QUICK = Plan("quick", repeats=3, epochs=2000, seeds=20, generalisation_seeds=10,
              sizes=(10**3, 10**4, 10**5, 10**6), size_work=10**6, batch1_epochs=5,
-             store_calls=500, http_seconds=2.0, http_repeats=5, http_samples=60)
+             store_calls=500, http_seconds=2.0, http_repeats=5, http_samples=60, host_trials=15)
 SMOKE = Plan("smoke", repeats=2, epochs=30, sweep_epochs=20, seeds=2, generalisation_seeds=2,
              sizes=(10**2, 10**3), size_work=10**4, batch1_epochs=1, memory_points=10**4,
              store_calls=20, http_seconds=0.3, http_repeats=2, http_samples=5, big_points=1000,
+             host_trials=3,
              peers="auto", load_generator="python")
 
 

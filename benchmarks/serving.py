@@ -38,15 +38,16 @@ RATE_TARGET, SIZE_TARGET, BIG_TARGET_S, EPOCH_TARGET_MS, CHECK_TARGET_US = 0.8, 
 class Server:
     """`nnserve serve` on a free loopback port with a temporary store; stop() by its PID."""
 
-    def __init__(self, store):
+    def __init__(self, store, **settings):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.store, self.log = store, Path(store).parent / "gunicorn.log"
+        self.store, self.log = store, Path(store).parent / f"gunicorn-{self.port}.log"
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port),
                "NNSERVE_STORE_DIR": str(store)}
         for name in ("WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"):  # the defaults, as run
             env.pop(name, None)
+        env.update(settings)  # a section's own (NNSERVE_DATABASE_URL, ...)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([str(Path(sys.executable).with_name("nnserve")), "serve"],
                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

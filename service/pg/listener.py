@@ -24,12 +24,11 @@ log = logging.getLogger("nnserve.db")
 TICK_S = 1.0  # polls run at most this often: the backstop's period
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 1.0
 WAIT_S = 0.25  # how soon the thread sees a new channel or a stop
-APPLICATION_NAME = "nnserve-listener"  # how pg_stat_activity shows the connection
+APPLICATION_NAME = "nnserve-listener"  # pg_stat_activity shows "nnserve-listener PID"
 CHANNEL_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 CONNECT_OPTIONS = {  # a dead peer (a partition, a host down) is noticed in seconds
-    "autocommit": True, "connect_timeout": 5, "application_name": APPLICATION_NAME,
-    "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
-    "tcp_user_timeout": 5000,
+    "autocommit": True, "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5,
+    "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": 5000,
 }
 
 
@@ -76,7 +75,8 @@ class Listener:
         delay, failing = RETRY_MIN_S, False
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.url, **CONNECT_OPTIONS) as conn:
+                with psycopg.connect(self.url, **CONNECT_OPTIONS,
+                                     application_name=f"{APPLICATION_NAME} {os.getpid()}") as conn:
                     if failing:
                         log.warning("listening to the database again")
                     delay, failing = RETRY_MIN_S, False

@@ -16,7 +16,8 @@ from service.nn import datasets
 from service.nn.network import Architecture, init_params
 from service.nn.training import TrainingConfig, fit
 
-IN_PROCESS = ("training", "sweeps", "convergence", "generalisation", "scaling", "store")
+IN_PROCESS = ("training", "sweeps", "convergence", "generalisation", "scaling", "store",
+              "snapshots")
 
 
 def test_in_process_sections_run_and_write_their_results(tmp_path):
@@ -66,6 +67,15 @@ def test_serving_section_runs_against_real_gunicorn():
     assert all("server CPU" in by_name[f"{name} at concurrency 16"].ratio
                for name in ("healthz", "predict"))
     assert all(row.value is not None and row.value > 0 for row in rows)
+
+
+@pytest.mark.e2e
+def test_hosts_section_runs_two_hosts_on_a_private_postgresql():
+    rows = run(SMOKE, ("hosts",), None, echo=lambda *_: None)
+    fresh = [row for row in rows if row.name.startswith("version uploaded to B")]
+    assert len(fresh) == 2 and all(row.ok for row in fresh), fresh  # served within 1 s
+    assert all(row.value is not None and 0 < row.value < float("inf") for row in rows)
+    assert {row.target for row in rows if row.ok is not None} >= {">= 0.95x", "<= 5 ms"}
 
 
 @pytest.mark.e2e
