@@ -41,7 +41,7 @@ def main(points):
             "model": "memory", "dataset": {"kind": "linear", "n": points},
             "training": {"epochs": EPOCHS}})
         result = service._execute({"kind": "training", "request": request.model_dump(mode="json")},
-                                  lambda progress, history, last=False: False)
+                                  lambda progress, history, last=False, snapshot=None: False)
         assert result["version"] == 1, result
     print(json.dumps({"before_mb": before, "peak_mb": peak_mb()}))
 

@@ -51,7 +51,7 @@ def train(args):
     if args.plot and not os.access(os.path.dirname(os.path.abspath(args.plot)), os.W_OK):
         raise OSError(f"cannot write the figure to {args.plot}: its folder is not writable")
 
-    def print_loss(epoch, loss, _accuracy):
+    def print_loss(epoch, loss, _accuracy, _weights):
         print(f"epoch {epoch} loss: {loss:.4f}")
 
     fitted = service.train(req, on_progress=print_loss, report_every=LAB_REPORT_EVERY)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from . import metrics, plots, streams, sweep_plots, sweeps, trainer, unitplots
+from . import boundaries, metrics, plots, streams, sweep_plots, sweeps, trainer, unitplots
 from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
@@ -36,6 +36,8 @@ class Service:
             heartbeat_s=min(HEARTBEAT_S, settings.job_lease_s / 3))
         self.streams = None if jobs is None else streams.Streams(
             jobs, max_open=settings.max_streams, keepalive_s=settings.stream_keepalive_s)
+        self.boundaries = None if jobs is None else boundaries.JobBoundaries(
+            jobs, self._check_work)
 
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
@@ -139,11 +141,12 @@ class Service:
         if job["kind"] == "sweep":
             return sweeps.run_sweep(self, job, report)
         req = TrainingRequest.model_validate(job["request"])
-        progress = trainer.JobProgress(req.training.epochs, report)
+        progress = trainer.JobProgress(req.training.epochs, report, trainer.build_network(req)[0])
         fitted = trainer.fit_request(req, progress)
         # The last word before saving: a cancel that comes after it finds the model saved.
-        if fitted.fit.stop_reason == "cancelled" or report(progress.final(fitted),
-                                                           fitted.fit.history, last=True):
+        if fitted.fit.stop_reason == "cancelled" or report(
+                progress.final(fitted), fitted.fit.history, last=True,
+                snapshot=progress.final_snapshot(fitted)):
             return None
         meta = self.save(req.model, fitted, self.job_fence(job))
         metrics.TRAINING_SECONDS.observe(fitted.seconds)
@@ -226,6 +229,15 @@ class Service:
         scores, labels = model.predict(x, threshold)
         return _served(meta, scores, labels, np.isfinite(scores).all())
 
+    def training_points(self, name, version, limit):
+        """Return {model, version, points, labels, stored}: a version's (None: latest)
+        stored training points, evenly thinned to at most limit."""
+        meta = self.store.meta(name, version)
+        x, y = self.store.points(name, meta["version"])
+        step = -(-len(x) // limit) if len(x) else 1
+        return {"model": name, "version": meta["version"], "points": x[::step].tolist(),
+                "labels": y[::step].astype(int).tolist(), "stored": len(x)}
+
     def loaded_version(self, name, version=None):
         """Return the number of the version (None: latest) once it is loaded and checked."""
         return self.store.load(name, version)[1]["version"]
@@ -304,6 +316,11 @@ class Service:
         job = self.job(job_id)
         title = f"{job['model']}: job {job['status']}"
         return plots.curve_png(job["history"], width, height, title)
+
+    def boundary_figure(self, job_id, width, height):
+        """Return the PNG of a training job's decision boundary as it is now, from its latest
+        snapshot (409 NoSnapshot while it has none)."""
+        return self.boundaries.png(job_id, width, height)
 
     # ----- operations -----
 

@@ -137,6 +137,19 @@ class TooManyStreams(ServiceError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class NoSnapshot(ServiceError):
+    """A training job has no weights to draw (yet): queued, not reported yet, ended before
+    its first report, or a network over the size a snapshot holds."""
+
+    status = 409
+    title = "No Snapshot Yet"
+
+    def __init__(self, job_id, reason, retry_after=None):
+        super().__init__(f"training job {job_id!r} has no weights to draw: {reason}")
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(retry_after)}
+
+
 class UnsupportedEncoding(ServiceError):
     """A body sent compressed (Content-Encoding: gzip, ...): nnserve reads bodies as sent, so
     the body limit is the size that is parsed (RFC 9110 section 15.5.16)."""

@@ -1,7 +1,9 @@
 """Server-Sent Events of training jobs: the framing, the per-process limit, the stream loop.
 
 A stream reads the job backend, so it follows a job whichever worker (or host) runs it,
-and it reads no faster than a runner writes progress (jobs.runner.WRITE_INTERVAL_S).
+and it reads no faster than a runner writes progress (jobs.runner.WRITE_INTERVAL_S). It
+reads the job's summary (JobBackend.summary): neither the request, which holds the data
+set, nor the history, nor the weights' snapshot, so a read costs the same for any job.
 """
 
 import json
@@ -53,7 +55,7 @@ class Streams:
     def open(self, job_id, after=0):
         """Return the events of a job after epoch `after` (404 for no such job, 503 past
         max_open); an iterable of str to answer as it is, whose close() frees its place."""
-        job = self.jobs.get(job_id)
+        job = self.jobs.summary(job_id)
         with self._lock:
             if self._open >= self.max_open or self.stopping.is_set():
                 raise TooManyStreams(self.max_open, retry_after=max(1, round(self.keepalive_s)))
@@ -90,7 +92,7 @@ class Streams:
                 quiet_since = time.monotonic()
             if self.stopping.wait(self.poll_s):
                 return  # shutting down: the client reconnects elsewhere with Last-Event-ID
-            job = self.jobs.get(job["id"])
+            job = self.jobs.summary(job["id"])
 
 
 class _Stream:

@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from . import snapshots
 from .errors import InvalidInput, LimitExceeded
 from .nn.datasets import DATASETS, check_dataset, hold_out
 from .nn.history import MAX_ROWS, thin_history
@@ -118,23 +119,32 @@ def fit_request(req, on_progress=None, report_every=None):
 
 
 class JobProgress:
-    """The fit callback of a job: keeps a bounded history and forwards it to report()."""
+    """The fit callback of a job: keeps a bounded history and forwards it to report(), with
+    a maker of the snapshot of the weights (snapshots.py) that report calls only when it
+    writes this progress."""
 
-    def __init__(self, epochs, report):
-        self.epochs, self.report, self.started = epochs, report, time.monotonic()
+    def __init__(self, epochs, report, arch):
+        self.epochs, self.report, self.arch = epochs, report, arch
+        self.started = time.monotonic()
         self.history = {"epoch": [], "loss": [], "accuracy": []}
 
-    def __call__(self, epoch, loss, accuracy):
+    def __call__(self, epoch, loss, accuracy, weights):
         h = self.history
         for key, value in zip(h, (epoch, loss, accuracy), strict=True):
             h[key].append(None if isinstance(value, float) and math.isnan(value) else value)
         if len(h["epoch"]) > MAX_ROWS + 1:
             self.history = h = thin_history(h)
-        return self.report(self._progress(epoch, loss, accuracy), h)
+        return self.report(self._progress(epoch, loss, accuracy), h,
+                           snapshot=lambda: snapshots.snapshot(self.arch, weights(), epoch))
 
     def _progress(self, epoch, loss, accuracy):
         return {"epoch": epoch, "epochs": self.epochs, "loss": loss, "accuracy": accuracy,
                 "elapsed_s": round(time.monotonic() - self.started, 3)}
+
+    def final_snapshot(self, fitted):
+        """Return the maker of the finished fit's snapshot (its model's weights)."""
+        epoch, theta = fitted.fit.epochs_run, fitted.model.params["theta"]
+        return lambda: snapshots.snapshot(self.arch, theta, epoch)
 
     def final(self, fitted):
         """Return the progress of the finished fit."""

@@ -9,8 +9,10 @@ from ..schemas import (
     ModelDetail,
     ModelList,
     PlotQuery,
+    PointsQuery,
     PredictRequest,
     PredictResponse,
+    TrainingPoints,
     VersionMeta,
 )
 from .api import json_response, operation, parse_body, parse_query, read_body, service
@@ -155,6 +157,28 @@ def units_version(name, version):
     """One PNG: each hidden unit's activation over the data's range, layer by layer, and the
     output's, with the weights between them as lines (blue positive, red negative)."""
     return _plot(name, version, "units_figure")
+
+
+@bp.get("/<name>/points")
+@operation("Get the latest version's training points", query=PointsQuery,
+           response=TrainingPoints, errors=(404, 409, 422))
+def points(name):
+    """The points and labels stored with the latest version (the dashboard draws them on
+    its canvas), evenly thinned to at most ?limit= (1000; up to 10,000)."""
+    return _points(name, None)
+
+
+@bp.get("/<name>/versions/<int:version>/points")
+@operation("Get a pinned version's training points", query=PointsQuery,
+           response=TrainingPoints, errors=(404, 409, 422))
+def points_version(name, version):
+    """The points and labels stored with a version, evenly thinned to at most ?limit=."""
+    return _points(name, version)
+
+
+def _points(name, version):
+    query = parse_query(PointsQuery)
+    return json_response(service().training_points(name, version, query.limit))
 
 
 def _plot(name, version, figure="model_figure"):

@@ -4,6 +4,7 @@ from flask import Blueprint, Response, request
 
 from ..jobs import TERMINAL, summary_of
 from ..schemas import (
+    BoundaryQuery,
     Job,
     JobList,
     JobListQuery,
@@ -87,4 +88,16 @@ def plot(job_id):
     """Loss and accuracy against epoch so far, as a PNG (also while the job runs)."""
     query = parse_query(PlotQuery)
     png = service().job_figure(job_id, query.width, query.height)
+    return png, 200, {"Content-Type": "image/png"}
+
+
+@bp.get("/<job_id>/boundary.png")
+@operation("Draw a training job's decision boundary now", query=BoundaryQuery, response=None,
+           content="image/png", errors=(404, 409, 422, 503))
+def boundary(job_id):
+    """P(class 1) over the plane, its 0.5 contour and the job's points, from the weights of
+    its latest progress report (also once it has ended); 409 with Retry-After while it has
+    reported none."""
+    query = parse_query(BoundaryQuery)
+    png = service().boundary_figure(job_id, query.width, query.height)
     return png, 200, {"Content-Type": "image/png"}

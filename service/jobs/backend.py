@@ -40,6 +40,18 @@ class JobBackend(ABC):
         """Return the job, or raise JobNotFound."""
 
     @abstractmethod
+    def summary(self, job_id):
+        """Return the job as lists show it (no "history", its "request" summarised), as fresh
+        as get() (a lost worker's job reads failed), or raise JobNotFound: the read a watcher
+        makes at every report, which reads neither the request (up to max_train_points
+        points), nor the history, nor the snapshot."""
+
+    @abstractmethod
+    def snapshot(self, job_id):
+        """Return the snapshot of the job's latest report that carried one (a JSON dict),
+        None before the first; raise JobNotFound. Reads nothing else of the job."""
+
+    @abstractmethod
     def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):
         """Return (jobs, total): one page of the matching jobs of kind, newest first, and
         their count, from one snapshot. Unless full, each job is its summary: no "history",
@@ -63,9 +75,11 @@ class JobBackend(ABC):
         Atomic across every process: no job is claimed twice, and at most max_running run."""
 
     @abstractmethod
-    def report(self, job_id, lease, progress, history):
+    def report(self, job_id, lease, progress, history, snapshot=None):
         """Record a running job's progress and beat its heartbeat; return True when it must
-        stop (cancel asked, or the lease no longer holds it). Fenced."""
+        stop (cancel asked, or the lease no longer holds it). Fenced. A snapshot (a JSON
+        dict of at most records.MAX_SNAPSHOT_CHARS, else ValueError before any write)
+        replaces the job's last in the same write; None keeps the last."""
 
     @abstractmethod
     def begin_save(self, job_id, lease):
@@ -142,16 +156,23 @@ class Fence:
 
 
 class ReapedReads:
-    """get and list for a backend whose reads meet lost jobs: a page or job that held one is
-    read again after _reap (the backend's own) has ended it, so no read shows a lost job as
-    running. The backend supplies _get(job_id), _page(status, model, limit, offset, kind,
-    full) and _reap(jobs)."""
+    """get, summary and list for a backend whose reads meet lost jobs: a page or job that
+    held one is read again after _reap (the backend's own) has ended it, so no read shows a
+    lost job as running. The backend supplies _get(job_id, full), _page(status, model,
+    limit, offset, kind, full) and _reap(jobs)."""
 
     def get(self, job_id):
         """Return the job, or raise JobNotFound."""
-        job = self._get(job_id)
+        return self._reaped(job_id, full=True)
+
+    def summary(self, job_id):
+        """Return the job as lists show it (its request and history left unread)."""
+        return self._reaped(job_id, full=False)
+
+    def _reaped(self, job_id, full):
+        job = self._get(job_id, full)
         if job["status"] == "running" and self._reap([job]):
-            job = self._get(job_id)
+            job = self._get(job_id, full)
         return job
 
     def list(self, status=None, model=None, limit=50, offset=0, kind="training", full=False):

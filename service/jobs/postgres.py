@@ -9,6 +9,7 @@ worker is a dead process of this host is failed WORKER_LOST at once (the interfa
 promise). The lease token fences report, heartbeat and finish.
 """
 
+import json
 import logging
 import uuid
 
@@ -17,7 +18,7 @@ from ..pg.database import PING_TIMEOUT_S
 from ..timestamps import utc_iso
 from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
 from .processes import worker_is_alive
-from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job
+from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text
 
 log = logging.getLogger("nnserve.jobs")
 HELD = "id = %s AND status = 'running' AND lease = %s"
@@ -76,12 +77,20 @@ class PgJobs(ReapedReads, JobBackend):
             conn.execute(f"NOTIFY {CHANNEL}")  # sent at commit: runners on every host wake
             return self._select(conn, "id = %s", (job_id,))[0]
 
-    def _get(self, job_id):
+    def _get(self, job_id, full=True):
         with self.db.connection() as conn:
-            jobs = self._select(conn, "id = %s", (job_id,))
+            jobs = self._select(conn, "id = %s", (job_id,), full=full)
         if not jobs:
             raise JobNotFound(job_id)
         return jobs[0]
+
+    def snapshot(self, job_id):
+        """Return the job's latest snapshot (None before its first); JobNotFound."""
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT snapshot FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return None if row[0] is None else json.loads(row[0])
 
     def _page(self, status, model, limit, offset, kind, full):
         filters = [(sql, v) for sql, v in (("status = %s", status), ("model = %s", model),
@@ -131,13 +140,16 @@ class PgJobs(ReapedReads, JobBackend):
                 " WHERE id = %s", (now, now, worker, uuid.uuid4().hex, self.lease_s, row[0]))
             return self._select(conn, "id = %s", row)[0]
 
-    def report(self, job_id, lease, progress, history):
-        """Record a running job's progress, renewing its lease; True when it must stop."""
+    def report(self, job_id, lease, progress, history, snapshot=None):
+        """Record a running job's progress (and snapshot, unless None), renewing its lease;
+        True when it must stop."""
+        snapshot = snapshot_text(snapshot)
         with self.db.connection() as conn:
             row = conn.execute(
                 "UPDATE jobs SET progress = %s, history = %s, heartbeat_at = %s,"
-                f" lease_until = {NOW} + %s WHERE {HELD} RETURNING cancel_requested",
-                (dumps(progress), dumps(history), utc_iso(), self.lease_s, job_id,
+                f" lease_until = {NOW} + %s, snapshot = coalesce(%s::text, snapshot)"
+                f" WHERE {HELD} RETURNING cancel_requested",
+                (dumps(progress), dumps(history), utc_iso(), self.lease_s, snapshot, job_id,
                  lease)).fetchone()
         return row is None or bool(row[0])
 

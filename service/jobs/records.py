@@ -11,6 +11,9 @@ JSON_FIELDS = ("request", "progress", "history", "result")
 # A job as lists show it: the request's summary in place of the request, no history (the
 # two fields that grow with a job's data set and epochs; the one-job read has them).
 SUMMARY_FIELDS = tuple(f for f in FIELDS if f not in ("request", "history"))
+# A report's snapshot (a JSON dict, service/snapshots.py) is stored beside the job, outside
+# FIELDS: read only by JobBackend.snapshot(), and at most this long as JSON text.
+MAX_SNAPSHOT_CHARS = 32_768
 
 
 def new_job(model, request, epochs):
@@ -37,6 +40,17 @@ def summary_of(request):
 def dumps(value):
     """Return value as JSON text, NaN and infinities as null (JSON has no such numbers)."""
     return json.dumps(_finite(value))
+
+
+def snapshot_text(snapshot):
+    """Return a report's snapshot as JSON text (None stays None); ValueError past
+    MAX_SNAPSHOT_CHARS, so no backend ever stores an unbounded one."""
+    if snapshot is None:
+        return None
+    text = dumps(snapshot)
+    if len(text) > MAX_SNAPSHOT_CHARS:
+        raise ValueError(f"a snapshot of {len(text)} characters is over {MAX_SNAPSHOT_CHARS}")
+    return text
 
 
 def job_of(row, fields=FIELDS):

@@ -36,16 +36,18 @@ class JobRunner:
     """A daemon thread per process that claims queued jobs and runs them one at a time.
 
     execute(job, report) -> result dict trains and saves a model; report(progress,
-    history, last=False) -> bool records progress and returns True when training must
-    stop, after which execute must return without saving. execute makes its last report
-    (last=True) just before it saves: that one is written at once (a write that fails
-    stops the job, unsaved: it may have been cancelled or reaped meanwhile) and takes the
-    backend's begin_save (atomic with cancel: a cancel after it is a 409), and when it
-    returns False the job is committed to its save, which neither the time limit nor a
-    shutdown interrupts, so a saved version belongs to a succeeded job (unless the job
-    database stays unreachable through FINISH_ATTEMPTS after the save). A watchdog thread
-    keeps the job's heartbeat fresh (heartbeat_s, well under the backend's stale_s) even
-    when execute reports rarely.
+    history, last=False, snapshot=None) -> bool records progress and returns True when
+    training must stop, after which execute must return without saving. snapshot, when
+    given, is called (no arguments) only if this progress is written now, and its answer
+    (a JSON dict, or None) written with it: the weights are copied at most once per write.
+    execute makes its last report (last=True) just before it saves: that one is written at
+    once (a write that fails stops the job, unsaved: it may have been cancelled or reaped
+    meanwhile) and takes the backend's begin_save (atomic with cancel: a cancel after it
+    is a 409), and when it returns False the job is committed to its save, which neither
+    the time limit nor a shutdown interrupts, so a saved version belongs to a succeeded
+    job (unless the job database stays unreachable through FINISH_ATTEMPTS after the
+    save). A watchdog thread keeps the job's heartbeat fresh (heartbeat_s, well under the
+    backend's stale_s) even when execute reports rarely.
     """
 
     def __init__(self, backend, execute, *, max_running, timeout_s, retention_s=None,
@@ -130,8 +132,8 @@ class JobRunner:
         """Run one claimed job through execute() and record how it ended."""
         run = self._run = _Execution(job)
 
-        def report(progress, history, last=False):
-            return self._report(run, progress, history, last)
+        def report(progress, history, last=False, snapshot=None):
+            return self._report(run, progress, history, last, snapshot)
 
         try:
             result = self.execute(job, report)
@@ -159,14 +161,16 @@ class JobRunner:
     def _time_limit_error(self):
         return f"job exceeded its time limit of {self.timeout_s:g} s"
 
-    def _report(self, run, progress, history, last=False):
+    def _report(self, run, progress, history, last=False, snapshot=None):
         """Keep the latest progress (written every WRITE_INTERVAL_S); return True to stop.
 
         The last report is written at once and, unless the job must stop, commits it to
-        its save.
+        its save. A progress not written now drops its snapshot (the weights move on).
         """
         now = time.monotonic()
-        run.pending = ({**progress, "elapsed_s": round(now - run.started, 3)}, history)
+        due = last or now - run.written_at >= WRITE_INTERVAL_S
+        run.pending = ({**progress, "elapsed_s": round(now - run.started, 3)}, history,
+                       snapshot() if due and snapshot is not None else None)
         with run.lock:
             if run.stop_reason is None:
                 run.stop_reason = self._stop_reason(run, now, write=last)
@@ -179,7 +183,7 @@ class JobRunner:
             return "timeout"
         if self._stopping.is_set():
             return "shutdown"
-        if write or now - run.written_at >= WRITE_INTERVAL_S:
+        if write or now - run.written_at >= WRITE_INTERVAL_S:  # _report's due
             answer = self._flush(run)
             if answer:
                 return "cancelled"  # or no longer ours (reaped): either way, stop without a model
@@ -203,10 +207,10 @@ class JobRunner:
         to go on, None when it could not be asked."""
         if run.pending is None:
             return False
-        progress, history = run.pending
+        progress, history, snapshot = run.pending
         run.pending, run.written_at = None, time.monotonic()
         try:
-            return self.backend.report(run.job_id, run.lease, progress, history)
+            return self.backend.report(run.job_id, run.lease, progress, history, snapshot)
         except ServiceError as exc:  # a busy database must not kill the training
             log.warning("cannot record progress of training job %s: %s", run.job_id, exc)
             return None

@@ -14,7 +14,7 @@ from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
 from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
 from .processes import worker_is_alive
-from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, summary_of
+from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text, summary_of
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 _INHERITED = []  # connections a forked child got from its parent: kept open, never used
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease TEXT,  -- a new token at each claim: the fence of report, heartbeat and finish
     kind TEXT NOT NULL DEFAULT 'training',  -- backend.KINDS
     saving INTEGER NOT NULL DEFAULT 0,  -- begin_save taken: a cancel is now too late
-    summary TEXT  -- records.summary_of(request): what lists read instead of request
+    summary TEXT,  -- records.summary_of(request): what lists read instead of request
+    snapshot TEXT  -- the latest report's snapshot (records.snapshot_text), read alone
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
@@ -120,12 +121,20 @@ class SqliteJobs(ReapedReads, JobBackend):
             )
         return self.get(job_id)
 
-    def _get(self, job_id):
+    def _get(self, job_id, full=True):
         with self._db() as conn:
-            jobs = self._select(conn, "id = ?", (job_id,))
+            jobs = self._select(conn, "id = ?", (job_id,), full=full)
         if not jobs:
             raise JobNotFound(job_id)
         return jobs[0]
+
+    def snapshot(self, job_id):
+        """Return the job's latest snapshot (None before its first); JobNotFound."""
+        with self._db() as conn:
+            row = conn.execute("SELECT snapshot FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return None if row[0] is None else json.loads(row[0])
 
     def _page(self, status, model, limit, offset, kind, full):
         filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model),
@@ -166,13 +175,16 @@ class SqliteJobs(ReapedReads, JobBackend):
                 " lease = ? WHERE id = ?", (now, now, worker, uuid.uuid4().hex, row[0]))
             return self._select(conn, "id = ?", row)[0]
 
-    def report(self, job_id, lease, progress, history):
-        """Record a running job's progress; return True when it must stop (cancel, not ours)."""
+    def report(self, job_id, lease, progress, history, snapshot=None):
+        """Record a running job's progress (and snapshot, unless None); return True when it
+        must stop (cancel, not ours)."""
+        snapshot = snapshot_text(snapshot)
         with self._db() as conn:
             updated = conn.execute(
-                "UPDATE jobs SET progress = ?, history = ?, heartbeat_at = ?"
-                f" WHERE {HELD}", (dumps(progress), dumps(history), utc_iso(), job_id,
-                                   lease)).rowcount
+                "UPDATE jobs SET progress = ?, history = ?, heartbeat_at = ?,"
+                f" snapshot = coalesce(?, snapshot) WHERE {HELD}",
+                (dumps(progress), dumps(history), utc_iso(), snapshot, job_id,
+                 lease)).rowcount
             row = conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
             return not updated or bool(row.fetchone()[0])
 
@@ -260,7 +272,8 @@ def _migrate(conn):
     """Add the columns a database made by an earlier release lacks; fill in summaries."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     for column, sql_type in (("lease", "TEXT"), ("kind", "TEXT NOT NULL DEFAULT 'training'"),
-                             ("saving", "INTEGER NOT NULL DEFAULT 0"), ("summary", "TEXT")):
+                             ("saving", "INTEGER NOT NULL DEFAULT 0"), ("summary", "TEXT"),
+                             ("snapshot", "TEXT")):
         if column not in columns:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
     if "summary" not in columns:  # once: decode each old request to summarise it

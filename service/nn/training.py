@@ -43,9 +43,10 @@ def fit(arch, x, y, config=TrainingConfig(), on_progress=None, report_every=100,
     """Return a FitResult: arch trained on points x (n, 2) and labels y (n,) with config.
 
     config.validation_split holds out a stratified part of the set, chosen with split_seed
-    (the data set's seed). on_progress(epoch, loss, accuracy) is called every report_every
-    epochs; returning True stops training with stop_reason "cancelled". Raise Diverged when
-    the loss or the weights stop being finite.
+    (the data set's seed). on_progress(epoch, loss, accuracy, weights) is called every
+    report_every epochs, weights() returning a copy of the network's flat weights (only
+    while the call lasts); returning True stops training with stop_reason "cancelled".
+    Raise Diverged when the loss or the weights stop being finite.
     """
     report = None if on_progress is None else (lambda epoch, rows: on_progress(epoch, *rows[0]))
     result = fit_many(arch, x, y, [config], report, report_every, split_seed)[0]
@@ -59,7 +60,7 @@ def fit_many(arch, x, y, configs, on_progress=None, report_every=100, split_seed
 
     Each result equals fit()'s for its config alone, but a trial that diverges ends with
     stop_reason "diverged" and params None. on_progress(epoch, rows) gets
-    {index in configs: (loss, accuracy)} of the trials still training, every report_every
+    {index in configs: (loss, accuracy, weights)} of the trials still training, every report_every
     epochs; returning True cancels them all.
     """
     for config in configs:

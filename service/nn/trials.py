@@ -146,13 +146,14 @@ class Group:
         return self._end(epoch, rows, [REASONS[c] for c in codes[rows]], loss)
 
     def _progress(self, metrics):
-        """Return {trial: (loss, accuracy)} of its best network still training."""
-        rows = {}
+        """Return {trial: (loss, accuracy, weights)} of its best network still training;
+        weights() returns a copy of that network's flat weights while the callback runs."""
+        rows, stack = {}, self.stack
         for row, (loss, acc) in enumerate(zip(metrics["loss"].tolist(),
                                               metrics["accuracy"].tolist(), strict=True)):
-            trial = int(self.trial_of[self.stack.ids[row]])
+            trial = int(self.trial_of[stack.ids[row]])
             if trial not in rows or loss < rows[trial][0]:
-                rows[trial] = (loss, acc)
+                rows[trial] = (loss, acc, lambda row=row: stack.weights(row))
         return rows
 
     def _end(self, epoch, rows, reasons, losses=None):

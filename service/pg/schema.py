@@ -77,6 +77,8 @@ MIGRATIONS = [
         PRIMARY KEY (version_id, key)
     );
     """,
+    # 3: the latest report's snapshot of a job's weights (records.snapshot_text), read alone
+    "ALTER TABLE jobs ADD COLUMN snapshot TEXT;",
 ]
 LOCK_KEY = 0x6E6E_7365_7276_6501  # "nnserve" + 1: the migrations' advisory lock
 

@@ -262,6 +262,20 @@ class JobListQuery(Strict):
     view: JobView = "summary"
 
 
+FIGURE_WIDTH, FIGURE_HEIGHT = {"ge": 300, "le": 3000}, {"ge": 200, "le": 2000}  # every figure's
+
+
 class PlotQuery(Strict):
-    width: int = Field(1200, ge=300, le=3000)
-    height: int = Field(400, ge=200, le=2000)
+    width: int = Field(1200, **FIGURE_WIDTH)
+    height: int = Field(400, **FIGURE_HEIGHT)
+
+
+class PointsQuery(Strict):
+    limit: int = Field(1000, ge=1, le=10_000)  # the store keeps at most 10,000 a version
+
+
+class BoundaryQuery(Strict):
+    """A job's decision boundary: one square panel, so a narrower default."""
+
+    width: int = Field(500, **FIGURE_WIDTH)
+    height: int = Field(400, **FIGURE_HEIGHT)

@@ -18,6 +18,17 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class TrainingPoints(BaseModel):
+    """The training points stored with a version (a seeded sample of a larger set), evenly
+    thinned to at most limit."""
+
+    model: str
+    version: int
+    points: list[tuple[float, float]]
+    labels: list[Literal[0, 1]]
+    stored: int  # how many the version keeps
+
+
 class Progress(BaseModel):
     epoch: int
     epochs: int

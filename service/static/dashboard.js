@@ -1,14 +1,22 @@
-// The dashboard's behaviour: the bearer token, polling the jobs and models fragments,
-// the training form, cancelling, and the classifier canvas over the unit square.
+// The dashboard's behaviour: the bearer token, the jobs and models fragments (running jobs
+// follow their event streams: live.js), the training form, cancelling, and the classifier
+// canvas over the data's plane, with axes and the selected model's training points.
 "use strict";
 
 const TOKEN_KEY = "nnserve-token"; // sessionStorage only: gone when the tab closes
-const POLL_MS = 1000;
+const MODEL_KEY = "nnserve-model"; // localStorage: the last model used, kept across visits
+// The jobs fragment is fetched again this often, for jobs started elsewhere; the jobs shown
+// running update from their streams, and a stream's end fetches the fragment at once.
+const POLL_MS = 10000;
 const GRID = 64; // the canvas background is GRID x GRID predictions
 const CLASS_RGB = [[214, 39, 40], [31, 119, 180]]; // class 0 red, class 1 blue, as the figures
+const PLOT = { left: 44, top: 10, size: 300 }; // the plane's square inside the canvas, pixels
+const PAD = 0.05; // margin around the unit square and the points (plots.py's PAD)
+const POINTS_SHOWN = 500;
 
 const $ = (id) => document.getElementById(id);
-const state = { timer: null, jobsHtml: "", succeeded: null, model: null, predictUrl: null };
+const state = { timer: null, jobsHtml: "", succeeded: null, model: null, predictUrl: null,
+                pointsUrl: null, extent: [0, 1, 0, 1] };
 
 class NeedsToken extends Error {}
 
@@ -82,6 +90,7 @@ async function refreshJobs() {
     state.jobsHtml = html;
     box.innerHTML = html;
   }
+  followJobs(box); // live.js: a stream for each job shown queued or running (at most two)
   const rows = box.querySelectorAll("[data-status=succeeded]");
   const succeeded = Array.from(rows, (row) => row.dataset.job).join();
   if (succeeded !== state.succeeded) {
@@ -109,9 +118,20 @@ async function refreshModels() {
     }
   }), { rootMargin: "200px" });
   for (const img of box.querySelectorAll("img[data-src]")) state.figures.observe(img);
-  const chosen = state.model && box.querySelector(`[data-model="${CSS.escape(state.model)}"]`);
-  const model = chosen || box.querySelector("[data-model]");
-  await select(model);
+  const wanted = state.model || localStorage.getItem(MODEL_KEY);
+  const chosen = wanted && box.querySelector(`article[data-model="${CSS.escape(wanted)}"]`);
+  const first = box.querySelector("article[data-model]");
+  if (chosen || !wanted) {
+    await select(chosen || first);
+    return;
+  }
+  try { // the model last used is on another page of the list: use it by its name
+    await select(byName(wanted));
+  } catch (error) {
+    if (error instanceof NeedsToken) throw error;
+    localStorage.removeItem(MODEL_KEY); // gone since
+    await select(first);
+  }
 }
 
 async function cancel(event) {
@@ -159,14 +179,22 @@ async function train(event) {
   await refreshJobs();
 }
 
-// ----- the classifier canvas: x1 to the right, x2 up, both in [0, 1] -----
+// ----- the classifier canvas: x1 to the right, x2 up, over the data's plane -----
 
-async function select(article) {
+function byName(name) {
+  // what select() reads of a model card, for a model whose card is not on this page
+  const base = `${$("classify").dataset.models}/${encodeURIComponent(name)}`;
+  return { dataset: { model: name, predict: `${base}/predict`, points: `${base}/points` } };
+}
+
+async function select(article, used = false) {
   state.model = article ? article.dataset.model : null;
   state.predictUrl = article ? article.dataset.predict : null;
+  state.pointsUrl = article ? article.dataset.points : null;
+  if (used && state.model) localStorage.setItem(MODEL_KEY, state.model);
   $("classify-model").textContent = state.model || "none yet";
   $("verdict").textContent = "";
-  await drawBoundary();
+  await drawPlane();
 }
 
 function shade(p) {
@@ -176,41 +204,150 @@ function shade(p) {
   return rgb.map((c) => Math.round(255 + (c - 255) * strength));
 }
 
-async function drawBoundary() {
+function extentOf(points) {
+  // the unit square and every point, padded: the figures' rule (plots._bounds)
+  const lo = [0, 0];
+  const hi = [1, 1];
+  for (const point of points) {
+    for (const axis of [0, 1]) {
+      lo[axis] = Math.min(lo[axis], point[axis]);
+      hi[axis] = Math.max(hi[axis], point[axis]);
+    }
+  }
+  const pad = [0, 1].map((axis) => PAD * (hi[axis] - lo[axis]));
+  return [lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]];
+}
+
+function toPixel([x1, x2]) {
+  const [x1lo, x1hi, x2lo, x2hi] = state.extent;
+  return [PLOT.left + ((x1 - x1lo) / (x1hi - x1lo)) * PLOT.size,
+          PLOT.top + ((x2hi - x2) / (x2hi - x2lo)) * PLOT.size];
+}
+
+function fromPixel(px, py) {
+  const [x1lo, x1hi, x2lo, x2hi] = state.extent;
+  return [x1lo + ((px - PLOT.left) / PLOT.size) * (x1hi - x1lo),
+          x2hi - ((py - PLOT.top) / PLOT.size) * (x2hi - x2lo)];
+}
+
+function ticks(lo, hi) {
+  // about six round values (1, 2 or 5 times a power of ten apart) between lo and hi
+  const rough = (hi - lo) / 6;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough);
+  const values = [];
+  for (let k = Math.ceil(lo / step); k * step <= hi + 1e-9; k++) values.push(Number((k * step).toFixed(6)));
+  return values;
+}
+
+function drawAxes(ctx) {
+  const [x1lo, x1hi, x2lo, x2hi] = state.extent;
+  const bottom = PLOT.top + PLOT.size;
+  ctx.strokeStyle = "#5f6670";
+  ctx.fillStyle = "#5f6670";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(PLOT.left + 0.5, PLOT.top + 0.5, PLOT.size, PLOT.size);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  const x1Ticks = ticks(x1lo, x1hi);
+  for (const t of x1Ticks) {
+    const [px] = toPixel([t, x2lo]);
+    ctx.beginPath();
+    ctx.moveTo(px, bottom);
+    ctx.lineTo(px, bottom + 5);
+    ctx.stroke();
+    ctx.fillText(String(t), px, bottom + 7);
+  }
+  ctx.fillText("x1", PLOT.left + PLOT.size / 2, bottom + 22);
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  const x2Ticks = ticks(x2lo, x2hi);
+  for (const t of x2Ticks) {
+    const [, py] = toPixel([x1lo, t]);
+    ctx.beginPath();
+    ctx.moveTo(PLOT.left - 5, py);
+    ctx.lineTo(PLOT.left, py);
+    ctx.stroke();
+    ctx.fillText(String(t), PLOT.left - 7, py);
+  }
+  ctx.save();
+  ctx.translate(10, PLOT.top + PLOT.size / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.fillText("x2", 0, 0);
+  ctx.restore();
+  return { x1: x1Ticks, x2: x2Ticks };
+}
+
+function drawPoints(ctx, points, labels) {
+  points.forEach((point, i) => {
+    const [px, py] = toPixel(point);
+    ctx.beginPath();
+    ctx.arc(px, py, 3.5, 0, 2 * Math.PI);
+    ctx.fillStyle = `rgb(${CLASS_RGB[labels[i]].join()})`;
+    ctx.fill();
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 1;
+    ctx.stroke();
+  });
+}
+
+async function drawPlane() {
   const canvas = $("canvas");
   const ctx = canvas.getContext("2d");
   canvas.dataset.ready = "";
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!state.model) return;
-  const points = [];
+  const model = state.model;
+  const url = `${state.pointsUrl}?limit=${POINTS_SHOWN}`;
+  const training = await (await api("GET", url)).json();
+  state.extent = extentOf(training.points);
+  const [x1lo, x1hi, x2lo, x2hi] = state.extent;
+  const grid = [];
   for (let row = 0; row < GRID; row++) {
-    for (let col = 0; col < GRID; col++) points.push([(col + 0.5) / GRID, 1 - (row + 0.5) / GRID]);
+    for (let col = 0; col < GRID; col++) {
+      grid.push([x1lo + ((col + 0.5) / GRID) * (x1hi - x1lo),
+                 x2hi - ((row + 0.5) / GRID) * (x2hi - x2lo)]);
+    }
   }
-  const { predictions } = await (await api("POST", state.predictUrl, { points })).json();
+  const { predictions } = await (await api("POST", state.predictUrl, { points: grid })).json();
+  if (state.model !== model) return; // another model was chosen meanwhile
   const image = new ImageData(GRID, GRID);
   predictions.forEach((p, i) => image.data.set([...shade(p.probability), 255], 4 * i));
   const small = document.createElement("canvas");
   small.width = small.height = GRID;
   small.getContext("2d").putImageData(image, 0, 0);
   ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
-  canvas.dataset.ready = state.model;
+  ctx.drawImage(small, PLOT.left, PLOT.top, PLOT.size, PLOT.size);
+  const drawn = drawAxes(ctx);
+  drawPoints(ctx, training.points, training.labels);
+  Object.assign(canvas.dataset, {
+    extent: JSON.stringify(state.extent), plot: JSON.stringify(PLOT),
+    ticks: JSON.stringify(drawn), points: String(training.points.length), ready: model,
+  });
 }
 
 async function classify(event) {
   if (!state.model) return;
   const canvas = event.target;
   const box = canvas.getBoundingClientRect();
-  const x1 = (event.clientX - box.left) / box.width;
-  const x2 = 1 - (event.clientY - box.top) / box.height;
+  const px = ((event.clientX - box.left) * canvas.width) / box.width;
+  const py = ((event.clientY - box.top) * canvas.height) / box.height;
+  if (px < PLOT.left || px > PLOT.left + PLOT.size || py < PLOT.top || py > PLOT.top + PLOT.size) {
+    return; // on the axes, not the plane
+  }
+  const [x1, x2] = fromPixel(px, py);
   const body = { points: [[x1, x2]] };
   const [p] = (await (await api("POST", state.predictUrl, body)).json()).predictions;
+  localStorage.setItem(MODEL_KEY, state.model);
   const ctx = canvas.getContext("2d");
   ctx.beginPath();
-  ctx.arc(x1 * canvas.width, (1 - x2) * canvas.height, 6, 0, 2 * Math.PI);
+  ctx.arc(px, py, 6, 0, 2 * Math.PI);
   ctx.fillStyle = `rgb(${CLASS_RGB[p.label].join()})`;
   ctx.fill();
   ctx.strokeStyle = "#111";
+  ctx.lineWidth = 1;
   ctx.stroke();
   const verdict = $("verdict");
   verdict.dataset.label = p.label;
@@ -231,7 +368,9 @@ document.addEventListener("DOMContentLoaded", () => {
       $("models").dataset.src = page.dataset.page; // the polls keep to this page
       await refreshModels();
     }
-    if (event.target.closest("[data-classify]")) await select(event.target.closest("[data-model]"));
+    if (event.target.closest("[data-classify]")) {
+      await select(event.target.closest("article[data-model]"), true);
+    }
   }));
   $("canvas").addEventListener("click", run(classify));
   showDefaults();

@@ -40,6 +40,14 @@ class ModelCache:
             hit = seen and self._models.get((name, seen[1]))
             return (hit[1], hit[2]) if hit else None
 
+    def identity(self, name, version):
+        """Return the identity of the model kept for what version (None: latest) of name last
+        resolved to, or None."""
+        with self._lock:
+            seen = self._resolved.get((name, version))
+            kept = self._models.get((name, seen[1] if seen else version))
+            return kept[0] if kept else None
+
     def resolve(self, name, version, state, found):
         """Remember that the folder in state resolved version (None: latest) to found."""
         with self._lock:

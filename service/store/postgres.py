@@ -17,7 +17,14 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.types.json import Json
 
-from ..errors import AliasNotFound, CorruptModel, ModelNotFound, StoreFull, StoreUnavailable
+from ..errors import (
+    AliasNotFound,
+    CorruptModel,
+    LeaseLost,
+    ModelNotFound,
+    StoreFull,
+    StoreUnavailable,
+)
 from ..names import check_alias, check_name, check_version
 from ..pg.database import CONNECT_TIMEOUT_S, PING_TIMEOUT_S
 from ..timestamps import utc_iso
@@ -31,6 +38,7 @@ CHANGED = "UPDATE store_generation SET value = value + 1 RETURNING value"
 NEXT_VERSION = ("INSERT INTO model_names VALUES (%s, 1) ON CONFLICT (name) DO UPDATE"
                 " SET last_version = model_names.last_version + 1 RETURNING last_version")
 LATEST = "ORDER BY version DESC LIMIT 1"
+REFUSALS = (ModelNotFound, AliasNotFound, LeaseLost, psycopg.errors.IntegrityError)
 
 
 class PgStore(ModelStore):
@@ -48,7 +56,7 @@ class PgStore(ModelStore):
     def _change(self, name):
         """Yield a connection in a transaction that changes name; before its commit the
         generation moves and every process is told (the NOTIFY is sent at commit)."""
-        generation = None
+        generation, refused = None, False
         try:
             with self.db.connection() as conn:
                 try:
@@ -58,8 +66,12 @@ class PgStore(ModelStore):
                         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{name} {generation}"))
                 except psycopg.errors.DiskFull as exc:
                     raise StoreFull(f"cannot change model {name!r}: the database is full") from exc
-        finally:  # this process sees its own change at once
-            self.memory.changed(name, generation)
+        except REFUSALS:
+            refused = True  # raised inside the transaction, which rolled back: nothing changed
+            raise
+        finally:  # this process sees its own change at once; an unknown outcome, everything
+            if not refused:
+                self.memory.changed(name, generation)
 
     def _add(self, name, arrays, meta, x, y, fence=None):
         """Return meta as stored in the next free version of name, in one transaction with
@@ -141,10 +153,9 @@ class PgStore(ModelStore):
         last = self.cache.last(name, version) if state is None else None
         if last is not None and self.db.is_down():
             return last  # the database just failed: serve what is loaded without waiting
-        try:  # one checkout, each costs a round trip; not long for a version held already
-            with self.db.connection(PING_TIMEOUT_S if last else CONNECT_TIMEOUT_S) as conn:
-                found, row_id = self._locate(conn, name, version)
-                model, meta = self._model(conn, name, found, row_id)
+        try:  # not long a wait for a version held already
+            found, model, meta = self._fetch(name, version,
+                                             PING_TIMEOUT_S if last else CONNECT_TIMEOUT_S)
         except StoreUnavailable:
             last = self.cache.last(name, version)
             if last is None:
@@ -154,26 +165,31 @@ class PgStore(ModelStore):
             self.cache.resolve(name, version, state, found)
         return model, meta
 
-    def _locate(self, conn, name, version):
-        """Return (version, row id) of a version of name (None: latest); ModelNotFound."""
+    def _fetch(self, name, version, timeout=CONNECT_TIMEOUT_S):
+        """Return (version found, model, meta) of a version of name (None: latest), reading
+        its bytes only when the cache lacks them: one query (a cold load is on a request's
+        path: benchmarks/RESULTS.md, "cold load from the database")."""
         where, args = self._where(name, version)
-        row = conn.execute(f"SELECT version, id FROM model_versions WHERE {where}",
-                           args).fetchone()
-        if row is None:
-            raise ModelNotFound(name, version)
-        return row
-
-    def _model(self, conn, name, version, row_id):
-        """Return (model, meta) of the row, from the cache or read and validated in full."""
-        hit = self.cache.model(name, version, row_id)
-        if hit:
-            return hit
-        row = conn.execute("SELECT bytes FROM model_versions WHERE id = %s", (row_id,)).fetchone()
-        if row is None:
-            raise ModelNotFound(name, version)  # deleted meanwhile
-        model, meta, _, _ = self._decode(name, version, row_id, row[0])
-        self.cache.keep(name, version, row_id, model, meta)
-        return model, meta
+        known = self.cache.identity(name, version) or 0
+        with self.db.connection(timeout) as conn:
+            row = conn.cursor(binary=True).execute(  # bytea: binary is half text's cost
+                f"SELECT version, id, CASE WHEN id = %s THEN NULL ELSE bytes END"
+                f" FROM model_versions WHERE {where}", (known, *args)).fetchone()
+            if row is None:
+                raise ModelNotFound(name, version)
+            found, row_id, data = row
+            hit = self.cache.model(name, found, row_id)
+            if hit:
+                return found, *hit
+            if data is None:  # the cache dropped it meanwhile
+                row = conn.cursor(binary=True).execute(
+                    "SELECT bytes FROM model_versions WHERE id = %s", (row_id,)).fetchone()
+                if row is None:
+                    raise ModelNotFound(name, found)  # deleted meanwhile
+                data = row[0]
+        model, meta, _, _ = self._decode(name, found, row_id, data)
+        self.cache.keep(name, found, row_id, model, meta)
+        return found, model, meta
 
     def meta(self, name, version=None):
         """Return the meta of a version (None: latest), as stored beside its bytes."""
@@ -198,6 +214,7 @@ class PgStore(ModelStore):
                 "SELECT DISTINCT ON (name) name, version, id, meta -> 'metrics',"
                 " count(*) OVER (PARTITION BY name) FROM model_versions"
                 " ORDER BY name, version DESC").fetchall()
+        rows.sort(key=lambda row: row[0])  # by code point, as the file store lists
         damaged = self._damaged([(name, version, row_id) for name, version, row_id, _, _ in rows])
         listed = []
         for name, version, row_id, metrics, count in rows:
@@ -229,8 +246,8 @@ class PgStore(ModelStore):
         if kept is not None:
             return kept
         with self.db.connection() as conn:
-            found = dict(conn.execute("SELECT alias, version FROM model_aliases WHERE name = %s"
-                                      " ORDER BY alias", (name,)))
+            found = dict(sorted(conn.execute(  # by code point, whatever the collation
+                "SELECT alias, version FROM model_aliases WHERE name = %s", (name,))))
         self.memory.keep_aliases(name, state, found)
         return found
 
@@ -270,8 +287,8 @@ class PgStore(ModelStore):
         """Return (column, version, row id) of a version of name (None: latest)."""
         where, args = self._where(name, version)
         with self.db.connection() as conn:
-            row = conn.execute(f"SELECT {column}, version, id FROM model_versions WHERE {where}",
-                               args).fetchone()
+            row = conn.cursor(binary=column == "bytes").execute(
+                f"SELECT {column}, version, id FROM model_versions WHERE {where}", args).fetchone()
         if row is None:
             raise ModelNotFound(name, version)
         return row
@@ -295,8 +312,9 @@ class PgStore(ModelStore):
         if not unchecked:
             return {}
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT id, bytes FROM model_versions WHERE id = ANY(%s)",
-                                (list(unchecked),)).fetchall()
+            rows = conn.cursor(binary=True).execute(
+                "SELECT id, bytes FROM model_versions WHERE id = ANY(%s)",
+                (list(unchecked),)).fetchall()
         damaged = {}
         for row_id, data in rows:
             try:

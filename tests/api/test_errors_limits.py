@@ -21,7 +21,7 @@ def test_predictions_and_figures_over_max_predict_work_are_422_naming_it(make_cl
     of 1000, not 28; its figures (a 200 x 200 grid, a 40 x 40 one) are over it. A 100,000
     point prediction of a [256]*8 network took 14.5 s, unauthenticated, with no limit."""
     client = make_client(max_predict_work=1000)
-    train(client, "lab", training=FAST)
+    job = train(client, "lab", training=FAST)
     ok = client.post("/v1/models/lab/predict", json={"points": [[0.5, 0.5]] * 27})
     assert ok.status_code == 200, ok.json
     r = client.post("/v1/models/lab/predict", json={"points": [[0.5, 0.5]] * 28})
@@ -30,6 +30,8 @@ def test_predictions_and_figures_over_max_predict_work_are_422_naming_it(make_cl
     for figure in ("plot.png", "units.png", "versions/1/plot.png"):
         _limit_problem(client.get(f"/v1/models/lab/{figure}"), "max_predict_work", 1000.0,
                        ["max_predict_work"])
+    _limit_problem(client.get(f"/v1/trainings/{job.id}/boundary.png"), "max_predict_work",
+                   1000.0, ["max_predict_work"])
     v2 = {"inputs": [{"name": "points", "shape": [28, 2], "datatype": "FP64",
                       "data": [0.5] * 56}]}
     r = client.post("/v2/models/lab/infer", json=v2)

@@ -7,6 +7,8 @@ is skipped elsewhere. Remake the screenshots of docs/ with
 
 import argparse
 import base64
+import io
+import json
 import os
 import re
 import shutil
@@ -15,8 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from matplotlib import image
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -42,7 +46,32 @@ const img = document.querySelector(`[data-model="${CSS.escape(arguments[0])}"] i
 if (img !== null) img.scrollIntoView();  // figures load lazily, as they come into view
 return img !== null && img.complete && img.naturalWidth > 0;
 """
-VERDICT = re.compile(r"\((\d\.\d\d), (\d\.\d\d)\): label ([01]), ")
+VERDICT = re.compile(r"\((-?\d\.\d\d), (-?\d\.\d\d)\): label ([01]), ")
+# The live boundary as shown: its job, epoch and pixels (drawn again as a PNG: the page's
+# Content-Security-Policy lets no script fetch its blob: URL).
+LIVE_BOUNDARY = """
+const img = document.getElementById("live-boundary");
+if (!img.complete || !img.naturalWidth || !img.dataset.epoch) return null;
+const canvas = document.createElement("canvas");
+canvas.width = img.naturalWidth;
+canvas.height = img.naturalHeight;
+canvas.getContext("2d").drawImage(img, 0, 0);
+return {job: img.dataset.job, epoch: Number(img.dataset.epoch),
+        png: canvas.toDataURL("image/png").split(",")[1]};
+"""
+FRAGMENTS = """
+return performance.getEntriesByType("resource")
+  .filter((e) => new URL(e.name).pathname === "/dashboard/jobs").length;
+"""
+CANVAS_PIXEL = """
+const canvas = document.getElementById("canvas");
+const [x1lo, x1hi, x2lo, x2hi] = JSON.parse(canvas.dataset.extent);
+const plot = JSON.parse(canvas.dataset.plot);
+const px = plot.left + (arguments[0] - x1lo) / (x1hi - x1lo) * plot.size;
+const py = plot.top + (x2hi - arguments[1]) / (x2hi - x2lo) * plot.size;
+return Array.from(canvas.getContext("2d").getImageData(Math.round(px), Math.round(py), 1, 1)
+  .data.slice(0, 3));
+"""
 
 
 def chromium_paths():
@@ -106,25 +135,54 @@ def job_row(driver, model, statuses):
 
 
 def click_plane(driver, x1, x2):
-    """Click the canvas at (x1, x2) of the unit square; return (x1, x2, label) shown."""
+    """Click the canvas at (x1, x2) of its plane (drawn over its extent inside its axes);
+    return (x1, x2, label) shown."""
     canvas = driver.find_element(By.ID, "canvas")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
     driver.execute_script("document.getElementById('verdict').textContent = ''")
-    width, height = canvas.size["width"], canvas.size["height"]
+    x1lo, x1hi, x2lo, x2hi = json.loads(canvas.get_attribute("data-extent"))
+    plot = json.loads(canvas.get_attribute("data-plot"))
+    scale = canvas.size["width"] / int(canvas.get_attribute("width"))
+    px = plot["left"] + (x1 - x1lo) / (x1hi - x1lo) * plot["size"]
+    py = plot["top"] + (x2hi - x2) / (x2hi - x2lo) * plot["size"]
     # W3C offsets count from the element's centre; x2 grows upwards
-    dx, dy = round((x1 - 0.5) * width), round((0.5 - x2) * height)
+    dx, dy = round(px * scale - canvas.size["width"] / 2), round(py * scale
+                                                                 - canvas.size["height"] / 2)
     ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).click().perform()
     shown = wait_for(driver, lambda d: VERDICT.match(d.find_element(By.ID, "verdict").text))
     return float(shown[1]), float(shown[2]), int(shown[3])
 
 
+def live_boundary(driver, after=-1):
+    """Return the live boundary shown ({job, epoch, pixels}) once its epoch is past after."""
+    shown = wait_for(driver, lambda d: (b := d.execute_script(LIVE_BOUNDARY))
+                     and b["epoch"] > after and b)
+    return {**shown, "pixels": image.imread(io.BytesIO(base64.b64decode(shown["png"])),
+                                            format="png")}
+
+
+def watch_live(driver, model):
+    """Watch a running job's row and boundary move for a while; return what was seen."""
+    first = live_boundary(driver)
+    fragments, epoch = driver.execute_script(FRAGMENTS), driver.execute_script(JOB_ROW, model)
+    time.sleep(2.5)  # the row moves with the stream; the fragment is not fetched meanwhile
+    moved = driver.execute_script(JOB_ROW, model)
+    fetched = driver.execute_script(FRAGMENTS) - fragments
+    later = live_boundary(driver, first["epoch"])
+    return {"first": first, "later": later, "epochs": (epoch["epoch"], moved["epoch"]),
+            "fragments": fetched}
+
+
 def use_dashboard(driver, url):
-    """Cancel a long job, train XOR, see its figure and classify two points; return checks."""
+    """Watch a long job's live boundary and cancel it, train XOR, see its figure, classify
+    two points, then come back after another model was trained; return checks."""
     driver.get(f"{url}/")
+    driver.execute_script("performance.setResourceTimingBufferSize(100000)")
     wait_for(driver, lambda d: "No training jobs yet" in d.find_element(By.ID, "jobs").text)
     start_training(driver, "slow", "linear", n=2000, epochs=100000)
     running = job_row(driver, "slow", ("running",))
     wait_for(driver, lambda d: 0 < d.execute_script(JOB_ROW, "slow")["epoch"] < running["epochs"])
+    live = watch_live(driver, "slow")
     driver.find_element(By.CSS_SELECTOR, "tr[data-model=slow] [data-cancel]").click()
     cancelled = job_row(driver, "slow", ("cancelled", "failed", "succeeded"))
     start_training(driver, "xor-browser", "xor", epochs=5000)
@@ -133,16 +191,49 @@ def use_dashboard(driver, url):
     driver.find_element(By.CSS_SELECTOR, "[data-model=xor-browser] [data-classify]").click()
     wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute("data-ready")
              == "xor-browser")
-    return {"running": running, "cancelled": cancelled, "done": done,
-            "clicks": [click_plane(driver, 0.1, 0.9), click_plane(driver, 0.5, 0.5)]}
+    clicks = [click_plane(driver, 0.1, 0.9), click_plane(driver, 0.5, 0.5)]
+    r = requests.post(f"{url}/v1/trainings", params={"wait": 30}, timeout=40,
+                      json={"model": "a-first", "dataset": {"kind": "xor"},
+                            "training": {"epochs": 300}})
+    assert r.json()["status"] == "succeeded", r.text
+    driver.refresh()  # a-first is first in order; the picker keeps the model last used
+    wait_for(driver, lambda d: d.execute_script(FIGURE_LOADED, "a-first"))
+    picked = wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute(
+        "data-ready"))
+    canvas = driver.find_element(By.ID, "canvas")
+    seen = {"ticks": json.loads(canvas.get_attribute("data-ticks")),
+            "points": int(canvas.get_attribute("data-points")),
+            "pixels": {point: driver.execute_script(CANVAS_PIXEL, *point)
+                       for point in ((0.0, 0.0), (0.0, 1.0), (0.3, 0.3), (0.9, 0.1))}}
+    # a page of one model, a-first: the model last used is on the next page, used by name
+    driver.execute_script("document.getElementById('canvas').dataset.ready = ''; "
+                          "document.getElementById('models').dataset.src = "
+                          "'/dashboard/models?limit=1'; state.model = null; "
+                          "return refreshModels();")
+    off_page = wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute(
+        "data-ready"))
+    shown = [a.get_attribute("data-model") for a in driver.find_elements(
+        By.CSS_SELECTOR, "#models article[data-model]")]
+    return {**seen, "off_page": (shown, off_page), "running": running, "cancelled": cancelled,
+            "done": done, "live": live, "clicks": clicks, "picked": picked}
 
 
-def test_dashboard_trains_shows_and_classifies(server, browser, tmp_path):
+def test_dashboard_trains_shows_and_classifies(start_server, browser, tmp_path):
+    server = start_server(workers=2)
     started = time.monotonic()
     seen = use_dashboard(browser, server.url)
     browser.save_screenshot(str(tmp_path / "dashboard.png"))
 
     assert seen["running"]["epochs"] == 100000
+    live = seen["live"]
+    assert live["first"]["job"] == live["later"]["job"]  # the slow job's, moving:
+    assert live["first"]["pixels"].shape[:2] == (320, 400)
+    title = int(0.12 * 320)  # which names the epoch; below it, the boundary and the points
+    changed = np.any(live["first"]["pixels"][title:] != live["later"]["pixels"][title:], axis=-1)
+    assert changed.mean() > 0.001
+    before, after = live["epochs"]
+    # moved by the stream: in 2.5 s at most one fetch of the fragment (every 10 s), not 2-3
+    assert after > before and live["fragments"] <= 1
     assert seen["cancelled"]["status"] == "cancelled"
     done = seen["done"]
     assert done["status"] == "succeeded"
@@ -151,6 +242,13 @@ def test_dashboard_trains_shows_and_classifies(server, browser, tmp_path):
     (x1, x2, corner), (y1, y2, centre) = seen["clicks"]
     assert abs(x1 - 0.1) <= 0.01 and abs(x2 - 0.9) <= 0.01 and corner == 1
     assert abs(y1 - 0.5) <= 0.01 and abs(y2 - 0.5) <= 0.01 and centre == 0
+    assert seen["picked"] == "xor-browser"  # remembered, though a-first comes first
+    assert seen["off_page"] == (["a-first"], "xor-browser")
+    assert {0, 1} <= set(seen["ticks"]["x1"]) and {0, 1} <= set(seen["ticks"]["x2"])
+    assert seen["points"] == 21  # XOR's training points, drawn in their class colours:
+    pixels = seen["pixels"]
+    assert pixels[(0.0, 0.0)] == [214, 39, 40] and pixels[(0.0, 1.0)] == [31, 119, 180]
+    assert pixels[(0.3, 0.3)] == [214, 39, 40] and pixels[(0.9, 0.1)] == [31, 119, 180]
     severe = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert severe == []
     assert time.monotonic() - started < 60
@@ -210,6 +308,9 @@ def screenshots(out):
         driver = start_browser(Path(tmp) / "chromium-profile")
         try:
             use_dashboard(driver, server.url)
+            driver.refresh()  # the first page of models again
+            wait_for(driver, lambda d: d.find_element(By.ID, "canvas").get_attribute(
+                "data-ready") == "xor-browser")
             (out / "dashboard.png").write_bytes(whole_page(driver))
             figure = requests.get(f"{server.url}/v1/models/xor-browser/plot.png", timeout=30)
             figure.raise_for_status()

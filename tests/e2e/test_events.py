@@ -128,8 +128,8 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
                 if line.startswith("curl -N")]
     assert len(commands) == 2
     for command in commands:
-        out = subprocess.run(["bash", "-c", command.replace("<id>", ended_job)], timeout=30,
-                             env={"U": srv.url, "PATH": "/usr/bin:/bin"},
+        out = subprocess.run(["bash", "-c", command], timeout=30,
+                             env={"U": srv.url, "JOB": ended_job, "PATH": "/usr/bin:/bin"},
                              capture_output=True, text=True, check=True).stdout
         assert out.startswith("retry: ") and "\nevent: end\ndata: {\"status\":\"succeeded\"" in out
         assert "id: 2000\nevent: progress\n" in out  # the last progress, past epoch 1200

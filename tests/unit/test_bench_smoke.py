@@ -16,7 +16,8 @@ from service.nn import datasets
 from service.nn.network import Architecture, init_params
 from service.nn.training import TrainingConfig, fit
 
-IN_PROCESS = ("training", "sweeps", "convergence", "generalisation", "scaling", "store")
+IN_PROCESS = ("training", "sweeps", "convergence", "generalisation", "scaling", "store",
+              "snapshots")
 
 
 def test_in_process_sections_run_and_write_their_results(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from service.errors import JobFinished, JobNotFound, LeaseLost, StoreUnavailable
 from service.jobs import FIELDS, SqliteJobs, worker_id
 from service.jobs.processes import host_id
+from service.jobs.records import MAX_SNAPSHOT_CHARS
 from service.timestamps import utc_iso
 
 from .jobkit import HISTORY, progress
@@ -285,6 +286,71 @@ def test_lists_answer_summaries_unless_full(jobs):
     assert summary["id"] == job_id and summary["progress"]["epochs"] == 3
     (full,), _ = jobs.list(full=True)
     assert full == jobs.get(job_id) and full["request"] == request
+
+
+def test_summary_is_the_one_job_as_lists_show_it_and_reads_lost_jobs_as_failed(jobs):
+    request = {"model": "m", "dataset": POINTS, "training": {"epochs": 3}}
+    job_id = jobs.create("m", request, 3)["id"]
+    assert jobs.summary(job_id) == jobs.list()[0][0]
+    lease = claim(jobs)["lease"]
+    jobs.report(job_id, lease, progress(2, 3), HISTORY)
+    summary = jobs.summary(job_id)
+    assert "history" not in summary and summary["request"]["dataset"] == {"kind": "points",
+                                                                          "n": 1000}
+    assert summary == {**jobs.list()[0][0]} and summary["progress"] == progress(2, 3)
+    lost = jobs.create("m", {}, 1)["id"]
+    claim(jobs, dead_worker())
+    jobs.finish(job_id, lease, "succeeded")
+    assert jobs.summary(lost)["status"] == "failed"  # as get() reads it: never left running
+    assert jobs.summary(lost)["error"] == "worker lost"
+    with pytest.raises(JobNotFound, match="nope"):
+        jobs.summary("nope")
+
+
+def test_report_keeps_the_latest_snapshot_outside_the_job(jobs):
+    job_id = jobs.create("m", {}, 3)["id"]
+    assert jobs.snapshot(job_id) is None
+    lease = claim(jobs)["lease"]
+    first, second = {"epoch": 1, "theta": "AAAA"}, {"epoch": 2, "theta": "BBBB", "x": [0.5]}
+    assert jobs.report(job_id, lease, progress(1, 3), HISTORY, first) is False
+    assert jobs.snapshot(job_id) == first
+    assert "snapshot" not in jobs.get(job_id) and "snapshot" not in jobs.summary(job_id)
+    jobs.report(job_id, lease, progress(2, 3), HISTORY)  # None keeps the last
+    assert jobs.snapshot(job_id) == first and jobs.get(job_id)["progress"]["epoch"] == 2
+    jobs.report(job_id, lease, progress(2, 3), HISTORY, second)
+    assert jobs.snapshot(job_id) == second
+    assert jobs.report(job_id, "not-the-lease", progress(3, 3), HISTORY, first) is True
+    assert jobs.snapshot(job_id) == second  # fenced, as the progress is
+    with pytest.raises(ValueError, match="snapshot"):
+        jobs.report(job_id, lease, progress(3, 3), HISTORY, {"theta": "A" * MAX_SNAPSHOT_CHARS})
+    assert jobs.snapshot(job_id) == second and jobs.get(job_id)["progress"]["epoch"] == 2
+    with pytest.raises(JobNotFound, match="nope"):
+        jobs.snapshot("nope")
+
+
+def test_summary_and_snapshot_read_no_other_column(jobs):
+    """A summary reads neither the request nor the history; a snapshot nothing else: shown
+    by spoiling those columns, which get() then cannot decode."""
+    job_id = jobs.create("m", {"dataset": POINTS}, 3)["id"]
+    lease = claim(jobs)["lease"]
+    jobs.report(job_id, lease, progress(1, 3), HISTORY, {"epoch": 1})
+    spoil(jobs, "UPDATE jobs SET request = 'x', history = 'x', progress = 'x' WHERE id = ?",
+          job_id)
+    with pytest.raises(ValueError):
+        jobs.get(job_id)
+    assert jobs.snapshot(job_id) == {"epoch": 1}
+    spoil(jobs, "UPDATE jobs SET progress = '{}', snapshot = 'x' WHERE id = ?", job_id)
+    assert jobs.summary(job_id)["progress"] == {}
+
+
+def spoil(jobs, sql, job_id):
+    """Run one UPDATE on the backend's own database, under the test's control."""
+    if isinstance(jobs, SqliteJobs):
+        with sqlite3.connect(jobs.path) as conn:
+            conn.execute(sql, (job_id,))
+    else:
+        with jobs.db.connection() as conn:
+            conn.execute(sql.replace("?", "%s"), (job_id,))
 
 
 def dead_worker():

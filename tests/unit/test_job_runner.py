@@ -29,6 +29,31 @@ def test_runner_runs_a_job_to_success_and_keeps_its_result(jobs, start_runner):
     assert job["worker"] == runner.worker and job["started_at"] <= job["finished_at"]
 
 
+def test_a_snapshot_is_made_only_for_the_reports_written_and_the_last_one_kept(
+        jobs, start_runner):
+    made, seen = [], {}
+
+    def execute(job, report):
+        started = time.monotonic()
+        epoch = 0
+        while time.monotonic() - started < 0.6:  # ~2 writes among hundreds of reports
+            epoch += 1
+            report(progress(epoch, 10**6), HISTORY,
+                   snapshot=lambda epoch=epoch: made.append(epoch) or {"epoch": epoch})
+            if made and "first" not in seen:
+                seen["first"] = jobs.snapshot(job["id"])
+            time.sleep(0.001)
+        report(progress(epoch, 10**6), HISTORY, last=True,
+               snapshot=lambda: made.append("final") or {"epoch": "final"})
+        return {"name": "m"}
+
+    job_id = run_one(jobs, start_runner(execute))
+    assert jobs.wait(job_id, 5.0)["status"] == "succeeded"
+    assert 2 <= len(made) <= 5 and made[-1] == "final"  # one per write, not one per report
+    assert seen["first"] == {"epoch": made[0]}  # written with the progress that made it
+    assert jobs.snapshot(job_id) == {"epoch": "final"}
+
+
 @pytest.mark.parametrize(("exc", "error"), [
     (ValueError("labels must be 0 or 1"), "labels must be 0 or 1"),
     (ZeroDivisionError("loss is nan"), "loss is nan"),
@@ -215,10 +240,10 @@ class _Flaky(SqliteJobs):
 
     fail_report = fail_prune = False
 
-    def report(self, job_id, lease, progress, history):
+    def report(self, job_id, lease, progress, history, snapshot=None):
         if self.fail_report:
             raise StoreUnavailable("job database unavailable: database is locked")
-        return super().report(job_id, lease, progress, history)
+        return super().report(job_id, lease, progress, history, snapshot)
 
     def prune(self, ended_before):
         if self.fail_prune:

@@ -79,7 +79,7 @@ def test_measuring_every_epoch_leaves_the_training_unchanged(batch_size):
     seen = []
     watched = fit(LAB, x, y, config, on_progress=lambda *row: seen.append(row), report_every=1)
     plain = fit(LAB, x, y, config)
-    assert [epoch for epoch, _, _ in seen] == list(range(2000))
+    assert [epoch for epoch, _, _, _ in seen] == list(range(2000))
     np.testing.assert_array_equal(watched.params["theta"], plain.params["theta"])
     assert watched.history == plain.history
 
@@ -128,12 +128,13 @@ def test_stops_when_patience_runs_out():
     assert result.epochs_run == 20
 
 
-def test_callback_sees_progress_and_can_stop_training():
+def test_callback_sees_progress_and_its_weights_and_can_stop_training():
     x, y = datasets.xor()
-    seen = []
+    seen, theta = [], []
 
-    def on_progress(epoch, loss, acc):
+    def on_progress(epoch, loss, acc, weights):
         seen.append((epoch, loss, acc))
+        theta.append(weights())
         return epoch >= 300
 
     result = fit(LAB, x, y, TrainingConfig(epochs=5000), on_progress=on_progress)
@@ -141,6 +142,10 @@ def test_callback_sees_progress_and_can_stop_training():
     assert all(math.isfinite(loss) and 0 <= acc <= 1 for _, loss, acc in seen)
     assert result.stop_reason == "cancelled"
     assert result.epochs_run == 300
+    # weights() is each report's own copy: the network at that epoch, then still training
+    assert all(t.shape == theta[0].shape for t in theta)
+    assert not np.array_equal(theta[0], theta[1])
+    np.testing.assert_array_equal(theta[-1], result.params["theta"])
 
 
 def test_history_is_every_epoch_for_short_runs_and_thinned_for_long_ones():

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from service.errors import CorruptModel, LeaseLost, StoreUnavailable
+from service.errors import AliasNotFound, CorruptModel, LeaseLost, ModelNotFound, StoreUnavailable
 from service.jobs.postgres import PgJobs
 from service.pg import Database
 from service.pg.listener import APPLICATION_NAME
@@ -169,3 +169,34 @@ def test_a_worker_paused_past_its_lease_saves_nothing_and_a_fenced_save_renews_i
     assert jobs.claim(elsewhere, max_running=1) is None  # not reaped: it has time to finish
     assert jobs.finish(job_id, second["lease"], "succeeded")
     assert [m["version"] for m in store.versions("xor")] == [1]
+
+
+def test_a_load_reads_the_bytes_only_when_its_cache_lacks_them(store, trained, monkeypatch):
+    save(store, "xor", trained)
+    model = store.load("xor")[0]
+    store.set_alias("xor", "best", 1)  # the name changed: the next load asks again
+    assert store.load("xor")[0] is model  # ... without reading the bytes it has
+    row_id = store.cache.identity("xor", None)
+    store.cache.forget("xor")  # dropped after the query said "you have it"
+    monkeypatch.setattr(store.cache, "identity", lambda name, version: row_id)
+    store.memory.freshness.recheck()
+    again = store.load("xor")[0]
+    assert again is not model and again.to_arrays()[1] == model.to_arrays()[1]
+
+
+def test_a_refused_change_leaves_this_process_warm(store, pg_database, trained, monkeypatch):
+    save(store, "xor", trained)
+    save(store, "other", trained)
+    model, other = store.load("xor")[0], store.load("other")[0]
+    with pytest.raises(ModelNotFound):
+        store.delete("xor", 9)
+    with pytest.raises(ModelNotFound):
+        store.set_alias("xor", "best", 9)
+    with pytest.raises(AliasNotFound):
+        store.delete_alias("xor", "none")
+
+    def no_database():
+        raise AssertionError("a warm load asked the database")
+
+    monkeypatch.setattr(pg_database, "connection", no_database)
+    assert store.load("xor")[0] is model and store.load("other")[0] is other
