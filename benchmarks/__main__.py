@@ -11,6 +11,7 @@ from . import (
     convergence,
     generalisation,
     hosts,
+    jobs,
     machine,
     oip,
     report,
@@ -33,6 +34,7 @@ SECTIONS = {
     "snapshots": snapshots.run,
     "serving": serving.run,
     "hosts": hosts.run,
+    "jobs": jobs.run,
     "inference": oip.run,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -24,10 +24,10 @@ def build_jobs(settings, db=None):
     if settings.database_url is not None:
         from .jobs.postgres import PgJobs
 
-        return PgJobs(db or database(settings))
+        return PgJobs(db or database(settings), lease_s=settings.job_lease_s)
     from .jobs.sqlite import SqliteJobs
 
-    return SqliteJobs(settings.jobs_path)
+    return SqliteJobs(settings.jobs_path, stale_s=settings.job_lease_s)
 
 
 def database(settings):

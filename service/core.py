@@ -13,6 +13,7 @@ from .schemas import SweepRequest, TrainingRequest
 
 log = logging.getLogger("nnserve")
 CANCEL_WAIT_S = 2.0  # a running job notices a cancel within its next progress report
+HEARTBEAT_S = 2.0  # a running job's heartbeat, or a third of its lease when that is shorter
 FIGURES_KEPT = 16  # rendered model figures per process: a stored version's never changes
 
 
@@ -31,7 +32,8 @@ class Service:
         self.figures = Lru(FIGURES_KEPT)
         self.runner = None if jobs is None else JobRunner(
             jobs, self._execute, max_running=settings.max_running_jobs,
-            timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s)
+            timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s,
+            heartbeat_s=min(HEARTBEAT_S, settings.job_lease_s / 3))
         self.streams = None if jobs is None else streams.Streams(
             jobs, max_open=settings.max_streams, keepalive_s=settings.stream_keepalive_s)
         self.boundaries = None if jobs is None else boundaries.JobBoundaries(

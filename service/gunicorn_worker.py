@@ -190,7 +190,7 @@ class BufferingWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_bytes, reading))
 
     def _on_bytes(self, reading, sock):
-        if not self._receive(reading):  # the client left before its request was complete
+        if not self._receive(reading):
             self._unwatch(reading)
             self._drop(reading)
         elif reading.scan.done:
@@ -198,15 +198,22 @@ class BufferingWorker(ThreadWorker):
             self._hand_over(reading)
 
     def _receive(self, reading):
-        """Take what the client has sent (nothing, if it has not); return False if it left."""
+        """Take what the client has sent (nothing, if it has not); return False if it left
+        without a byte of a request. A client that half-closes with part of a request sent
+        has it handed over as it is: gunicorn or the app answers it ("the body ended after
+        ... bytes"), as they answered a body cut short before."""
         try:
             data = reading.conn.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return True
-        except OSError:
+        except OSError:  # reset: nobody is left to answer
             return False
+        if not data:
+            if not reading.received:
+                return False
+            reading.scan.end()
         self._take(reading, data)
-        return bool(data)
+        return True
 
     def _take(self, reading, data):
         if data:

@@ -136,5 +136,10 @@ class RequestScan:
             self.remaining = n + 2
         return data[end + 1:]
 
+    def end(self):
+        """The client sent all it will (it half-closed): hand over what there is."""
+        if not self.done:
+            self._hand_over(whole=False)
+
     def _hand_over(self, whole):
         self.done, self.whole, self.expects_continue = True, whole, False

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     """Training jobs running at once across all workers; the rest wait queued."""
     job_timeout_s: float = Field(600.0, gt=0)
     """Wall-clock limit of one training job, after which it fails."""
+    job_lease_s: float = Field(30.0, ge=0.5, le=3600, allow_inf_nan=False)
+    """Seconds without a heartbeat before a running job is lost (PostgreSQL: then claimed again)."""
     job_retention_s: float = Field(7 * 24 * 3600.0, ge=3600, le=100 * 365 * 24 * 3600,
                                    allow_inf_nan=False)
     """How long an ended training job stays on record after it ends (1 hour to 100 years)."""

@@ -55,6 +55,11 @@ class Cluster:
                        capture_output=True, timeout=60)
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
+    def crash(self):
+        """Stop the server as a crash would (pg_ctl stop -m immediate: no checkpoint)."""
+        self._pg_ctl("-m", "immediate", "stop")
+        self.pid = None
+
     def restart(self, mode="immediate"):
         """Restart the server (immediate: as after a crash, recovering from its WAL); it
         keeps its port and options."""
@@ -62,6 +67,11 @@ class Cluster:
                         str(self.folder / "log"), "-w", "-m", mode, "restart"], check=True,
                        capture_output=True, timeout=60)
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def _pg_ctl(self, *args):
+        subprocess.run([*self._as, pg_bin("pg_ctl"), "-D", str(self.data), "-l",
+                        str(self.folder / "log"), "-w", *args], check=True,
+                       capture_output=True, timeout=60)
 
     def url(self, database="postgres"):
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -122,6 +122,13 @@ class JobBackend(ABC):
     def ping(self):
         """Return None if jobs can be read and written now; else raise a store error."""
 
+    def on_claimable(self, wake):
+        """Arrange for wake() to be called (on another thread, quickly) whenever a job may
+        have become claimable in any process: one created, one lost, a slot freed. Return
+        True if the backend does, so a runner may poll only as a slow backstop; False (the
+        default) if it cannot, and a runner must poll."""
+        return False
+
     def wait(self, job_id, timeout_s):
         """Return the job once it has ended, or as it stands after timeout_s seconds."""
         deadline, delay = time.monotonic() + timeout_s, 0.005

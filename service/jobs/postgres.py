@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from ..errors import JobFinished, JobNotFound
+from ..pg.database import PING_TIMEOUT_S
 from ..timestamps import utc_iso
 from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
 from .processes import worker_is_alive
@@ -25,6 +26,9 @@ CLAIM_LOCK = 0x6E6E_7365_7276_6502  # serialises claims: count, then take one
 MAX_ATTEMPTS = 2
 NOW = "extract(epoch from clock_timestamp())"
 CHANNEL = "nnserve_jobs"
+# the listener's backstop, each tick: a lost notification, or a lease that expired silently
+CLAIMABLE = ("SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1"
+             f" FROM jobs WHERE status = 'running' AND lease_until < {NOW})")
 
 
 def _job(row, fields):
@@ -36,8 +40,9 @@ def _job(row, fields):
 class PgJobs(ReapedReads, JobBackend):
     """Jobs in the database of db (a service.pg.Database)."""
 
-    def __init__(self, db, *, lease_s=30.0):
+    def __init__(self, db, *, lease_s=30.0, listener=None):
         self.db, self.lease_s = db, lease_s
+        self._listener = listener  # default: the process's Listener of db, made when needed
 
     def _select(self, conn, where, args=(), tail="", full=True):
         """Return the jobs matching an SQL condition (summaries unless full), in tail's order."""
@@ -45,6 +50,18 @@ class PgJobs(ReapedReads, JobBackend):
         columns = ", ".join(fields if full else (*fields, "summary"))
         rows = conn.execute(f"SELECT {columns}, attempt FROM jobs WHERE {where} {tail}", args)
         return [_job(row, fields) for row in rows]
+
+    def on_claimable(self, wake):
+        """Call wake() on each NOTIFY of CHANNEL (sent by create, reap and finish, from any
+        host), when listening (re)starts, and each listener tick that finds a queued job or
+        an expired lease; return True."""
+        def poll(conn):
+            if conn.execute(CLAIMABLE).fetchone()[0]:
+                wake()
+
+        listener = self._listener or self.db.listener()
+        listener.subscribe(CHANNEL, lambda _payload: wake(), poll)
+        return True
 
     def create(self, model, request, epochs, kind="training"):
         """Return a new queued job of kind for model with request (a JSON dict)."""
@@ -165,11 +182,14 @@ class PgJobs(ReapedReads, JobBackend):
         """End a running job; False if it had ended already or is not held by lease."""
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not a final status")
-        with self.db.connection() as conn:
-            return conn.execute(
+        with self.db.connection() as conn, conn.transaction():
+            ended = conn.execute(
                 "UPDATE jobs SET status = %s, result = %s, error = %s, finished_at = %s"
                 f" WHERE {HELD}", (status, dumps(result), error, utc_iso(), job_id,
                                    lease)).rowcount == 1
+            if ended:
+                conn.execute(f"NOTIFY {CHANNEL}")  # a slot is free: a queued job may run
+            return ended
 
     def cancel(self, job_id):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
@@ -236,6 +256,6 @@ class PgJobs(ReapedReads, JobBackend):
                                 (ended_before,)).rowcount
 
     def ping(self):
-        """Raise StoreUnavailable unless the database answers."""
-        with self.db.connection() as conn:
+        """Raise StoreUnavailable unless the database answers within PING_TIMEOUT_S."""
+        with self.db.connection(PING_TIMEOUT_S) as conn:
             conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()

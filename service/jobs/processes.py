@@ -1,4 +1,9 @@
-"""Which process runs a job: worker ids "host:pid:start", and whether that process lives."""
+"""Which process runs a job: worker ids "host:pid:start", and whether that process lives.
+
+The host part is the hostname, followed by "/" and the PID namespace's inode when the
+process is in one of its own (a container, `unshare --pid`): PIDs repeat from one namespace
+to the next, so two containers that share a hostname (host networking) must not judge each
+other's workers by PID."""
 
 import os
 import socket
@@ -20,16 +25,30 @@ def process_start(pid):
     return fields[19] if fields else "0"  # field 22 of proc(5)
 
 
+INITIAL_PID_NAMESPACE = 0xEFFFFFFC  # the kernel's own (PROC_PID_INIT_INO)
+
+
+def host_id():
+    """Return the host part of this process's worker ids."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    if namespace == INITIAL_PID_NAMESPACE:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace}"
+
+
 def worker_id():
     """Return this process's worker id, "host:pid:start"."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{process_start(pid)}"
+    return f"{host_id()}:{pid}:{process_start(pid)}"
 
 
 def worker_is_alive(worker):
     """Return False when worker names a process of this host that is gone (or a reused pid)."""
     parts = (worker or "").rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != host_id() or not parts[1].isdigit():
         return True  # another host or a foreign id: only the heartbeat can tell
     pid, start = int(parts[1]), parts[2]
     try:

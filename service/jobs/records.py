@@ -64,6 +64,7 @@ def job_of(row, fields=FIELDS):
     for key in JSON_FIELDS:
         if isinstance(job.get(key), str):
             job[key] = json.loads(job[key])
+    job["attempt"] = int(job["started_at"] is not None)  # PgJobs, which claims again, counts
     job["cancel_requested"] = bool(job["cancel_requested"])
     job["saving"] = bool(job["saving"])
     return job

@@ -13,6 +13,7 @@ from .processes import worker_id
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 WRITE_INTERVAL_S = 0.25
 PRUNE_INTERVAL_S = 60.0  # how often a runner deletes jobs past their retention
+BACKSTOP_POLL_S = 5.0  # how often a runner that is woken by its backend looks anyway
 SAVE_WAIT_S = 10.0  # how long stop() lets a job that is saving its model finish
 FINISH_ATTEMPTS, FINISH_RETRY_S = 3, 0.5
 UNCONFIRMED = "the job database could not be reached before saving; no model was saved"
@@ -62,6 +63,8 @@ class JobRunner:
     def start(self):
         """Start the claim loop and the watchdog; return self."""
         self.worker = self.worker or worker_id()
+        if self.backend.on_claimable(self.wake):  # woken by every process: poll rarely
+            self.poll_s = max(self.poll_s, BACKSTOP_POLL_S)
         self._threads = [threading.Thread(target=target, name=f"nnserve-{name}", daemon=True)
                          for name, target in (("runner", self._loop), ("watchdog", self._watch))]
         for thread in self._threads:

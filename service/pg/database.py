@@ -6,6 +6,7 @@ advisory lock (several hosts start at once)."""
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -18,6 +19,18 @@ from .schema import migrate
 
 log = logging.getLogger("nnserve.db")
 CONNECT_TIMEOUT_S = 5
+# Text is str whatever the database's encoding: psycopg hands out bytes for a SQL_ASCII
+# database (initdb's default without a locale) unless the client asks for UTF8.
+CONNECT_OPTIONS = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                   "client_encoding": "UTF8"}
+# psycopg_pool retries a failed connection with a doubling delay for reconnect_timeout (5
+# minutes by default: after a long outage the next try could be minutes away); given up
+# this soon, the next request that finds the pool empty tries again at once.
+RECONNECT_S = 2.0
+# /readyz pings the store and the jobs, each waiting at most this long for a connection, so
+# it answers within a readiness probe's timeout (Kubernetes' default: 1 s)
+PING_TIMEOUT_S = 0.5
+DOWN_FOR_S = 1.0  # after a failure, is_down() says so this long (then one caller tries again)
 
 
 class Database:
@@ -26,6 +39,7 @@ class Database:
     def __init__(self, url, *, max_size=8):
         self.url, self.max_size = url, max_size
         self._pool, self._pid, self._lock = None, None, threading.Lock()
+        self._failed_at = None  # time.monotonic() of the last failure, None once one succeeds
 
     def migrate(self):
         """Bring the schema to its latest version; raise StoreUnavailable (naming the setting,
@@ -38,36 +52,46 @@ class Database:
             if self._pid != os.getpid():  # a forked child opens a pool of its own
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.max_size, open=False,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-                    check=ConnectionPool.check_connection, name="nnserve")
+                    kwargs=CONNECT_OPTIONS,
+                    check=ConnectionPool.check_connection, reconnect_timeout=RECONNECT_S,
+                    name="nnserve")
                 self._pool.open(wait=False)
                 self._pid = os.getpid()
             return self._pool
 
     @contextmanager
-    def connection(self):
-        """Yield a pooled connection (autocommit; `with conn.transaction()` for more);
-        database failures are StoreUnavailable (503)."""
+    def connection(self, timeout=CONNECT_TIMEOUT_S):
+        """Yield a pooled connection (autocommit; `with conn.transaction()` for more), waiting
+        at most timeout s for one; database failures are StoreUnavailable (503)."""
         try:
-            with self.pool().connection(timeout=CONNECT_TIMEOUT_S) as conn:
+            with self.pool().connection(timeout=timeout) as conn:
                 yield conn
+            self._failed_at = None
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.AdminShutdown,
                 TimeoutError) as exc:
-            line = connect_line(self.url, exc)
-            log.error("%s", line)
-            raise StoreUnavailable(line) from exc
+            raise self._unavailable(exc) from exc
         except Exception as exc:
             if type(exc).__name__ == "PoolTimeout":
-                line = connect_line(self.url, exc)
-                log.error("%s", line)
-                raise StoreUnavailable(line) from exc
+                raise self._unavailable(exc) from exc
             raise
+
+    def _unavailable(self, exc):
+        self._failed_at = time.monotonic()
+        line = connect_line(self.url, exc)
+        log.error("%s", line)
+        return StoreUnavailable(line)
+
+    def is_down(self):
+        """Return whether a use of the database failed in the last DOWN_FOR_S with none
+        succeeding since: a caller with something to fall back on need not wait for it."""
+        failed_at = self._failed_at
+        return failed_at is not None and time.monotonic() - failed_at < DOWN_FOR_S
 
     def check(self):
         """Connect once, directly (not through the pool); raise StoreUnavailable with one line
         naming the setting and the reason."""
         try:
-            with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as c:
+            with psycopg.connect(self.url, **CONNECT_OPTIONS) as c:
                 migrate(c)
         except psycopg.Error as exc:
             raise StoreUnavailable(connect_line(self.url, exc)) from exc

@@ -29,6 +29,7 @@ CHANNEL_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 CONNECT_OPTIONS = {  # a dead peer (a partition, a host down) is noticed in seconds
     "autocommit": True, "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5,
     "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": 5000,
+    "client_encoding": "UTF8",  # payloads are str on a SQL_ASCII database too
 }
 
 

@@ -73,6 +73,7 @@ class JobSummary(BaseModel):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    attempt: int  # claims so far: 0 queued, 1 once run, 2 when a lost host's job was run again
 
 
 class Job(JobSummary):

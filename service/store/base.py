@@ -39,10 +39,12 @@ class ModelStore(ABC):
     numbering starts again at 1);
     a read validates what it reads in full before building a model (damaged or hostile
     bytes are CorruptModel, never executed); a load may answer from memory, but sees a save
-    or delete made anywhere by its next call. Names and versions are checked (InvalidName,
-    InvalidInput); a missing one is ModelNotFound; a failing medium is StoreUnavailable or
-    StoreFull. An alias names one version of a model (at most one per alias); it goes with
-    its version when that is deleted.
+    or delete made in its process by its next call, and one made anywhere else as soon as
+    it is told (files on one host: the next call; PostgreSQL: when the notification
+    arrives, within a second at worst when one was lost). Names and versions are checked
+    (InvalidName, InvalidInput); a missing one is ModelNotFound; a failing medium is
+    StoreUnavailable or StoreFull. An alias names one version of a model (at most one per
+    alias); it goes with its version when that is deleted.
     """
 
     def save(self, name, model, *, dataset, metrics, history, x, y, sweep=None, fence=None):

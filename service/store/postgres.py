@@ -26,6 +26,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..names import check_alias, check_name, check_version
+from ..pg.database import CONNECT_TIMEOUT_S, PING_TIMEOUT_S
 from ..timestamps import utc_iso
 from .base import ModelStore
 from .disk import FIGURE_RE
@@ -149,8 +150,12 @@ class PgStore(ModelStore):
         hit = state is not None and self.cache.hit(name, version, state)
         if hit:
             return hit
-        try:
-            found, model, meta = self._fetch(name, version)
+        last = self.cache.last(name, version) if state is None else None
+        if last is not None and self.db.is_down():
+            return last  # the database just failed: serve what is loaded without waiting
+        try:  # not long a wait for a version held already
+            found, model, meta = self._fetch(name, version,
+                                             PING_TIMEOUT_S if last else CONNECT_TIMEOUT_S)
         except StoreUnavailable:
             last = self.cache.last(name, version)
             if last is None:
@@ -160,13 +165,13 @@ class PgStore(ModelStore):
             self.cache.resolve(name, version, state, found)
         return model, meta
 
-    def _fetch(self, name, version):
+    def _fetch(self, name, version, timeout=CONNECT_TIMEOUT_S):
         """Return (version found, model, meta) of a version of name (None: latest), reading
         its bytes only when the cache lacks them: one query (a cold load is on a request's
         path: benchmarks/RESULTS.md, "cold load from the database")."""
         where, args = self._where(name, version)
         known = self.cache.identity(name, version) or 0
-        with self.db.connection() as conn:
+        with self.db.connection(timeout) as conn:
             row = conn.cursor(binary=True).execute(  # bytea: binary is half text's cost
                 f"SELECT version, id, CASE WHEN id = %s THEN NULL ELSE bytes END"
                 f" FROM model_versions WHERE {where}", (known, *args)).fetchone()
@@ -260,8 +265,9 @@ class PgStore(ModelStore):
         return None if row is None else bytes(row[0])
 
     def ping(self):
-        """Return None if versions can be written and read now; else raise StoreUnavailable."""
-        with self.db.connection() as conn:
+        """Return None if versions can be written and read now; else raise StoreUnavailable
+        (within PING_TIMEOUT_S: a readiness probe's timeout is short)."""
+        with self.db.connection(PING_TIMEOUT_S) as conn:
             writable = conn.execute("SELECT NOT pg_is_in_recovery() AND"
                                     " current_setting('transaction_read_only') = 'off'"
                                     " FROM store_generation").fetchone()

@@ -35,12 +35,16 @@ class Server:
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.proc = None
 
+    def spawn(self, log):
+        """Return the started gunicorn master (a subclass may start it elsewhere)."""
+        return subprocess.Popen([str(NNSERVE), "serve"], cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
     def start(self, timeout=30):
         """Start gunicorn and return self once /readyz answers 200."""
         self.store.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(NNSERVE), "serve"], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = self.spawn(log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

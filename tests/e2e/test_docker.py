@@ -8,6 +8,7 @@ CA bundle, read from its pip configuration.
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -88,16 +89,19 @@ def docker():
 
 @pytest.fixture(scope="module")
 def image(docker):
-    """Build the image from the work tree and return its tag."""
+    """Build the image from the work tree and return its tag: one of this run's own, so a
+    run from another tree on the same engine cannot swap the image under the tests."""
+    tag = f"{IMAGE}-{uuid.uuid4().hex[:8]}"
     index, cert = pip_index_and_cert()
     args = [docker, "build", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--label", LABEL]
     if index:
         args += ["--build-arg", f"PIP_INDEX_URL={index}"]
     if cert:
         args += ["--secret", f"id=pip_ca,src={cert}"]
-    run(*args, "-t", IMAGE, str(ROOT), timeout=900, env={**os.environ, "DOCKER_BUILDKIT": "1"})
-    yield IMAGE
-    # Earlier builds of the tag, now untagged; the build cache stays for the next run.
+    run(*args, "-t", tag, str(ROOT), timeout=900, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    yield tag
+    # The tag, and earlier builds left untagged; the build cache stays for the next run.
+    run(docker, "image", "rm", tag, check=False)
     run(docker, "image", "prune", "--force", "--filter", f"label={LABEL}", check=False)
 
 
@@ -216,3 +220,73 @@ def test_trained_model_outlives_restart_and_container(docker, start):
     url = base_url(docker, start())
     assert listed_models(url) == [("xor-demo", version)]
     assert predict(url) == (version, XOR_LABELS)
+
+
+COMPOSE_CI = ROOT / "tests" / "e2e" / "compose.ci.yaml"
+SERVICES_IMAGE = "nnserve-ci-services:bookworm"
+
+
+def compose_client(docker):
+    """Return the command that runs docker compose (the plugin or docker-compose), or None."""
+    if run(docker, "compose", "version", check=False).returncode == 0:
+        return [docker, "compose"]
+    return [shutil.which("docker-compose")] if shutil.which("docker-compose") else None
+
+
+@pytest.fixture
+def compose(docker, image):
+    """Run compose.yaml (with CI's images, tests/e2e/compose.ci.yaml) on a free port; return
+    (url of the load balancer, the function returning a replica's own URL)."""
+    client = compose_client(docker)
+    if client is None:
+        pytest.skip("no docker compose (run .ci/docker-setup: apt-get install docker-compose)")
+    if run(docker, "image", "inspect", SERVICES_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"no image {SERVICES_IMAGE} (run .ci/docker-setup)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "NNSERVE_IMAGE": image, "NNSERVE_PORT": f"127.0.0.1:{port}",
+           "POSTGRES_PASSWORD": uuid.uuid4().hex}
+    command = [*client, "-p", f"nnserve-e2e-{uuid.uuid4().hex[:8]}",
+               "-f", str(ROOT / "compose.yaml"), "-f", str(COMPOSE_CI)]
+
+    def replica(name):
+        return f"http://{run(*command, 'port', name, '8000', env=env).stdout.strip()}"
+
+    try:
+        run(*command, "up", "--detach", "--no-build", env=env, timeout=300)
+        yield f"http://127.0.0.1:{port}", replica
+    finally:
+        logs = run(*command, "logs", "--no-color", env=env, check=False).stdout
+        run(*command, "down", "--volumes", "--timeout", "10", env=env, check=False, timeout=120)
+        print(logs[-5000:])
+
+
+def served_by(url, timeout=90):
+    """Return the replicas that answered /readyz through the load balancer, once both have."""
+    seen, deadline = set(), time.monotonic() + timeout
+    while len(seen) < 2 and time.monotonic() < deadline:
+        try:
+            r = requests.get(f"{url}/readyz", timeout=5)
+            if r.status_code == 200:
+                seen.add(r.headers["X-Served-By"])
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        time.sleep(0.2)
+    return seen
+
+
+def test_compose_runs_two_replicas_on_one_database_behind_one_port(compose):
+    url, replica = compose
+    assert served_by(url) == {"nnserve-a", "nnserve-b"}
+    r = requests.post(f"{url}/v1/trainings", params={"wait": 30},
+                      json={"model": "xor-demo", "dataset": {"kind": "xor"}}, timeout=60)
+    assert r.status_code in (201, 202), r.text
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    trained_by = r.headers["X-Served-By"]
+    for name in ("nnserve-a", "nnserve-b"):  # the job and its model are on both replicas
+        seen = requests.get(f"{replica(name)}/v1/trainings/{job['id']}", timeout=10).json()
+        assert (seen["status"], seen["result"]) == ("succeeded", job["result"])
+        version, labels = predict(replica(name))
+        assert (version, labels) == (job["result"]["version"], XOR_LABELS), (name, trained_by)

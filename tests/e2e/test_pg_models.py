@@ -46,6 +46,13 @@ def hosts(cluster, tmp_path_factory):
             server.stop()
 
 
+@pytest.fixture(scope="module")
+def npz(hosts):
+    """Return the .npz bytes of a model trained through A, to upload."""
+    train(hosts[0], "seed")
+    return requests.get(f"{hosts[0].url}/v1/models/seed/versions/1/npz", timeout=10).content
+
+
 def train(host, model):
     r = requests.post(f"{host.url}/v1/trainings?wait=60", json={"model": model, **TRAINING},
                       timeout=90)
@@ -95,9 +102,8 @@ def test_six_trainings_of_one_name_across_hosts_get_versions_one_to_six(hosts):
 
 
 def test_with_its_listening_connections_killed_a_host_serves_a_new_version_within_1_s(
-        hosts, cluster):
-    a, b = hosts
-    data = requests.get(f"{a.url}/v1/models/xor-shared/versions/1/npz", timeout=10).content
+        hosts, cluster, npz):
+    a, b, data = *hosts, npz
     assert upload(b, "fresh", data).json()["version"] == 1
     for _ in range(10):  # warm in every worker of A
         assert served_version(a, "fresh") == 1
@@ -116,9 +122,8 @@ def test_with_its_listening_connections_killed_a_host_serves_a_new_version_withi
     assert [served_version(a, "fresh") for _ in range(10)] == [2] * 10  # every worker
 
 
-def test_an_immediate_restart_of_postgresql_mid_uploads_loses_no_201(hosts, cluster):
-    a, b = hosts
-    data = requests.get(f"{a.url}/v1/models/xor-shared/versions/1/npz", timeout=10).content
+def test_an_immediate_restart_of_postgresql_mid_uploads_loses_no_201(hosts, cluster, npz):
+    data = npz
     acknowledged, statuses, stop = [], [], threading.Event()
 
     def keep_uploading(host, model):

@@ -128,7 +128,8 @@ def test_tricklers_and_idle_sockets_hold_no_thread_and_are_cut_after_the_read_ti
 
 
 def test_a_slow_request_within_the_timeout_is_served(srv):
-    """A body sent in pieces, a chunked one, a pipelined pair and 100-continue all work."""
+    """A body sent in pieces, a chunked one, a pipelined pair and 100-continue all work; a
+    body cut short and one over the limit get their 400 and 413."""
     with connect(srv) as s:  # Content-Length, in three pieces
         s.sendall(head(PREDICT, f"Content-Length: {len(BODY)}", "Connection: close"))
         for piece in (BODY[:5], BODY[5:12], BODY[12:]):
@@ -154,6 +155,11 @@ def test_a_slow_request_within_the_timeout_is_served(srv):
         s.sendall(BODY)
         answer = read_answer(s)
         assert answer.startswith(b"HTTP/1.1 200 ") and b"100 Continue" not in answer
+    with connect(srv) as s:  # a client that half-closes mid-body is told its body ended
+        s.sendall(head(PREDICT, f"Content-Length: {len(BODY)}") + BODY[:5])
+        s.shutdown(socket.SHUT_WR)
+        answer = read_answer(s)
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"the body ended after 5" in answer
     with connect(srv) as s:  # ... and a body over the limit is refused without being sent
         s.sendall(head(PREDICT, f"Content-Length: {10**9}", "Expect: 100-continue"))
         answer = read_answer(s)

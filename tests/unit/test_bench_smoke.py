@@ -102,3 +102,11 @@ def test_v2_bench_bodies_are_what_the_protocol_reads():
     raw, length = oip.binary_body(x)
     header = json.loads(raw[:length])
     assert header["inputs"][0]["parameters"]["binary_data_size"] == len(raw) - length == 24
+
+
+def test_the_claim_latency_benchmark_runs_on_postgresql(pg_cluster):
+    from benchmarks import jobs
+
+    rows = jobs.claim_latency(pg_cluster, SMOKE)
+    assert [row.section for row in rows] == ["jobs"] * 3
+    assert all(row.value is not None and row.value > 0 for row in rows)

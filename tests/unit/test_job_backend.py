@@ -3,7 +3,6 @@
 import multiprocessing
 import os
 import signal
-import socket
 import sqlite3
 import time
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ import pytest
 
 from service.errors import JobFinished, JobNotFound, LeaseLost, StoreUnavailable
 from service.jobs import FIELDS, SqliteJobs, worker_id
+from service.jobs.processes import host_id
 from service.jobs.records import MAX_SNAPSHOT_CHARS
 from service.timestamps import utc_iso
 
@@ -358,7 +358,7 @@ def dead_worker():
     gone = FORK.Process(target=time.sleep, args=(0,))
     gone.start()
     gone.join()
-    return f"{socket.gethostname()}:{gone.pid}:1"
+    return f"{host_id()}:{gone.pid}:1"
 
 
 def test_claim_frees_the_slot_held_by_a_dead_worker(jobs):
@@ -434,7 +434,7 @@ def test_job_of_a_killed_process_fails_with_worker_lost(sqlite_jobs):
 def test_reap_fails_jobs_of_dead_pids_reused_pids_and_stale_heartbeats(tmp_path):
     jobs = SqliteJobs(tmp_path / "jobs.sqlite3", stale_s=0.3)
     workers = {"alive": worker_id(), "dead": dead_worker(),
-               "reused": f"{socket.gethostname()}:{os.getpid()}:1", "elsewhere": "otherhost:1:1"}
+               "reused": f"{host_id()}:{os.getpid()}:1", "elsewhere": "otherhost:1:1"}
     hooked = jobs.create("m", {}, 1)["id"]
     jobs.claim("policy:gone", max_running=9)
     assert jobs.reap(is_alive=lambda worker: worker != "policy:gone") == [hooked]

@@ -64,3 +64,10 @@ def test_100_continue_is_expected_only_while_an_http_11_body_is_awaited():
     assert not old.expects_continue
     none, _ = scan(HEAD + b"Expect: 100-continue\r\n\r\n")
     assert none.done and not none.expects_continue
+
+
+def test_a_half_closed_request_is_handed_over_as_it_is():
+    s, _ = scan(HEAD + b"Content-Length: 5\r\n\r\nhe")
+    assert not s.done
+    s.end()
+    assert s.done and not s.whole

@@ -142,7 +142,7 @@ def test_loaded_models_are_served_while_the_database_is_unreachable(store, pg_da
     save(store, "other", trained)
     model = store.load("xor")[0]
 
-    def unreachable():
+    def unreachable(*_timeout):
         raise StoreUnavailable("NNSERVE_DATABASE_URL: cannot use the database: gone")
 
     monkeypatch.setattr(pg_database, "connection", unreachable)

@@ -1,0 +1,75 @@
+"""PostgreSQL down and back under a running nnserve: /readyz answers 503 naming the database
+while predictions of loaded models go on; after `pg_ctl -m immediate` (stop, then restart)
+nnserve reconnects by itself, its job runners run jobs again, and no succeeded job is lost."""
+
+import time
+
+import pytest
+import requests
+
+from tests.pgkit import Cluster
+
+pytestmark = pytest.mark.e2e
+
+XOR = {"dataset": {"kind": "xor"}, "training": {"epochs": 300}}
+POINTS = {"points": [[0.1, 0.9], [0.5, 0.5]]}
+
+
+@pytest.fixture
+def cluster():
+    """A private PostgreSQL server: this test crashes it."""
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+def train(url, name):
+    r = requests.post(f"{url}/v1/trainings", params={"wait": 30}, json={"model": name, **XOR},
+                      timeout=40)
+    assert r.status_code in (201, 202), r.text
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def ready(url, timeout):
+    """Return /readyz's answer once it is 200, or the last one after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = requests.get(f"{url}/readyz", timeout=10)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
+    srv = start_server(tmp_path / "store", workers=2, NNSERVE_DATABASE_URL=cluster.url())
+    before = train(srv.url, "xor")
+    for _ in range(8):  # every worker has the model in its memory
+        assert requests.post(f"{srv.url}/v1/models/xor/predict", json=POINTS,
+                             timeout=10).status_code == 200
+
+    cluster.crash()
+    asked = time.monotonic()
+    r = requests.get(f"{srv.url}/readyz", timeout=10)
+    assert r.status_code == 503 and r.headers["Content-Type"] == "application/problem+json"
+    assert "NNSERVE_DATABASE_URL" in r.json()["detail"] and "jobs" in r.json()["checks"]
+    assert time.monotonic() - asked < 1.5  # a readiness probe's timeout is short
+    asked = time.monotonic()
+    for _ in range(8):
+        r = requests.post(f"{srv.url}/v1/models/xor/predict", json=POINTS, timeout=10)
+        assert r.status_code == 200 and r.json()["version"] == before["result"]["version"]
+    assert time.monotonic() - asked < 4  # without waiting for the database each time
+
+    cluster.start()  # the same port: nnserve finds it again by itself
+    assert ready(srv.url, 15).status_code == 200
+    assert requests.get(f"{srv.url}/v1/trainings/{before['id']}",
+                        timeout=10).json()["status"] == "succeeded"
+    assert train(srv.url, "after")["status"] == "succeeded"
+
+    cluster.restart()  # a crash and a start, with nothing in between
+    assert ready(srv.url, 15).status_code == 200
+    for job_id in (before["id"],):
+        assert requests.get(f"{srv.url}/v1/trainings/{job_id}",
+                            timeout=10).json()["status"] == "succeeded"
+    assert train(srv.url, "again")["status"] == "succeeded"
