@@ -35,7 +35,7 @@ def test_the_readme_sweep_runs_end_to_end_and_survives_a_restart(start_server, t
     srv = start_server(workers=2, NNSERVE_RUN_JOBS="true")
     block = code_blocks("Sweeps")[0]
     post = block[:block.index("\ncurl", 1)]  # the first command: the POST, over 4 lines
-    started = _curl(post, srv.url)
+    started = _curl(post + "\nprintf '{\"id\": \"%s\"}' \"$SWEEP\"", srv.url)  # the id
     sweep = _ended(srv.url, started["id"])
     assert sweep.status == "succeeded", sweep.error
     assert sweep.progress.done == sweep.progress.total == 8
