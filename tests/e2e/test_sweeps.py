@@ -34,8 +34,8 @@ def _ended(url, sweep_id, timeout=60):
 def test_the_readme_sweep_runs_end_to_end_and_survives_a_restart(start_server, tmp_path):
     srv = start_server(workers=2, NNSERVE_RUN_JOBS="true")
     block = code_blocks("Sweeps")[0]
-    post = block[:block.index("\ncurl", 1)]  # the first command: the POST, over 4 lines
-    started = _curl(post + "\nprintf '{\"id\": \"%s\"}' \"$SWEEP\"", srv.url)  # the id
+    post = block[:block.index("\ncurl", 1)]  # the first command: SWEEP=$(the POST), 5 lines
+    started = _curl(post + '\nprintf \'{"id": "%s"}\' "$SWEEP"', srv.url)
     sweep = _ended(srv.url, started["id"])
     assert sweep.status == "succeeded", sweep.error
     assert sweep.progress.done == sweep.progress.total == 8
