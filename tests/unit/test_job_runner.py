@@ -106,7 +106,7 @@ def test_watchdog_fails_a_job_that_stops_reporting_past_its_limit(jobs, start_ru
     assert jobs.get(job_id)["status"] == "failed"  # the late return does not overwrite it
 
 
-def test_wake_claims_a_new_job_within_50_ms(jobs, start_runner):
+def test_wake_claims_a_new_job_without_waiting_for_the_poll(jobs, start_runner):
     claimed, latencies = queue.Queue(), []
     runner = start_runner(lambda job, report: claimed.put(time.monotonic()), poll_s=5.0)
     for _ in range(3):
@@ -115,7 +115,9 @@ def test_wake_claims_a_new_job_within_50_ms(jobs, start_runner):
         woken = time.monotonic()
         runner.wake()
         latencies.append(claimed.get(timeout=2.0) - woken)
-    assert sorted(latencies)[1] < 0.05  # the median: one scheduling hiccup on a busy machine
+    # The median, far below the 5 s poll (how fast a claim is: benchmarks/jobs.py); a
+    # bound of 50 ms failed on a machine at load 13, where a claim is one of many waits.
+    assert sorted(latencies)[1] < 0.5
 
 
 def test_report_writes_at_most_every_quarter_second(tmp_path):
