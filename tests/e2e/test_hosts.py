@@ -2,7 +2,7 @@
 another, and the first serves its model; a host killed with kill -9 mid-training has its
 job run again elsewhere (attempt 2) within its lease + 5 s, and a job lost twice fails
 "worker lost"; a host paused past its lease and resumed has its late reports and save
-refused; the job gauges and the dashboard are the same from every host; a database that
+refused; a cancel through one host stops a job on another; the job gauges and the dashboard are the same from every host; a database that
 cannot be reached stops start-up with one line."""
 
 import itertools
@@ -117,6 +117,15 @@ def test_jobs_run_on_any_host_and_a_lost_hosts_job_runs_again_once(make_hosts):
     version = requests.get(f"{other.url}/v1/models/paused/versions/{done['result']['version']}",
                            timeout=10).json()
     one_version_of((front, *runners), "paused", version["sha256"])
+
+    # cancelled through front while another host runs it: it ends cancelled, saving nothing
+    cancel_id = submit(front, "cancelled", LONG)
+    running_on(front, cancel_id)
+    r = requests.delete(f"{front.url}/v1/trainings/{cancel_id}", timeout=10)
+    assert r.status_code == 200, r.text
+    assert ended(front, cancel_id, timeout=LEASE_S + 5)["status"] == "cancelled"
+    for host in (front, *runners):
+        assert requests.get(f"{host.url}/v1/models/cancelled", timeout=10).status_code == 404
 
     # kill -9 of the host running a job: it runs again on another within lease + 5 s
     killed_id = submit(front, "killed", MEDIUM)
