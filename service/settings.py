@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "NNSERVE_"
@@ -66,9 +66,17 @@ class Settings(BaseSettings):
     run_jobs: bool = True
     """Whether this process runs training jobs (a worker thread per process)."""
     api_token: SecretStr | None = None
-    """Bearer token required by mutating endpoints; unset means no authentication."""
+    """Bearer token required by mutating endpoints; unset: no authentication; blank: refused."""
     protect_reads: bool = False
     """Also require the token for reads and predictions."""
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_blank(cls, token):
+        """An empty token would let `Authorization: Bearer ` through: unset means no token."""
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("must not be empty or blank (unset it for no authentication)")
+        return token
     log_level: str = "INFO"
     """Log level of the service's own logger."""
 

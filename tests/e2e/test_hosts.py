@@ -2,8 +2,9 @@
 another, and the first serves its model; a host killed with kill -9 mid-training has its
 job run again elsewhere (attempt 2) within its lease + 5 s, and a job lost twice fails
 "worker lost"; a host paused past its lease and resumed has its late reports and save
-refused; a cancel through one host stops a job on another; the job gauges and the dashboard are the same from every host; a database that
-cannot be reached stops start-up with one line."""
+refused; a cancel through one host stops a job on another; the job gauges and the
+dashboard are the same from every host; a database that cannot be reached stops start-up
+with one line."""
 
 import itertools
 import os

@@ -24,3 +24,12 @@ def test_a_bad_value_is_one_line_naming_the_variable_and_what_it_must_be(monkeyp
     assert "NNSERVE_CACHE_SIZE='many': input should be a valid integer" in message
     assert "max_wait_s" not in message
 
+
+
+@pytest.mark.parametrize("token", ["", "  "])
+def test_an_empty_api_token_is_refused_not_taken_as_a_token(monkeypatch, token):
+    monkeypatch.setenv("NNSERVE_API_TOKEN", token)  # `Bearer ` with nothing would pass it
+    with pytest.raises(SettingsError) as caught:
+        read_settings()
+    assert str(caught.value) == ("NNSERVE_API_TOKEN: value error, must not be empty or blank"
+                                 " (unset it for no authentication)")
