@@ -31,60 +31,38 @@ from pathlib import Path
 import numpy as np
 
 from .machine import describe
-from .serving import request
+from .serving import Server, _cpu_seconds, request
 
 ROOT = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-class TreeServer:
-    """gunicorn with 2 workers serving the `service` package of a source tree."""
+class TreeServer(Server):
+    """gunicorn with 2 workers serving the `service` package of a source tree (in a session
+    of its own, stopped as a group); readiness and its processes as serving.Server has them."""
 
     def __init__(self, tree, store, port):
-        self.port = port
+        self.port, self.store = port, store
+        self.log = Path(store).parent / "gunicorn.log"
         env = {**os.environ, "PYTHONPATH": str(tree), "HOST": "127.0.0.1", "PORT": str(port),
                "WEB_CONCURRENCY": "2", "NNSERVE_STORE_DIR": str(store)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.log = open(Path(store).parent / "gunicorn.log", "wb")  # closed by stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
-             "service:create_app()"], cwd=tree, env=env, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited {self.proc.returncode}")
-            try:
-                if request(self.port, "GET", "/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn not ready")
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
+                 "service:create_app()"], cwd=tree, env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
 
     def cpu_seconds(self):
         """Return the user + system seconds of the master and its workers so far."""
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-                             capture_output=True, text=True).stdout
-        total = 0
-        for pid in [self.proc.pid, *map(int, out.split())]:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / TICK
+        return _cpu_seconds(self.processes())
 
-    def stop(self):
+    def stop(self, timeout=30):
         os.killpg(self.proc.pid, signal.SIGTERM)  # the server's own session
         try:
-            self.proc.wait(30)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        self.log.close()
 
 
 def _free_port():
