@@ -355,6 +355,20 @@ async function classify(event) {
     + `probability of class 1 ${p.probability.toFixed(3)}`;
 }
 
+// A download when reads need the token: a plain link would send none (401), so the file
+// is fetched with it and handed to the browser under the server's file name.
+async function save(event, link) {
+  event.preventDefault();
+  const response = await api("GET", link.href);
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(await response.blob());
+  const anchor = Object.assign(document.createElement("a"), {
+    href: url, download: named ? named[1] : "",
+  });
+  anchor.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
 // ----- wiring -----
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -371,6 +385,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (event.target.closest("[data-classify]")) {
       await select(event.target.closest("article[data-model]"), true);
     }
+    const download = event.target.closest("a[data-fetch]");
+    if (download) await save(event, download);
   }));
   $("canvas").addEventListener("click", run(classify));
   showDefaults();

@@ -278,7 +278,8 @@ def token_message(driver):
     return driver.find_element(By.ID, "token-message").text if shown else ""
 
 
-def test_dashboard_asks_for_the_token_and_keeps_it_in_the_tab(start_server, browser):
+def test_dashboard_asks_for_the_token_and_keeps_it_in_the_tab(start_server, browser,
+                                                              tmp_path):
     server = start_server(workers=1, NNSERVE_API_TOKEN="s3cret", NNSERVE_PROTECT_READS="true")
     r = requests.post(f"{server.url}/v1/trainings", params={"wait": 30}, timeout=40,
                       headers={"Authorization": "Bearer s3cret"},
@@ -298,6 +299,19 @@ def test_dashboard_asks_for_the_token_and_keeps_it_in_the_tab(start_server, brow
     kept = browser.execute_script("return [sessionStorage.getItem('nnserve-token'), "
                                   "localStorage.length, document.cookie]")
     assert kept == ["s3cret", 0, ""]
+
+    # A version's Download link sends the token too (a plain link got a 401): the file
+    # lands under the server's name with the bytes the API serves.
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior",
+                            {"behavior": "allow", "downloadPath": str(tmp_path)})
+    link = browser.find_element(By.CSS_SELECTOR, "[data-model=m] tr[data-version='1'] a[download]")
+    browser.execute_script("arguments[0].click()", link)
+    wanted = requests.get(f"{server.url}/v1/models/m/versions/1/npz", timeout=10,
+                          headers={"Authorization": "Bearer s3cret"})
+    assert wanted.status_code == 200
+    name = re.search(r'filename="([^"]+)"', wanted.headers["Content-Disposition"])[1]
+    wait_for(browser, lambda d: (tmp_path / name).exists())
+    assert (tmp_path / name).read_bytes() == wanted.content
 
 
 def screenshots(out):
