@@ -95,14 +95,10 @@ class Curves:
             for start, stop in self._runs():
                 ids, rows = self.rows[start][1], self.rows[start:stop]
                 alive[ids, start:stop] = True
+                gap = np.full(len(ids), math.nan)
                 for j, key in enumerate(self.keys):
-                    measured = [row[2][j] for row in rows]
-                    if all(value is not None for value in measured):
-                        values[key][ids, start:stop] = np.array(measured).T
-                        continue
-                    for r, value in enumerate(measured, start):
-                        if value is not None:
-                            values[key][ids, r] = value
+                    measured = [gap if row[2][j] is None else row[2][j] for row in rows]
+                    values[key][ids, start:stop] = np.array(measured).T
             self._table = np.array([row[0] for row in self.rows], np.int64), alive, values
         return self._table
 
