@@ -9,16 +9,17 @@ worker is a dead process of this host is failed WORKER_LOST at once (the interfa
 promise). The lease token fences report, heartbeat and finish.
 """
 
-import json
 import logging
 import uuid
+from contextlib import contextmanager
 
 from ..errors import JobFinished, JobNotFound
 from ..pg.database import PING_TIMEOUT_S
 from ..timestamps import utc_iso
-from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
+from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text
+from .sql import SqlReads
 
 log = logging.getLogger("nnserve.jobs")
 HELD = "id = %s AND status = 'running' AND lease = %s"
@@ -37,8 +38,10 @@ def _job(row, fields):
     return job
 
 
-class PgJobs(ReapedReads, JobBackend):
+class PgJobs(SqlReads, JobBackend):
     """Jobs in the database of db (a service.pg.Database)."""
+
+    PARAM, ALWAYS = "%s", "true"  # SqlReads' dialect
 
     def __init__(self, db, *, lease_s=30.0, listener=None):
         self.db, self.lease_s = db, lease_s
@@ -77,38 +80,14 @@ class PgJobs(ReapedReads, JobBackend):
             conn.execute(f"NOTIFY {CHANNEL}")  # sent at commit: runners on every host wake
             return self._select(conn, "id = %s", (job_id,))[0]
 
-    def _get(self, job_id, full=True):
-        with self.db.connection() as conn:
-            jobs = self._select(conn, "id = %s", (job_id,), full=full)
-        if not jobs:
-            raise JobNotFound(job_id)
-        return jobs[0]
+    def _reading(self):
+        return self.db.connection()
 
-    def snapshot(self, job_id):
-        """Return the job's latest snapshot (None before its first); JobNotFound."""
-        with self.db.connection() as conn:
-            row = conn.execute("SELECT snapshot FROM jobs WHERE id = %s", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        return None if row[0] is None else json.loads(row[0])
-
-    def _page(self, status, model, limit, offset, kind, full):
-        filters = [(sql, v) for sql, v in (("status = %s", status), ("model = %s", model),
-                                           ("kind = %s", kind)) if v]
-        where = " AND ".join(sql for sql, _ in filters) or "true"
-        args = [v for _, v in filters]
+    @contextmanager
+    def _one_snapshot(self):
         with self.db.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
-            total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
-            tail = "ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s"
-            jobs = self._select(conn, where, [*args, limit, offset], tail, full)
-        return jobs, total
-
-    def counts(self):
-        """Return {status: number of jobs} for every status."""
-        with self.db.connection() as conn:
-            rows = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
-        return {status: rows.get(status, 0) for status in STATUSES}
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield conn
 
     def claim(self, worker, max_running):
         """Return the oldest queued job, now running on worker under a new lease, or None."""

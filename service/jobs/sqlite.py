@@ -12,9 +12,10 @@ from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import KINDS, STATUSES, TERMINAL, WORKER_LOST, JobBackend, ReapedReads
+from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text, summary_of
+from .sql import SqlReads
 
 log = logging.getLogger("nnserve.jobs")  # NNSERVE_LOG_LEVEL sets "nnserve"
 _INHERITED = []  # connections a forked child got from its parent: kept open, never used
@@ -49,7 +50,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 HELD = "id = ? AND status = 'running' AND lease = ?"
 
 
-class SqliteJobs(ReapedReads, JobBackend):
+class SqliteJobs(SqlReads, JobBackend):
     """Jobs in one SQLite file (WAL), shared by all threads and processes that open it."""
 
     def __init__(self, path, *, stale_s=30.0, busy_timeout_s=5.0):
@@ -121,37 +122,11 @@ class SqliteJobs(ReapedReads, JobBackend):
             )
         return self.get(job_id)
 
-    def _get(self, job_id, full=True):
-        with self._db() as conn:
-            jobs = self._select(conn, "id = ?", (job_id,), full=full)
-        if not jobs:
-            raise JobNotFound(job_id)
-        return jobs[0]
+    def _reading(self):
+        return self._db()
 
-    def snapshot(self, job_id):
-        """Return the job's latest snapshot (None before its first); JobNotFound."""
-        with self._db() as conn:
-            row = conn.execute("SELECT snapshot FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        return None if row[0] is None else json.loads(row[0])
-
-    def _page(self, status, model, limit, offset, kind, full):
-        filters = [(sql, v) for sql, v in (("status = ?", status), ("model = ?", model),
-                                           ("kind = ?", kind)) if v]
-        where = " AND ".join(sql for sql, _ in filters) or "1"
-        args = [v for _, v in filters]
-        with self._db("BEGIN") as conn:  # one snapshot for the page and its total
-            total = conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
-            tail = "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
-            jobs = self._select(conn, where, [*args, limit, offset], tail, full)
-        return jobs, total
-
-    def counts(self):
-        """Return {status: number of jobs} for every status."""
-        with self._db() as conn:
-            rows = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
-        return {status: rows.get(status, 0) for status in STATUSES}
+    def _one_snapshot(self):
+        return self._db("BEGIN")
 
     def claim(self, worker, max_running):
         """Return the oldest queued job, now running on worker, or None (none or no slot)."""
