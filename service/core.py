@@ -222,10 +222,11 @@ class Service:
         scores, labels = model.classify(points, threshold)
         return _served(meta, scores, labels, all(map(math.isfinite, scores)))
 
-    def predict_array(self, name, version, x, threshold=0.5):
-        """Return (version, scores, labels) as arrays of x (n, 2) under a version (None: last)."""
+    def predict_array(self, name, version, x, threshold=0.5, field=("inputs", 0)):
+        """Return (version, scores, labels) as arrays of x (n, 2) under a version (None: last);
+        field names x in a refusal."""
         model, meta = self.store.load(name, version)
-        self._check_work(model, len(x), ("inputs", 0))
+        self._check_work(model, len(x), field)
         scores, labels = model.predict(x, threshold)
         return _served(meta, scores, labels, np.isfinite(scores).all())
 

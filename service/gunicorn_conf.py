@@ -13,6 +13,7 @@ import tempfile
 
 from gunicorn import glogging, util
 
+from service.connection_shares import ConnectionShares
 from service.gunicorn_worker import BufferingWorker, problem_response
 from service.settings import SettingsError, read_settings
 from service.timestamps import utc_iso
@@ -39,6 +40,7 @@ class Worker(BufferingWorker):
 
     read_timeout = SETTINGS.read_timeout_s
     max_body = SETTINGS.max_body_bytes
+    shares = ConnectionShares() if SETTINGS.spread_connections else None
 
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
@@ -117,10 +119,13 @@ def worker_exit(server, worker):
 
 
 def child_exit(server, worker):
-    """Tell prometheus-client the worker is gone (its live gauges stop counting)."""
+    """Tell prometheus-client the worker is gone (its live gauges stop counting), and the
+    other workers that its connections are."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    if Worker.shares is not None:
+        Worker.shares.clear(worker.age)
 
 
 def on_exit(server):

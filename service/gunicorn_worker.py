@@ -38,6 +38,7 @@ MEMORY_BUDGET = 64 << 20  # bytes of unfinished requests a worker keeps in memor
 RECV_SIZE = 64 * 1024
 LINGER_S, LINGER_BYTES = 2.0, 64 * 1024  # gunicorn's util.close_graceful bounds
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SHARE_RECHECK_S = 0.01  # how soon a worker not accepting asks again whether it should
 
 
 def problem_response(status, reason, detail):
@@ -149,6 +150,7 @@ class BufferingWorker(ThreadWorker):
     # The configuration (gunicorn_conf.py) sets these from the settings; their defaults:
     read_timeout = Settings.model_fields["read_timeout_s"].default
     max_body = Settings.model_fields["max_body_bytes"].default
+    shares = None  # a ConnectionShares: spread kept-alive connections evenly (None: never)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -258,7 +260,31 @@ class BufferingWorker(ThreadWorker):
             conn.continued = False
         return keep
 
+    def notify(self):
+        """Tell the arbiter the worker is alive (each turn of the loop), and the other workers
+        how many connections it holds."""
+        super().notify()
+        if self.shares is not None and not self.shares.least(self.age, self.nr_conns):
+            if self._accepting and self.alive:
+                self.set_accept_enabled(False)
+
+    def set_accept_enabled(self, enabled):
+        """Accept as gthread would, except while another worker holds fewer connections
+        (the loop asks again each turn while that lasts)."""
+        if enabled and self.shares is not None and not self.shares.least(self.age, self.nr_conns):
+            enabled = False
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        """Wait as gthread does, but only SHARE_RECHECK_S while not accepting for the others'
+        sake: the worker that holds the fewest may have stopped on a view since outdated."""
+        if self.shares is not None and not self._accepting and self.alive:
+            timeout = min(timeout, SHARE_RECHECK_S)
+        super().wait_for_and_dispatch_events(timeout)
+
     def handle_request(self, req, conn):
+        if self.shares is not None and self.shares.crowded(self.age, self.nr_conns):
+            req.must_close = True  # "Connection: close": the client reconnects elsewhere
         if isinstance(conn.parser.unreader, SpoolUnreader):
             # The loop answered Expect: 100-continue if the body was awaited; otherwise it
             # is here already, or over the limit and refused without being sent.

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     """Size of a request body, in bytes (413 beyond)."""
     read_timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
     """Seconds a client has to send a whole request, read without a thread; 408 beyond."""
+    spread_connections: bool = True
+    """Spread kept-alive connections evenly over a host's workers (docs/DEPLOY.md)."""
     max_running_jobs: int = Field(2, ge=1)
     """Training jobs running at once across all workers; the rest wait queued."""
     job_timeout_s: float = Field(600.0, gt=0)

@@ -37,9 +37,15 @@ def service():
     return current_app.extensions["nnserve"]
 
 
-def parse_body(model: type[BaseModel]):
-    """Return the JSON body validated by model with the service's limits; 415/400/422
-    problems otherwise."""
+def parse_body(model: type[BaseModel], raw=None):
+    """Return the JSON body (or raw, json_body()'s bytes) validated by model with the
+    service's limits; 415/400/422 problems otherwise."""
+    raw = json_body() if raw is None else raw
+    return model.model_validate(parse_json(raw), context=service().limits)
+
+
+def json_body():
+    """Return the raw body of an application/json request; 415/413 problems otherwise."""
     # The exact header needs no parsing; anything else ("...; charset=utf-8") is parsed.
     environ = request.environ
     if (environ.get("CONTENT_TYPE") != "application/json"
@@ -47,7 +53,7 @@ def parse_body(model: type[BaseModel]):
         raise UnsupportedMediaType(
             f"send the body as application/json (got {request.mimetype or 'no content type'!r})"
         )
-    return model.model_validate(parse_json(read_body(environ)), context=service().limits)
+    return read_body(environ)
 
 
 def read_body(environ=None):

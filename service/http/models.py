@@ -1,6 +1,6 @@
 """/v1/models: list, inspect, delete, export, import and predict."""
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from ..schemas import (
@@ -15,7 +15,16 @@ from ..schemas import (
     TrainingPoints,
     VersionMeta,
 )
-from .api import json_response, operation, parse_body, parse_query, read_body, service
+from ..schemas import bulk as predictions
+from .api import (
+    json_body,
+    json_response,
+    operation,
+    parse_body,
+    parse_query,
+    read_body,
+    service,
+)
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 NPZ = "application/octet-stream"
@@ -188,11 +197,15 @@ def _plot(name, version, figure="model_figure"):
 
 
 def _predict(name, version):
-    req = parse_body(PredictRequest)
-    version, scores, labels = service().predict(name, version, req.points, req.threshold)
-    predictions = [{"label": label, "probability": p}
-                   for label, p in zip(labels, scores, strict=True)]
-    return json_response({"model": name, "version": version, "predictions": predictions})
+    raw = json_body()
+    bulk = predictions.read(raw, service().limits)  # a large body of valid pairs, or None
+    if bulk is None:
+        req = parse_body(PredictRequest, raw)
+        version, scores, labels = service().predict(name, version, req.points, req.threshold)
+    else:
+        version, scores, labels = service().predict_array(name, version, *bulk, ("points",))
+    return Response(predictions.write(name, version, scores, labels),
+                    content_type="application/json")
 
 
 def _uploaded_bytes():

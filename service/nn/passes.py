@@ -5,8 +5,9 @@ i's input is ``a1[i]: (d_i + 1, m, n)``, its last row ones (no such row without
 biases), and ``a[i]`` the view without them; ``z[i]`` and ``dz[i] = dL/dz[i]`` are
 ``(d_{i+1}, m, n)``; the labels are ``y: (1, m, n)``. Units outermost, rows innermost:
 every activation runs over contiguous memory however many networks there are. When all
-networks see the same rows (full batches, predictions), ``a1[0]`` is ``(d_0 + 1, n)``
-and ``y`` is ``(1, 1, n)``, loaded once for all of them.
+networks see the same rows (full batches, predictions), ``a1[0]`` is ``(d_0 + 1, n)``,
+loaded once for all of them; ``y`` holds each network's copy of the labels even then, so
+that the residual ``a - y`` runs over contiguous memory instead of broadcasting row by row.
 
 Each product is one np.matmul over the stack: network k's matrices are strided views
 (``Wb[i][:, k]``, ``a1[i][:, k]``), each computed as if it were alone, so a network's
@@ -47,7 +48,7 @@ class Workspace:
         self.a1.append(np.empty((1, m, n), dtype))
         self.a = [a1[:d] for a1, d in zip(self.a1, sizes, strict=True)]
         self.z = [np.empty((d, m, n), dtype) for d in sizes[1:]]
-        self.y = np.empty((1, 1 if shared else m, n), dtype)
+        self.y = np.empty((1, m, n), dtype)
         self.arch, self.m, self.n, self.plans = arch, m, n, {}
 
     @functools.cached_property

@@ -76,7 +76,8 @@ def _or(value, default):
 class Curves:
     """Every network's learning curve: the metrics of each recorded epoch, by network id.
 
-    A record keeps the arrays as measured; they become one table per metric when first read."""
+    A record keeps the arrays as measured; they become one table per metric when first read,
+    a row per network, filled a stack's run of records at a time (a sweep reads 320 curves)."""
 
     def __init__(self, networks, keys):
         self.networks, self.keys, self.rows, self._table = networks, keys, [], None
@@ -86,31 +87,41 @@ class Curves:
         self.rows.append((epoch, ids, [metrics[key] for key in self.keys]))
 
     def table(self):
-        """Return (epochs, alive, {key: (rows, networks) values, NaN where not measured})."""
+        """Return (epochs, alive, {key: (networks, rows) values, NaN where not measured})."""
         if self._table is None:
-            shape = (len(self.rows), self.networks)
+            shape = (self.networks, len(self.rows))
             alive = np.zeros(shape, bool)
             values = {key: np.full(shape, math.nan) for key in self.keys}
-            for r, (_, ids, measured) in enumerate(self.rows):
-                alive[r, ids] = True
-                for key, value in zip(self.keys, measured, strict=True):
-                    if value is not None:
-                        values[key][r, ids] = value
+            for start, stop in self._runs():
+                ids, rows = self.rows[start][1], self.rows[start:stop]
+                alive[ids, start:stop] = True
+                gap = np.full(len(ids), math.nan)
+                for j, key in enumerate(self.keys):
+                    measured = [gap if row[2][j] is None else row[2][j] for row in rows]
+                    values[key][ids, start:stop] = np.array(measured).T
             self._table = np.array([row[0] for row in self.rows], np.int64), alive, values
         return self._table
+
+    def _runs(self):
+        """Yield (start, stop): the runs of records of the same networks (one stack's)."""
+        start = 0
+        for r in range(1, len(self.rows) + 1):
+            if r == len(self.rows) or self.rows[r][1] is not self.rows[start][1]:
+                yield start, r
+                start = r
 
     def of(self, network, max_rows=None, until=None, keys=None):
         """Return {"epoch": [...], key: [...]} of one network (None where not measured) for
         keys (default: all), before epoch until, every k-th row kept within max_rows."""
         epochs, alive, values = self.table()
-        rows = np.flatnonzero(alive[:, network])
+        rows = np.flatnonzero(alive[network])
         if until is not None:
             rows = rows[epochs[rows] < until]
         if max_rows is not None and len(rows) > max_rows:
             rows = rows[:: -(-len(rows) // max_rows)]
         curve = {"epoch": epochs[rows].tolist()}
         for key in self.keys if keys is None else keys:
-            column = values[key][rows, network]
+            column = values[key][network, rows]
             gaps = np.isnan(column)
             curve[key] = column.tolist() if not gaps.any() else [
                 None if gap else v for gap, v in zip(gaps.tolist(), column.tolist(), strict=True)]

@@ -1,10 +1,12 @@
 """POST /v1/models/{name}/predict and /v1/models/{name}/versions/{v}/predict."""
 
+import numpy as np
+import orjson
 import pytest
 
 from service import create_app
 from service.nn.datasets import xor
-from service.schemas import PredictResponse
+from service.schemas import PredictResponse, bulk
 from service.settings import Settings
 
 from .helpers import FAST, assert_problem, train
@@ -145,3 +147,43 @@ def test_a_malformed_predict_body_is_422_naming_the_field(trained, body, loc):
 
     problem = assert_problem(r, 422, "Validation Error")
     assert problem.errors[0]["loc"] == loc
+
+
+# Bodies from service.schemas.bulk.BULK_BYTES on are read straight into an array; they must
+# answer exactly as the general path does, refusals included.
+MANY = np.random.default_rng(3).uniform(-2, 2, (2_000, 2)).tolist()
+
+
+def test_a_large_body_answers_byte_for_byte_as_the_general_path(trained):
+    pairs = trained.post(PATHS[0], data=orjson.dumps({"points": MANY}),
+                         content_type="application/json")
+    objects = trained.post(PATHS[0], json={"points": [{"x1": a, "x2": b} for a, b in MANY]})
+    small = [trained.post(PATHS[0], json={"points": MANY[i:i + 100]}) for i in range(0, 2000, 100)]
+
+    assert len(pairs.get_data()) > bulk.BULK_BYTES
+    assert pairs.status_code == objects.status_code == 200
+    assert pairs.get_data() == objects.get_data()
+    assert pairs.json["predictions"] == [p for r in small for p in r.json["predictions"]]
+
+
+@pytest.mark.parametrize("point, status, loc", [
+    ([0.1, 2e6], 422, ["points", 1234, 1]),
+    ([0.1, "0.2"], 200, None),  # pydantic's lax float: the general path takes it
+    ([0.1], 422, ["points", 1234, 1]),
+    ([0.1, 0.2, 0.3], 422, ["points", 1234]),
+    ([0.1, None], 422, ["points", 1234, 1]),
+])
+def test_a_large_body_with_one_bad_point_is_refused_naming_it(trained, point, status, loc):
+    points = MANY[:1234] + [point] + MANY[1235:]
+    r = trained.post(PATHS[0], json={"points": points})
+    if status == 200:
+        assert r.status_code == 200 and len(r.json["predictions"]) == len(points)
+        return
+    problem = assert_problem(r, status, "Validation Error")
+    assert problem.errors[0]["loc"] == loc
+
+
+def test_a_large_malformed_body_is_400(trained):
+    raw = orjson.dumps({"points": MANY}).replace(b"],[", b"] [", 1)
+    r = trained.post(PATHS[0], data=raw, content_type="application/json")
+    assert_problem(r, 400, "Bad Request", "malformed JSON")

@@ -8,6 +8,7 @@ import pytest
 from service.nn import datasets
 from service.nn.network import Architecture, init_params, join, spread, take
 from service.nn.training import Diverged, TrainingConfig, fit, fit_many
+from service.nn.watch import Curves
 
 LAB = Architecture()
 
@@ -113,3 +114,18 @@ def test_take_join_and_spread_keep_each_networks_weights():
     one = init_params(LAB, np.random.default_rng(0))
     one["theta"][...] = decay
     assert all((W == 0.5).all() for W in one["W"]) and all((b == 0).all() for b in one["b"])
+
+
+def test_curves_follow_each_network_across_stacks_and_gaps():
+    curves = Curves(4, ("loss", "accuracy"))
+    ids = np.arange(4)
+    curves.record(0, ids, {"loss": np.array([0.4, 0.3, 0.2, 0.1]), "accuracy": np.full(4, 0.5)})
+    curves.record(2, ids, {"loss": np.array([0.3, 0.2, 0.1, 0.0]), "accuracy": np.ones(4)})
+    kept = ids[[3, 1]]  # a smaller stack, its networks in another order
+    curves.record(4, kept, {"loss": np.array([0.05, 0.15]), "accuracy": None})
+    assert curves.of(3) == {"epoch": [0, 2, 4], "loss": [0.1, 0.0, 0.05],
+                            "accuracy": [0.5, 1.0, None]}
+    assert curves.of(1, keys=["loss"]) == {"epoch": [0, 2, 4], "loss": [0.3, 0.2, 0.15]}
+    assert curves.of(0) == {"epoch": [0, 2], "loss": [0.4, 0.3], "accuracy": [0.5, 1.0]}
+    assert curves.of(3, max_rows=2)["epoch"] == [0, 4]
+    assert curves.of(3, until=4)["epoch"] == [0, 2]

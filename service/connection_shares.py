@@ -1,0 +1,49 @@
+"""How many connections each gunicorn worker holds, in memory the master's forks share.
+
+A kept-alive connection stays with the worker that accepted it, and which worker that is
+the kernel leaves to chance: 16 clients on 4 workers were seen held as 7, 4, 4 and 1, the
+7 sharing one process's CPU while another idled (benchmarks/RESULTS.md, "Connections
+spread over the workers"). Only the workers holding the fewest connections accept new
+ones, and a worker holding more than its even share answers with "Connection: close":
+its client reconnects, and one of the least loaded takes it. Only slots written within
+FRESH_S count: a worker that stopped turning its loop (hung, or killed before the master
+cleared its slot) neither sets the share nor holds back the others.
+"""
+
+import mmap
+import time
+
+FRESH_S = 2.0  # a worker's loop turns at least once a second
+
+
+class ConnectionShares:
+    """One slot a worker (by its age): its connections + 1 (0: empty) and when written."""
+
+    def __init__(self, slots=64, clock=time.monotonic):
+        self.slots, self.clock = slots, clock
+        self.cells = memoryview(mmap.mmap(-1, 16 * slots)).cast("d")  # shared with forks
+
+    def record(self, age, connections):
+        """Store a worker's count of open connections, now."""
+        at = 2 * (age % self.slots)
+        self.cells[at], self.cells[at + 1] = connections + 1, self.clock()
+
+    def clear(self, age):
+        """Empty a worker's slot (it has exited)."""
+        self.cells[2 * (age % self.slots)] = 0
+
+    def crowded(self, age, connections):
+        """Record connections and return whether they are more than the worker's even share
+        of all the live workers' connections (rounded up): then it closes them as it can."""
+        live = self._live(age, connections)
+        return connections > -(-sum(live) // len(live))
+
+    def least(self, age, connections):
+        """Record connections and return whether no live worker holds fewer: only those
+        accept, so a new connection goes where it is least shared."""
+        return connections <= min(self._live(age, connections))
+
+    def _live(self, age, connections):
+        self.record(age, connections)
+        since, cells = self.clock() - FRESH_S, self.cells
+        return [cells[i] - 1 for i in range(0, len(cells), 2) if cells[i] and cells[i + 1] > since]

@@ -1,0 +1,73 @@
+"""Kept-alive connections spread evenly over real gunicorn workers (connection_shares.py)."""
+
+import http.client
+import os
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+WORKERS, CLIENTS, SECONDS = 4, 16, 4.0
+
+
+def _connections_by_pid(pids, port):
+    """Return {pid: established TCP connections it holds on the local port} from /proc."""
+    established = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+                established.add(fields[9])  # the socket's inode
+    held = Counter()
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:[") and target[8:-1] in established:
+                held[pid] += 1
+    return held
+
+
+def _client(port, deadline, answers):
+    """Ask for /healthz on one kept-alive connection (reopened when told to close) till
+    deadline; record each answer's status and Connection header."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    while time.monotonic() < deadline:
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        r.read()
+        answers.append((r.status, r.getheader("Connection")))
+    return conn
+
+
+def test_sixteen_clients_end_four_on_each_of_four_workers(start_server):
+    srv = start_server(workers=WORKERS)
+    deadline, answers, conns = time.monotonic() + SECONDS, [], []
+    threads = [threading.Thread(target=lambda: conns.append(_client(srv.port, deadline, answers)))
+               for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    held = _connections_by_pid(srv.worker_pids(), srv.port)  # the clients' still open
+    for conn in conns:
+        conn.close()
+    assert len(conns) == CLIENTS and len(answers) > 10 * CLIENTS
+    assert {status for status, _ in answers} == {200}
+    assert sorted(held.values()) == [CLIENTS // WORKERS] * WORKERS, held
+    closed = sum(header == "close" for _, header in answers)
+    assert closed < len(answers) / 20  # the spreading closes a few, then none
+
+
+def test_with_spreading_off_the_answers_keep_every_connection(start_server):
+    srv = start_server(workers=2, NNSERVE_SPREAD_CONNECTIONS="false")
+    answers = []
+    _client(srv.port, time.monotonic() + 1.0, answers).close()
+    assert answers and all(status == 200 and header == "keep-alive"
+                           for status, header in answers)
