@@ -161,7 +161,11 @@ class BufferingWorker(ThreadWorker):
         self.max_head = None if stock else max_head(self.cfg)
 
     def accept(self, listener):
-        """Accept a connection as gthread does, as a Conn."""
+        """Accept a connection as gthread does, as a Conn; leave it to the others while one
+        of them holds fewer connections."""
+        if self.shares is not None and not self.shares.least(self.age, self.nr_conns):
+            self.set_accept_enabled(False)  # until the loop's next turn asks again
+            return
         try:
             sock, client = listener.accept()
         except OSError as e:

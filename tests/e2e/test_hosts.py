@@ -25,9 +25,10 @@ pytestmark = pytest.mark.e2e
 
 LEASE_S = 2.0  # short leases keep the test short; the heartbeat beats at a third of it
 QUICK = {"dataset": {"kind": "xor"}, "training": {"epochs": 300}}
-# a second or two of training: long enough to kill or pause its host mid-run
+# a second or two of training: long enough to kill or pause its host mid-run (3,000
+# epochs took 0.2 s on a quiet machine and the job ended before it was seen running)
 MEDIUM = {"dataset": {"kind": "linear", "n": 1000},
-          "training": {"epochs": 3000, "target_accuracy": None}}
+          "training": {"epochs": 15_000, "target_accuracy": None}}
 LONG = {"dataset": {"kind": "linear", "n": 1000},
         "training": {"epochs": 100_000, "target_accuracy": None}}
 _DATABASES = itertools.count()

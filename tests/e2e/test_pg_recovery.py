@@ -42,12 +42,26 @@ def ready(url, timeout):
         time.sleep(0.1)
 
 
+def warm(srv, name):
+    """Have every worker of srv load the model: one kept-alive session a worker, each held
+    open while the next connects (the workers spread connections evenly: DEPLOY.md)."""
+    sessions = [requests.Session() for _ in srv.worker_pids()]
+    try:
+        ids = []
+        for session in sessions:
+            r = session.post(f"{srv.url}/v1/models/{name}/predict", json=POINTS, timeout=10)
+            assert r.status_code == 200, r.text
+            ids.append(r.headers["X-Request-ID"])
+        assert set(srv.pids_of(ids).values()) == srv.worker_pids()
+    finally:
+        for session in sessions:
+            session.close()
+
+
 def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
     srv = start_server(tmp_path / "store", workers=2, NNSERVE_DATABASE_URL=cluster.url())
     before = train(srv.url, "xor")
-    for _ in range(8):  # every worker has the model in its memory
-        assert requests.post(f"{srv.url}/v1/models/xor/predict", json=POINTS,
-                             timeout=10).status_code == 200
+    warm(srv, "xor")
 
     cluster.crash()
     asked = time.monotonic()
