@@ -3,11 +3,11 @@
 A kept-alive connection stays with the worker that accepted it, and which worker that is
 the kernel leaves to chance: 16 clients on 4 workers were seen held as 7, 4, 4 and 1, the
 7 sharing one process's CPU while another idled (benchmarks/RESULTS.md, "Connections
-spread over the workers"). Only the workers holding the fewest connections accept new
-ones, and a worker holding more than its even share answers with "Connection: close":
-its client reconnects, and one of the least loaded takes it. Only slots written within
-FRESH_S count: a worker that stopped turning its loop (hung, or killed before the master
-cleared its slot) neither sets the share nor holds back the others.
+spread over the workers"). A worker holding more than its even share (rounded up) answers
+"Connection: close", and only a worker holding the fewest or less than its share accepts:
+the client reconnects to one of those; once all are within their share, nothing is
+closed. Only slots written within FRESH_S count: a worker that stopped turning its loop
+(hung, or killed before the master cleared its slot) does not count towards the share.
 """
 
 import mmap
@@ -29,21 +29,28 @@ class ConnectionShares:
         self.cells[at], self.cells[at + 1] = connections + 1, self.clock()
 
     def clear(self, age):
-        """Empty a worker's slot (it has exited)."""
+        """Empty a worker's slot (it has exited, or is stopping)."""
         self.cells[2 * (age % self.slots)] = 0
 
     def crowded(self, age, connections):
         """Record connections and return whether they are more than the worker's even share
-        of all the live workers' connections (rounded up): then it closes them as it can."""
+        of all the live workers' connections (rounded up): then it closes what it can."""
         live = self._live(age, connections)
-        return connections > -(-sum(live) // len(live))
+        return connections > _share(live)
 
-    def least(self, age, connections):
-        """Record connections and return whether no live worker holds fewer: only those
-        accept, so a new connection goes where it is least shared."""
-        return connections <= min(self._live(age, connections))
+    def accepts(self, age, connections):
+        """Record connections and return whether the worker should accept more: while no
+        live worker holds fewer, or while it holds less than its share (so that in a burst
+        of connections it need not wait for the others to catch up one by one)."""
+        live = self._live(age, connections)
+        return connections <= min(live) or connections < _share(live)
 
     def _live(self, age, connections):
         self.record(age, connections)
         since, cells = self.clock() - FRESH_S, self.cells
         return [cells[i] - 1 for i in range(0, len(cells), 2) if cells[i] and cells[i + 1] > since]
+
+
+def _share(live):
+    """Return the even share of the live counts, rounded up."""
+    return -(-sum(live) // len(live))

@@ -38,7 +38,10 @@ MEMORY_BUDGET = 64 << 20  # bytes of unfinished requests a worker keeps in memor
 RECV_SIZE = 64 * 1024
 LINGER_S, LINGER_BYTES = 2.0, 64 * 1024  # gunicorn's util.close_graceful bounds
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-SHARE_RECHECK_S = 0.01  # how soon a worker not accepting asks again whether it should
+# How soon a worker not accepting for the others' sake asks again whether it should: at
+# once in a burst of connections (the others catch up within a few ms), then less often
+# while the answer stays no (a worker one connection over the others may stay so).
+SHARE_RECHECK_S = (0.001, 0.05)  # the first wait, the longest (each twice the last)
 
 
 def problem_response(status, reason, detail):
@@ -159,11 +162,12 @@ class BufferingWorker(ThreadWorker):
         self.in_memory = 0  # bytes of the readings whose spool is still in memory
         stock = self.cfg.is_ssl or self.cfg.proxy_protocol != "off"  # served as gthread does
         self.max_head = None if stock else max_head(self.cfg)
+        self._recheck_s = 0.0  # the last wait while not accepting for the others' sake
 
     def accept(self, listener):
-        """Accept a connection as gthread does, as a Conn; leave it to the others while one
-        of them holds fewer connections."""
-        if self.shares is not None and not self.shares.least(self.age, self.nr_conns):
+        """Accept a connection as gthread does, as a Conn; leave it to the others while they
+        hold fewer connections (ConnectionShares.accepts)."""
+        if not self._accepts():
             self.set_accept_enabled(False)  # until the loop's next turn asks again
             return
         try:
@@ -268,26 +272,47 @@ class BufferingWorker(ThreadWorker):
         """Tell the arbiter the worker is alive (each turn of the loop), and the other workers
         how many connections it holds."""
         super().notify()
-        if self.shares is not None and not self.shares.least(self.age, self.nr_conns):
-            if self._accepting and self.alive:
-                self.set_accept_enabled(False)
+        if self._accepting and not self._accepts():
+            self.set_accept_enabled(False)
 
     def set_accept_enabled(self, enabled):
-        """Accept as gthread would, except while another worker holds fewer connections
-        (the loop asks again each turn while that lasts)."""
-        if enabled and self.shares is not None and not self.shares.least(self.age, self.nr_conns):
+        """Accept as gthread would, except while the others hold fewer connections (the
+        loop asks again each turn while that lasts)."""
+        if enabled and not self._accepts():
             enabled = False
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout):
         """Wait as gthread does, but only SHARE_RECHECK_S while not accepting for the others'
-        sake: the worker that holds the fewest may have stopped on a view since outdated."""
+        sake: its share grows as theirs do, which it learns only by asking."""
         if self.shares is not None and not self._accepting and self.alive:
-            timeout = min(timeout, SHARE_RECHECK_S)
+            first, longest = SHARE_RECHECK_S
+            self._recheck_s = min(2 * self._recheck_s, longest) if self._recheck_s else first
+            timeout = min(timeout, self._recheck_s)
+        else:
+            self._recheck_s = 0.0
         super().wait_for_and_dispatch_events(timeout)
 
+    def _crowded(self):
+        """Return whether this worker holds more than its even share of the connections."""
+        shares = self._spreading()
+        return shares is not None and shares.crowded(self.age, self.nr_conns)
+
+    def _accepts(self):
+        """Return whether this worker should accept connections (as gthread always would)."""
+        shares = self._spreading()
+        return shares is None or shares.accepts(self.age, self.nr_conns)
+
+    def _spreading(self):
+        """Return the ConnectionShares, or None when not spreading: a stopping worker (its
+        listeners closed) empties its slot, so that the others do not count on it."""
+        if self.shares is not None and not self.alive:
+            self.shares.clear(self.age)
+            return None
+        return self.shares
+
     def handle_request(self, req, conn):
-        if self.shares is not None and self.shares.crowded(self.age, self.nr_conns):
+        if self._crowded():
             req.must_close = True  # "Connection: close": the client reconnects elsewhere
         if isinstance(conn.parser.unreader, SpoolUnreader):
             # The loop answered Expect: 100-continue if the body was awaited; otherwise it

@@ -15,6 +15,7 @@ import orjson
 
 from .. import jsoncodec
 from ..nn.datasets import MAX_COORDINATE
+from ..nn.model import SMALL_ROWS
 from .requests import PredictRequest
 
 BULK_BYTES = 16 * 1024  # from about 400 points on: below it the general path costs less
@@ -101,7 +102,9 @@ def _pairs(text):
         return None
     structure = shape.translate(None, b"0 ")
     n = (len(structure) - 1) // 4
-    if n < 1 or structure != b"[" + b"[,]," * (n - 1) + b"[,]]":
+    if n <= SMALL_ROWS or structure != b"[" + b"[,]," * (n - 1) + b"[,]]":
+        return None  # a few points: Model.classify computes them on floats, predict_array not
+    if not _numbers_inside(shape.translate(None, b" ") if b" " in shape else shape):
         return None
     # The numbers alone, their brackets made spaces: orjson then refuses a missing number
     # ("[ , 2 ]"), one where none belongs ("[ 1,2 3, ...": "2 3"), or a malformed one.
@@ -112,3 +115,15 @@ def _pairs(text):
     except orjson.JSONDecodeError:
         return None
     return np.array(values, dtype=np.float64).reshape(n, 2)
+
+
+def _numbers_inside(shape):
+    """Return whether every inner "[" of a pairs shape (whitespace removed) is followed and
+    not preceded by a number, and every inner "]" preceded and not followed by one: with the
+    structure checked, a number then stands only where one belongs (else "[0.1[,0.9]]"
+    would pass, its 0.1 filling the slot it left empty)."""
+    view = np.frombuffer(shape, np.uint8)
+    inner = np.flatnonzero(view > ord("0"))[1:-1]  # the brackets: "[", "]", "[", "]", ...
+    opens, closes, digit = inner[::2], inner[1::2], ord("0")
+    return bool((view[opens + 1] == digit).all() and (view[opens - 1] != digit).all()
+                and (view[closes - 1] == digit).all() and (view[closes + 1] != digit).all())

@@ -42,17 +42,20 @@ def ready(url, timeout):
         time.sleep(0.1)
 
 
-def warm(srv, name):
-    """Have every worker of srv load the model: one kept-alive session a worker, each held
-    open while the next connects (the workers spread connections evenly: DEPLOY.md)."""
-    sessions = [requests.Session() for _ in srv.worker_pids()]
+def warm(srv, name, timeout=15):
+    """Have every worker of srv load the model: kept-alive sessions, each held open while
+    the next connects, until every worker has answered one (the workers spread connections
+    evenly, DEPLOY.md: once all have booted, the next session reaches another worker)."""
+    sessions, answered, workers = [], set(), srv.worker_pids()
+    deadline = time.monotonic() + timeout
     try:
-        ids = []
-        for session in sessions:
-            r = session.post(f"{srv.url}/v1/models/{name}/predict", json=POINTS, timeout=10)
+        while answered != workers and time.monotonic() < deadline:
+            sessions.append(requests.Session())
+            r = sessions[-1].post(f"{srv.url}/v1/models/{name}/predict", json=POINTS, timeout=10)
             assert r.status_code == 200, r.text
-            ids.append(r.headers["X-Request-ID"])
-        assert set(srv.pids_of(ids).values()) == srv.worker_pids()
+            answered |= set(srv.pids_of([r.headers["X-Request-ID"]]).values())
+            time.sleep(0.05)  # a worker still booting (its imports) answers nothing yet
+        assert answered == workers, f"{len(sessions)} sessions reached only {answered}"
     finally:
         for session in sessions:
             session.close()

@@ -2,6 +2,8 @@
 
 import http.client
 import os
+import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -71,3 +73,39 @@ def test_with_spreading_off_the_answers_keep_every_connection(start_server):
     _client(srv.port, time.monotonic() + 1.0, answers).close()
     assert answers and all(status == 200 and header == "keep-alive"
                            for status, header in answers)
+
+
+def test_a_reload_leaves_no_new_connection_waiting_for_the_old_workers(start_server):
+    """SIGHUP: the old workers stop accepting and drain (one holds an unfinished upload for
+    the read timeout). Were a draining worker's slot still counted, its few connections
+    would lower the share: the new workers would see themselves over it, close kept-alive
+    connections and refuse new ones until the old one was gone."""
+    srv = start_server(workers=2)
+    slow = socket.create_connection(("127.0.0.1", srv.port))
+    slow.sendall(b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                 b"application/json\r\nContent-Length: 1000\r\n\r\n{\"po")
+    old = srv.worker_pids()
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while len(srv.worker_pids() - old) < 2:
+        assert time.monotonic() < deadline, "no new workers after SIGHUP"
+        time.sleep(0.1)
+    time.sleep(1.0)  # the new workers boot and turn their loops
+    held, took, kept = [], [], []
+    try:
+        for _ in range(10):  # kept alive on the new workers, then one more, new each time
+            asked = time.monotonic()
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            assert r.read()
+            took.append(time.monotonic() - asked)
+            kept.append(r.getheader("Connection"))
+            held.append(conn)
+        assert srv.worker_pids() & old, "the draining worker ended before the check"
+        assert max(took) < 2.0, took
+        assert kept.count("close") <= 3, kept  # a few while the two even out
+    finally:
+        slow.close()
+        for conn in held:
+            conn.close()

@@ -58,6 +58,32 @@ def test_a_small_body_is_left_to_the_general_path():
     assert bulk.read(raw, LIMITS) is None
 
 
+def test_a_few_points_padded_past_the_size_are_left_to_the_general_path():
+    """Model.classify computes up to SMALL_ROWS points on floats (the last bits may differ
+    from NumPy's): the same points must not be answered otherwise for a longer body."""
+    raw = orjson.dumps({"points": X[:8].tolist()}) + b" " * bulk.BULK_BYTES
+    assert _general(raw) is not None
+    assert bulk.read(raw, LIMITS) is None
+    assert bulk.read(orjson.dumps({"points": X[:9].tolist()}) + b" " * bulk.BULK_BYTES,
+                     LIMITS) is not None
+
+
+A, B = (orjson.dumps(v) for v in X[300].tolist())
+
+
+@pytest.mark.parametrize("moved", [
+    A + b"[," + B + b"],[",  # the first number before its bracket: still two numbers
+    b"[" + A + b",]" + B + b",[",  # the second after it
+    A + b" [ ," + B + b"],[",
+    b"[" + A + b", ] " + B + b",[",
+], ids=["first-before", "second-after", "spaced-before", "spaced-after"])
+def test_a_number_moved_across_its_bracket_is_left_to_the_general_path(moved):
+    at = BODY.index(ONE)
+    raw = BODY[:at] + moved + BODY[at + len(ONE):]
+    assert _general(raw) is None  # malformed JSON
+    assert _same_as_general(raw) is None
+
+
 BODY = orjson.dumps({"points": X.tolist(), "threshold": 0.5})
 ONE = orjson.dumps(X[300].tolist()) + b",["  # a point's text and the next one's start
 

@@ -21,50 +21,48 @@ def _shares(*counts):
     return shares, clock
 
 
-def test_a_worker_over_its_even_share_is_crowded_and_the_fewest_accept():
+def test_a_worker_over_its_even_share_is_crowded():
     shares, _ = _shares(7, 4, 4, 1)  # 16 connections, 4 each
     assert [shares.crowded(age, n) for age, n in enumerate((7, 4, 4, 1), 1)] == [
         True, False, False, False]
-    assert [shares.least(age, n) for age, n in enumerate((7, 4, 4, 1), 1)] == [
-        False, False, False, True]
 
 
-def test_an_even_spread_closes_nothing_and_every_worker_accepts():
+def test_an_even_spread_closes_nothing():
     shares, _ = _shares(4, 4, 4, 4)
     assert not any(shares.crowded(age, 4) for age in range(1, 5))
-    assert all(shares.least(age, 4) for age in range(1, 5))
     assert not shares.crowded(1, 5) and shares.crowded(1, 6)  # 17: a share of 5, rounded up
 
 
 def test_a_lone_worker_is_never_crowded():
     shares, _ = _shares(50)
-    assert not shares.crowded(1, 50) and shares.least(1, 50)
+    assert not shares.crowded(1, 50)
 
 
 def test_what_a_worker_holds_now_is_recorded_by_the_question():
-    shares, _ = _shares(1, 4)
-    assert shares.least(2, 0)  # it closed its connections since it last wrote
-    assert not shares.least(1, 1)
+    shares, _ = _shares(1, 6)
+    assert shares.crowded(2, 6)
+    assert not shares.crowded(2, 1)  # it closed connections since it last wrote
+    assert not shares.crowded(1, 1)
 
 
 def test_a_cleared_or_silent_slot_counts_for_nothing():
     shares, clock = _shares(9, 1)
     assert shares.crowded(1, 9)
     shares.clear(2)
-    assert not shares.crowded(1, 9) and shares.least(1, 9)
+    assert not shares.crowded(1, 9)
     shares.record(2, 0)
-    assert not shares.least(1, 9)
+    assert shares.crowded(1, 9)
     clock.now += FRESH_S + 0.1  # worker 2 stopped turning its loop
-    assert shares.least(1, 9)
+    assert not shares.crowded(1, 9)
     shares.record(2, 0)  # and turns it again
-    assert not shares.least(1, 9)
+    assert shares.crowded(1, 9)
 
 
 def test_ages_past_the_slots_wrap_around():
     shares, _ = _shares()
     shares.record(3, 2)
     shares.record(3 + 8, 5)  # the same slot: the later worker
-    assert shares.least(3, 5) and not shares.crowded(3, 5)
+    assert not shares.crowded(3, 5)
 
 
 def _record(shares, age, count):
@@ -79,5 +77,18 @@ def test_a_forked_worker_writes_where_the_master_and_the_others_read():
         child.start()
         child.join(10)
         assert child.exitcode == 0
-    assert shares.crowded(3, 6) and not shares.least(3, 3)  # 6, 2 and 6: a share of 5
-    assert shares.least(3, 2)
+    assert shares.crowded(3, 6)  # 6, 2 and 6: a share of 5
+    assert not shares.crowded(3, 3)  # 6, 2 and 3: a share of 4
+
+
+def test_the_fewest_accept_and_so_does_a_worker_under_its_share():
+    shares, _ = _shares(3, 4, 4, 5)  # a share of 4
+    assert [shares.accepts(age, n) for age, n in enumerate((3, 4, 4, 5), 1)] == [
+        True, False, False, False]
+    shares, _ = _shares(0, 0, 0, 0)
+    assert all(shares.accepts(age, 0) for age in range(1, 5))
+    shares, _ = _shares(10, 13, 14, 15)  # a burst under way: a share of 13
+    assert [shares.accepts(age, n) for age, n in enumerate((10, 13, 14, 15), 1)] == [
+        True, False, False, False]
+    shares, _ = _shares(10, 12, 14, 16)  # a share of 13: the 12 need not wait for the 10
+    assert shares.accepts(2, 12) and not shares.accepts(3, 14)
