@@ -68,7 +68,8 @@ class Model:
 
         A few points of a small float64 model (SMALL_ROWS, FLOAT_WORK) are computed on
         Python floats: at one point, NumPy's per-call overhead is most of what predict
-        costs. The results agree with predict's to the last bits of a float64, and
+        costs. The results agree with predict's to 1e-12 (not always to the last bit: a
+        score equal to the threshold may fall on either side), and
         where the floats overflow (inf - inf is NaN, where BLAS may keep an infinity) the
         points go through predict. float32 models always do, whose float32 arithmetic the
         floats would not repeat."""
