@@ -65,6 +65,21 @@ def test_curl_predicts_all_of_xor_right(server):
     assert [p.label for p in answer.predictions] == y.astype(int).tolist()
 
 
+def test_curl_posts_a_large_body_answered_as_its_objects_form(server, tmp_path):
+    """A body over service.schemas.bulk.BULK_BYTES takes the bulk path in a real worker;
+    the same points as {"x1", "x2"} objects take the general one: the answers are equal."""
+    train(server.url, {"model": "big", "dataset": {"kind": "xor"}})
+    x = datasets.linear(2_000, seed=5)[0]
+    pairs, objects = tmp_path / "pairs.json", tmp_path / "objects.json"
+    pairs.write_text(json.dumps({"points": x.tolist()}))
+    objects.write_text(json.dumps({"points": [{"x1": a, "x2": b} for a, b in x.tolist()]}))
+    answers = [curl_json("-X", "POST", "-H", "Content-Type: application/json",
+                         "--data-binary", f"@{body}", f"{server.url}/v1/models/big/predict")
+               for body in (pairs, objects)]
+    assert pairs.stat().st_size > 16 * 1024
+    assert answers[0] == answers[1] and len(answers[0]["predictions"]) == 2_000
+
+
 def test_a_job_is_seen_and_cancelled_through_other_workers(server):
     body = {"model": "long", "dataset": {"kind": "linear", "n": 1000},
             "training": {"epochs": 100_000}}
