@@ -129,6 +129,7 @@ class Conn(TConn):
         self.spooled = False  # its requests are read by the loop (not TLS, not HTTP/2)
         self.whole = True  # the request handed over was complete (else: close after it)
         self.continued = False  # the loop sent "100 Continue" for this request
+        self.ahead = False  # the client sent bytes past the request (a pipelined one)
 
     def close(self, graceful=False):
         if graceful:
@@ -252,7 +253,7 @@ class BufferingWorker(ThreadWorker):
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
             conn.parser.unreader = SpoolUnreader()
         conn.parser.unreader.load(reading.spool)
-        conn.whole = reading.scan.whole
+        conn.whole, conn.ahead = reading.scan.whole, reading.scan.ahead
         conn.data_ready = True  # gthread would otherwise wait for the socket to be readable
         super().enqueue_req(conn)
 
@@ -312,13 +313,23 @@ class BufferingWorker(ThreadWorker):
         return self.shares
 
     def handle_request(self, req, conn):
-        if self._crowded():
+        if self._crowded() and not self._pipelining(conn):
             req.must_close = True  # "Connection: close": the client reconnects elsewhere
         if isinstance(conn.parser.unreader, SpoolUnreader):
             # The loop answered Expect: 100-continue if the body was awaited; otherwise it
             # is here already, or over the limit and refused without being sent.
             req._expected_100_continue = False
         return super().handle_request(req, conn)
+
+    def _pipelining(self, conn):
+        """Return whether conn's client has sent more than this request: closing after the
+        answer would drop the requests it pipelined (which it may not safely resend)."""
+        if conn.ahead:
+            return True
+        try:
+            return bool(conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except (OSError, ValueError):  # nothing waiting (EAGAIN), gone, or TLS (no peek)
+            return False
 
     def murder_pending(self):
         """gthread's sweep of expired connections, and of requests past the read timeout."""

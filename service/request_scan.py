@@ -23,13 +23,14 @@ class RequestScan:
 
     `done` becomes true once the request is complete, or is to be handed over as it is;
     `whole` then says which. `expects_continue` is true while the client waits for
-    "100 Continue" before sending the body it announced."""
+    "100 Continue" before sending the body it announced. `ahead` says whether bytes past
+    the request's end were fed: the start of a pipelined request."""
 
     def __init__(self, max_head, max_body):
         self.max_head, self.max_body = max_head, max_body
         self.head = bytearray()
         self.framed = False  # the head has ended and says how the body is framed
-        self.done = self.whole = self.expects_continue = False
+        self.done = self.whole = self.expects_continue = self.ahead = False
         self.remaining = 0  # body bytes still to come (in a chunk: its data and CRLF)
         self.chunked = False
         self.line = bytearray()  # a chunk-size line or the trailers, as they arrive
@@ -39,7 +40,7 @@ class RequestScan:
     def feed(self, data):
         """Take the next bytes the client sent; return done."""
         if self.done:
-            pass
+            self.ahead = self.ahead or bool(data)
         elif not self.framed:
             self._feed_head(data)
         elif self.chunked:
@@ -94,6 +95,7 @@ class RequestScan:
     def _feed_length(self, n):
         self.remaining -= n
         if self.remaining <= 0:
+            self.ahead = self.remaining < 0
             self._hand_over(whole=True)
 
     def _feed_chunked(self, data):
@@ -106,7 +108,10 @@ class RequestScan:
                 searched = max(0, len(self.line) - 3)
                 self.line += data
                 data = data[:0]
-                if self.line.startswith(b"\r\n") or self.line.find(b"\r\n\r\n", searched) >= 0:
+                found = self.line.find(b"\r\n\r\n", searched)
+                end = 2 if self.line.startswith(b"\r\n") else found + 4 if found >= 0 else 0
+                if end:
+                    self.ahead = len(self.line) > end
                     self._hand_over(whole=True)
                 elif len(self.line) > MAX_TRAILERS:
                     self._hand_over(whole=False)

@@ -15,15 +15,16 @@ pytestmark = pytest.mark.e2e
 WORKERS, CLIENTS, SECONDS = 4, 16, 4.0
 
 
-def _connections_by_pid(pids, port):
-    """Return {pid: established TCP connections it holds on the local port} from /proc."""
-    established = set()
+def _client_ports_by_pid(pids, port):
+    """Return {pid: the client ports of the established TCP connections it holds on the
+    local port}, from /proc."""
+    established = {}  # the socket's inode -> the client's port
     with open("/proc/net/tcp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
             if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
-                established.add(fields[9])  # the socket's inode
-    held = Counter()
+                established[fields[9]] = int(fields[2].split(":")[1], 16)
+    held = {}
     for pid in pids:
         for fd in os.listdir(f"/proc/{pid}/fd"):
             try:
@@ -31,8 +32,13 @@ def _connections_by_pid(pids, port):
             except OSError:  # closed meanwhile
                 continue
             if target.startswith("socket:[") and target[8:-1] in established:
-                held[pid] += 1
+                held.setdefault(pid, set()).add(established[target[8:-1]])
     return held
+
+
+def _connections_by_pid(pids, port):
+    """Return {pid: established TCP connections it holds on the local port}."""
+    return Counter({pid: len(ports) for pid, ports in _client_ports_by_pid(pids, port).items()})
 
 
 def _client(port, deadline, answers):
@@ -109,3 +115,56 @@ def test_a_reload_leaves_no_new_connection_waiting_for_the_old_workers(start_ser
         slow.close()
         for conn in held:
             conn.close()
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _answers(sock):
+    """Return what the server sent on sock until it closed it (or 5 s passed)."""
+    sock.settimeout(5)
+    received = b""
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except TimeoutError:
+        pass
+    return received
+
+
+def test_a_crowded_worker_answers_every_pipelined_request_before_it_closes(start_server):
+    """Two workers, six connections (three each); the three on one worker close. The other
+    then holds more than its share and closes a connection after an answer, except while
+    its client has sent more requests: closing then would drop them unanswered."""
+    srv = start_server(workers=2)
+    deadline = time.monotonic() + 20
+    while True:  # until both workers have booted and count: then the six spread 3 and 3
+        socks = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(6)]
+        for sock in socks:  # each connection held by a worker, kept alive
+            sock.sendall(HEALTHZ)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        held = _client_ports_by_pid(srv.worker_pids(), srv.port)
+        if sorted(len(ports) for ports in held.values()) == [3, 3]:
+            break
+        assert time.monotonic() < deadline, held
+        for sock in socks:
+            sock.close()
+        time.sleep(0.5)
+    by_port = {sock.getsockname()[1]: sock for sock in socks}
+    stays, leaves = held.values()
+    for port in leaves:
+        by_port[port].close()
+    time.sleep(0.5)  # the other worker sees them closed, and records it
+    first, second, third = (by_port[port] for port in stays)
+    try:
+        first.sendall(HEALTHZ)  # alone: the worker is crowded and closes it after the answer
+        alone = _answers(first)
+        assert alone.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in alone, alone
+        second.sendall(HEALTHZ * 3)  # pipelined: each answered, the last one closing
+        piped = _answers(second)
+        assert piped.count(b"HTTP/1.1 200") == 3, piped
+        assert piped.count(b"Connection: close") == 1, piped
+        assert piped.rindex(b"Connection: close") > piped.rindex(b"HTTP/1.1 200"), piped
+    finally:
+        for sock in (first, second, third):
+            sock.close()

@@ -19,8 +19,7 @@ def scan(data, max_head=8192, max_body=1000, step=None):
     return s, min(taken, len(data))
 
 
-@pytest.mark.parametrize("step", [None, 1, 3])
-@pytest.mark.parametrize("request_bytes", [
+COMPLETE = [
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
     b"\r\nGET / HTTP/1.1\r\n\r\n",  # one empty line before the request line
     HEAD + b"Content-Length: 5\r\n\r\nhello",
@@ -28,13 +27,30 @@ def scan(data, max_head=8192, max_body=1000, step=None):
     HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     HEAD + b"Transfer-Encoding: Chunked\r\n\r\n3;ext=1\r\nabc\r\n10\r\n" + b"x" * 16
     + b"\r\n0\r\nTrailer: t\r\n\r\n",
-])
+]
+
+
+@pytest.mark.parametrize("step", [None, 1, 3])
+@pytest.mark.parametrize("request_bytes", COMPLETE)
 def test_a_complete_request_is_whole_at_its_last_byte(request_bytes, step):
     s, taken = scan(request_bytes + b"GET /next HTTP/1.1\r\n", step=step)
     assert s.done and s.whole
     assert taken >= len(request_bytes) and taken - len(request_bytes) < (step or 10**6)
     short, _ = scan(request_bytes[:-1], step=step)
     assert not short.done
+
+
+@pytest.mark.parametrize("request_bytes", COMPLETE)
+def test_bytes_past_the_end_are_a_pipelined_request_ahead(request_bytes):
+    alone, _ = scan(request_bytes)
+    assert alone.done and not alone.ahead
+    together, _ = scan(request_bytes + b"G")
+    assert together.done and together.ahead
+    later, _ = scan(request_bytes, step=1)
+    later.feed(b"")
+    assert not later.ahead
+    later.feed(b"G")
+    assert later.ahead
 
 
 @pytest.mark.parametrize("request_bytes", [
