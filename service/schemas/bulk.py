@@ -7,11 +7,15 @@ tuple per point and writing an object per point cost most of that request. read(
 only a body it can prove well formed and valid; anything else (a string, an object
 point, a missing number, one out of range, too many points, bad syntax) returns None
 and goes through PredictRequest, whose answer (a 400 or 422 naming the field) is then
-the only one. write() serves every /v1 prediction, small or bulk.
+the only one. write() serves every /v1 prediction, small or bulk. numbers() reads an
+array of numbers for both, and for /v2's bulk path (inference/tensors.py).
 """
+
+import threading
 
 import numpy as np
 import orjson
+import simdjson
 
 from .. import jsoncodec
 from ..nn.datasets import MAX_COORDINATE
@@ -19,12 +23,8 @@ from ..nn.model import SMALL_ROWS
 from .requests import PredictRequest
 
 BULK_BYTES = 16 * 1024  # from about 400 points on: below it the general path costs less
-# Every byte of a points array's text as one of: "0" (a character of a number), the
-# structure ("[", "]", ","), " " (JSON's whitespace) or NUL (anything else).
 _NUMBER, _SPACE = b"0123456789+-.eE", b" \t\n\r"
-_SHAPE = bytes(48 if b in _NUMBER else b if b in b"[]," else 32 if b in _SPACE else 0
-               for b in range(256))
-_UNBRACKETED = bytes.maketrans(b"[]", b"  ")
+_local = threading.local()
 _ITEM = b'{"label":0,"probability":'
 _LABEL_DIGIT = _ITEM.index(b"0")
 
@@ -97,33 +97,37 @@ def _rest(small, limits):
 
 def _pairs(text):
     """Return the (n, 2) array of text if it is exactly [[number, number], ...]."""
-    shape = text.translate(_SHAPE)
-    if b"\0" in shape:
-        return None
-    structure = shape.translate(None, b"0 ")
-    n = (len(structure) - 1) // 4
-    if n <= SMALL_ROWS or structure != b"[" + b"[,]," * (n - 1) + b"[,]]":
+    values = numbers(text, pairs=True)
+    n = 0 if values is None else len(values) // 2
+    if n <= SMALL_ROWS:
         return None  # a few points: Model.classify computes them on floats, predict_array not
-    if not _numbers_inside(shape.translate(None, b" ") if b" " in shape else shape):
+    return values.reshape(n, 2)
+
+
+def numbers(text, pairs=False):
+    """Return the float64 values of text if it is exactly a JSON array of numbers, flat
+    ([n, n, ...]) or with pairs ([[n, n], ...]), row-major; None for any other text."""
+    # Numbers and whitespace deleted, anything else stays and breaks the structure
+    structure = text.translate(None, _NUMBER + _SPACE)
+    if pairs:
+        n = (len(structure) - 1) // 4
+        expected = b"[" + b"[,]," * (n - 1) + b"[,]]" if n else b""
+    else:
+        expected = b"[" + b"," * (len(structure) - 2) + b"]"
+    if structure != expected or len(structure) < 3:  # "[]" or "[1]": not a point
         return None
-    # The numbers alone, their brackets made spaces: orjson then refuses a missing number
-    # ("[ , 2 ]"), one where none belongs ("[ 1,2 3, ...": "2 3"), or a malformed one.
-    flat = bytearray(text.translate(_UNBRACKETED))
-    flat[0], flat[-1] = ord("["), ord("]")
+    # simdjson then refuses what is not JSON ("[0.1[,0.9]]", "[1,2 3]", "1e", NaN, 1e400)
+    # and copies the numbers into a buffer of doubles, with no Python float between.
     try:
-        values = orjson.loads(flat)
-    except orjson.JSONDecodeError:
+        values = _parser().parse(text).as_buffer(of_type="d")
+    except (ValueError, TypeError):
         return None
-    return np.array(values, dtype=np.float64).reshape(n, 2)
+    return np.frombuffer(values, np.float64)
 
 
-def _numbers_inside(shape):
-    """Return whether every inner "[" of a pairs shape (whitespace removed) is followed and
-    not preceded by a number, and every inner "]" preceded and not followed by one: with the
-    structure checked, a number then stands only where one belongs (else "[0.1[,0.9]]"
-    would pass, its 0.1 filling the slot it left empty)."""
-    view = np.frombuffer(shape, np.uint8)
-    inner = np.flatnonzero(view > ord("0"))[1:-1]  # the brackets: "[", "]", "[", "]", ...
-    opens, closes, digit = inner[::2], inner[1::2], ord("0")
-    return bool((view[opens + 1] == digit).all() and (view[opens - 1] != digit).all()
-                and (view[closes - 1] == digit).all() and (view[closes + 1] != digit).all())
+def _parser():
+    """Return this thread's simdjson parser (one parses one document at a time)."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = simdjson.Parser()
+    return parser
