@@ -97,6 +97,20 @@ def test_infer_equals_v1_in_every_form(srv, client, datatype, binary_in, binary_
     assert result.get_response()["model_version"] == "2"
 
 
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_a_large_json_request_equals_its_binary_form(client, datatype):
+    """2,000 points as JSON (60 KB: the bulk path, tensors._bulk) and as binary (no JSON to
+    read) get the same answer."""
+    points = np.random.default_rng(17).uniform(-0.5, 1.5, size=(2000, 2))
+    outputs = [triton.InferRequestedOutput(name, binary_data=False)
+               for name in ("label", "probability")]
+    as_json, as_binary = (client.infer("xor", triton_inputs(points, datatype, binary),
+                                       outputs=outputs) for binary in (False, True))
+    for name in ("label", "probability"):
+        np.testing.assert_array_equal(as_json.as_numpy(name), as_binary.as_numpy(name))
+    assert 0 < as_json.as_numpy("label").sum() < len(points)
+
+
 def test_the_default_call_is_binary_both_ways_and_echoes_the_id(srv, client):
     result = client.infer("xor", triton_inputs(POINTS, "FP64", True), request_id="req-7")
 
