@@ -24,6 +24,9 @@ except SettingsError as exc:
     raise SystemExit(f"nnserve: {exc}") from None
 
 
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1))))
+
+
 class Worker(BufferingWorker):
     """gthread that reads whole requests before a thread takes them (gunicorn_worker.py),
     and whose stopping workers close their listening sockets at once.
@@ -40,11 +43,12 @@ class Worker(BufferingWorker):
 
     read_timeout = SETTINGS.read_timeout_s
     max_body = SETTINGS.max_body_bytes
-    shares = ConnectionShares() if SETTINGS.spread_connections else None
+    # Room for twice the configured workers (a reload runs old and new side by side); a
+    # worker forked when none is free (TTIN past that) serves without spreading.
+    shares = ConnectionShares(max(64, 2 * workers)) if SETTINGS.spread_connections else None
 
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", max(2, 2 * (os.cpu_count() or 1))))
 worker_class = Worker
 # Each event stream holds a thread while it is open: the streams get threads of their own
 # (NNSERVE_MAX_STREAMS) on top of those normal requests need.
@@ -124,8 +128,15 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    if Worker.shares is not None and worker.slot is not None:
+        Worker.shares.clear(worker.slot)
+
+
+def pre_fork(server, worker):
+    """Give the worker about to be forked a slot of the connection shares no live worker
+    holds (the master alone hands them out, so two never share one)."""
     if Worker.shares is not None:
-        Worker.shares.clear(worker.age)
+        worker.slot = Worker.shares.free({w.slot for w in server.WORKERS.values()})
 
 
 def on_exit(server):

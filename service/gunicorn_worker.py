@@ -155,6 +155,7 @@ class BufferingWorker(ThreadWorker):
     read_timeout = Settings.model_fields["read_timeout_s"].default
     max_body = Settings.model_fields["max_body_bytes"].default
     shares = None  # a ConnectionShares: spread kept-alive connections evenly (None: never)
+    slot = None  # this worker's slot in shares, given by the master (None: none was free)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -297,18 +298,21 @@ class BufferingWorker(ThreadWorker):
     def _crowded(self):
         """Return whether this worker holds more than its even share of the connections."""
         shares = self._spreading()
-        return shares is not None and shares.crowded(self.age, self.nr_conns)
+        return shares is not None and shares.crowded(self.slot, self.nr_conns)
 
     def _accepts(self):
         """Return whether this worker should accept connections (as gthread always would)."""
         shares = self._spreading()
-        return shares is None or shares.accepts(self.age, self.nr_conns)
+        return shares is None or shares.accepts(self.slot, self.nr_conns)
 
     def _spreading(self):
         """Return the ConnectionShares, or None when not spreading: a stopping worker (its
-        listeners closed) empties its slot, so that the others do not count on it."""
-        if self.shares is not None and not self.alive:
-            self.shares.clear(self.age)
+        listeners closed) empties its slot, so that the others do not count on it, and a
+        worker without a slot serves as stock gthread does."""
+        if self.shares is None or self.slot is None:
+            return None
+        if not self.alive:
+            self.shares.clear(self.slot)
             return None
         return self.shares
 

@@ -53,20 +53,27 @@ def _client(port, deadline, answers):
     return conn
 
 
-def test_sixteen_clients_end_four_on_each_of_four_workers(start_server):
-    srv = start_server(workers=WORKERS)
-    deadline, answers, conns = time.monotonic() + SECONDS, [], []
+def _clients(srv, count, seconds):
+    """Run count clients for seconds; return their answers and {pid: connections} held at
+    the end (then closed)."""
+    deadline, answers, conns = time.monotonic() + seconds, [], []
     threads = [threading.Thread(target=lambda: conns.append(_client(srv.port, deadline, answers)))
-               for _ in range(CLIENTS)]
+               for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-
     held = _connections_by_pid(srv.worker_pids(), srv.port)  # the clients' still open
     for conn in conns:
         conn.close()
-    assert len(conns) == CLIENTS and len(answers) > 10 * CLIENTS
+    assert len(conns) == count
+    return answers, held
+
+
+def test_sixteen_clients_end_four_on_each_of_four_workers(start_server):
+    srv = start_server(workers=WORKERS)
+    answers, held = _clients(srv, CLIENTS, SECONDS)
+    assert len(answers) > 10 * CLIENTS
     assert {status for status, _ in answers} == {200}
     assert sorted(held.values()) == [CLIENTS // WORKERS] * WORKERS, held
     closed = sum(header == "close" for _, header in answers)
@@ -79,6 +86,24 @@ def test_with_spreading_off_the_answers_keep_every_connection(start_server):
     _client(srv.port, time.monotonic() + 1.0, answers).close()
     assert answers and all(status == 200 and header == "keep-alive"
                            for status, header in answers)
+
+
+def test_a_worker_forked_in_place_of_a_killed_one_takes_its_share(start_server):
+    """The master gives the new worker a free slot (gunicorn_conf.pre_fork): 8 clients on
+    2 workers end 4 and 4 after each of 3 kills (were the new one without a slot, nothing
+    would move them from where the kernel put them)."""
+    srv = start_server(workers=2)
+    for _ in range(3):
+        victim = min(srv.worker_pids())
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while victim in srv.worker_pids() or len(srv.worker_pids()) < 2:
+            assert time.monotonic() < deadline, "no worker forked in place of the killed one"
+            time.sleep(0.1)
+        time.sleep(1.5)  # the new worker boots and records its slot
+        answers, held = _clients(srv, 8, 2.0)
+        assert sorted(held.values()) == [4, 4], held
+        assert {status for status, _ in answers} == {200}
 
 
 def test_a_reload_leaves_no_new_connection_waiting_for_the_old_workers(start_server):

@@ -16,20 +16,20 @@ class Clock:
 def _shares(*counts):
     clock = Clock()
     shares = ConnectionShares(slots=8, clock=clock)
-    for age, count in enumerate(counts, start=1):
-        shares.record(age, count)
+    for slot, count in enumerate(counts, start=1):
+        shares.record(slot, count)
     return shares, clock
 
 
 def test_a_worker_over_its_even_share_is_crowded():
     shares, _ = _shares(7, 4, 4, 1)  # 16 connections, 4 each
-    assert [shares.crowded(age, n) for age, n in enumerate((7, 4, 4, 1), 1)] == [
+    assert [shares.crowded(slot, n) for slot, n in enumerate((7, 4, 4, 1), 1)] == [
         True, False, False, False]
 
 
 def test_an_even_spread_closes_nothing():
     shares, _ = _shares(4, 4, 4, 4)
-    assert not any(shares.crowded(age, 4) for age in range(1, 5))
+    assert not any(shares.crowded(slot, 4) for slot in range(1, 5))
     assert not shares.crowded(1, 5) and shares.crowded(1, 6)  # 17: a share of 5, rounded up
 
 
@@ -58,22 +58,22 @@ def test_a_cleared_or_silent_slot_counts_for_nothing():
     assert shares.crowded(1, 9)
 
 
-def test_ages_past_the_slots_wrap_around():
-    shares, _ = _shares()
-    shares.record(3, 2)
-    shares.record(3 + 8, 5)  # the same slot: the later worker
-    assert not shares.crowded(3, 5)
+def test_a_free_slot_is_one_no_live_worker_holds():
+    shares = ConnectionShares(slots=4)
+    assert shares.free(set()) == 0
+    assert shares.free({0, 1, 3}) == 2
+    assert shares.free({0, 1, 2, 3}) is None  # the worker then serves without spreading
 
 
-def _record(shares, age, count):
-    shares.record(age, count)
+def _record(shares, slot, count):
+    shares.record(slot, count)
 
 
 def test_a_forked_worker_writes_where_the_master_and_the_others_read():
     shares = ConnectionShares(slots=8)
     ctx = multiprocessing.get_context("fork")
-    for age, count in ((1, 6), (2, 2)):
-        child = ctx.Process(target=_record, args=(shares, age, count))
+    for slot, count in ((1, 6), (2, 2)):
+        child = ctx.Process(target=_record, args=(shares, slot, count))
         child.start()
         child.join(10)
         assert child.exitcode == 0
@@ -83,12 +83,12 @@ def test_a_forked_worker_writes_where_the_master_and_the_others_read():
 
 def test_the_fewest_accept_and_so_does_a_worker_under_its_share():
     shares, _ = _shares(3, 4, 4, 5)  # a share of 4
-    assert [shares.accepts(age, n) for age, n in enumerate((3, 4, 4, 5), 1)] == [
+    assert [shares.accepts(slot, n) for slot, n in enumerate((3, 4, 4, 5), 1)] == [
         True, False, False, False]
     shares, _ = _shares(0, 0, 0, 0)
-    assert all(shares.accepts(age, 0) for age in range(1, 5))
+    assert all(shares.accepts(slot, 0) for slot in range(1, 5))
     shares, _ = _shares(10, 13, 14, 15)  # a burst under way: a share of 13
-    assert [shares.accepts(age, n) for age, n in enumerate((10, 13, 14, 15), 1)] == [
+    assert [shares.accepts(slot, n) for slot, n in enumerate((10, 13, 14, 15), 1)] == [
         True, False, False, False]
     shares, _ = _shares(10, 12, 14, 16)  # a share of 13: the 12 need not wait for the 10
     assert shares.accepts(2, 12) and not shares.accepts(3, 14)
