@@ -117,10 +117,12 @@ def numbers(text, pairs=False):
     if structure != expected or len(structure) < 3:  # "[]" or "[1]": not a point
         return None
     # simdjson then refuses what is not JSON ("[0.1[,0.9]]", "[1,2 3]", "1e", NaN, 1e400)
-    # and copies the numbers into a buffer of doubles, with no Python float between.
+    # and copies the numbers into a buffer of doubles, with no Python float between. It
+    # raises ValueError for most refusals but RuntimeError for an integer past 64 bits
+    # (BIGINT_ERROR); whatever it refuses, the general path answers for.
     try:
         values = _parser().parse(text).as_buffer(of_type="d")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RuntimeError):
         return None
     return np.frombuffer(values, np.float64)
 

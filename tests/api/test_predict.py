@@ -183,6 +183,15 @@ def test_a_large_body_with_one_bad_point_is_refused_naming_it(trained, point, st
     assert problem.errors[0]["loc"] == loc
 
 
+@pytest.mark.parametrize("number", [b"-9223372036854775809", b"1" + b"0" * 30])
+def test_a_large_body_with_an_integer_past_64_bits_is_422_naming_it(trained, number):
+    raw = orjson.dumps({"points": MANY[:1234] + [[0.5, 0.5]] + MANY[1235:]})
+    raw = raw.replace(b"[0.5,0.5]", b"[" + number + b",0.5]")
+    r = trained.post(PATHS[0], data=raw, content_type="application/json")
+    problem = assert_problem(r, 422, "Validation Error")
+    assert problem.errors[0]["loc"] == ["points", 1234, 0]
+
+
 def test_a_large_malformed_body_is_400(trained):
     raw = orjson.dumps({"points": MANY}).replace(b"],[", b"] [", 1)
     r = trained.post(PATHS[0], data=raw, content_type="application/json")

@@ -113,6 +113,9 @@ ONE = orjson.dumps(X[300].tolist()) + b",["  # a point's text and the next one's
     (b",", b",\x0b1,"),  # not JSON whitespace
     (b",", b",\xc3\xa91,"),
     (b"[", b'{"x1":1,"x2":2},['),  # an object point: valid, for the general path
+    (ONE, b"[-9223372036854775809,1],["),  # past 64 bits: simdjson's own error class
+    (ONE, b"[1" + b"0" * 30 + b",1],["),
+    (ONE, b"[18446744073709551617,1],["),
 ])
 def test_a_changed_point_is_left_to_the_general_path(old, new):
     at = BODY.index(ONE)

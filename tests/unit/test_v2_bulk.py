@@ -91,6 +91,8 @@ AT = BODY.index(b'"data":[') + 8  # the first number
     BODY[:AT] + b"true" + BODY[AT + BODY[AT:].index(b","):],
     BODY[:AT] + b'"1"' + BODY[AT + BODY[AT:].index(b","):],
     BODY[:AT] + b"18446744073709551617" + BODY[AT + BODY[AT:].index(b","):],
+    BODY[:AT] + b"-9223372036854775809" + BODY[AT + BODY[AT:].index(b","):],  # a RuntimeError
+    BODY[:AT] + b"1" + b"0" * 30 + BODY[AT + BODY[AT:].index(b","):],
     BODY[:AT] + b"[1]," + BODY[AT:],
     BODY[:AT] + b"[1,2]," + BODY[AT + BODY[AT:].index(b",") + 1:],  # a row among numbers
     BODY.replace(b'"data":[', b'"data":[[').replace(b']}]', b']]}]'),  # one row of 3000
