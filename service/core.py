@@ -148,9 +148,9 @@ class Service:
                 progress.final(fitted), fitted.fit.history, last=True,
                 snapshot=progress.final_snapshot(fitted)):
             return None
-        meta = self.save(req.model, fitted, self.job_fence(job))
+        meta = self.save(req.model, fitted, self.job_fence(job, _job_result))
         metrics.TRAINING_SECONDS.observe(fitted.seconds)
-        return {"name": meta["name"], "version": meta["version"], "metrics": meta["metrics"]}
+        return _job_result(meta)
 
     # ----- models and predictions -----
 
@@ -161,9 +161,10 @@ class Service:
                                metrics=fitted.metrics(), history=fitted.fit.history,
                                x=fitted.x, y=fitted.y, fence=fence)
 
-    def job_fence(self, job):
-        """Return the Fence of a claimed job's saves, or None for work not run as a job."""
-        return self.jobs.fence(job["id"], job["lease"]) if job.get("lease") else None
+    def job_fence(self, job, result=None):
+        """Return the Fence of a claimed job's saves, or None for work not run as a job;
+        result (meta -> the job's result) for a job whose one save ends it."""
+        return self.jobs.fence(job["id"], job["lease"], result) if job.get("lease") else None
 
     def list_models(self):
         """Return every model with its latest version and metrics."""
@@ -348,3 +349,8 @@ def _served(meta, scores, labels, finite):
                            field=("points",))
     metrics.POINTS_PREDICTED.inc(len(scores))
     return meta["version"], scores, labels
+
+
+def _job_result(meta):
+    """Return a training job's result: the version it saved, by its stored meta."""
+    return {"name": meta["name"], "version": meta["version"], "metrics": meta["metrics"]}

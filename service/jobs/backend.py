@@ -96,9 +96,16 @@ class JobBackend(ABC):
         locking the job's row and renewing its lease until it ends, so the check and what
         the transaction writes commit together."""
 
-    def fence(self, job_id, lease):
-        """Return the Fence of a job's saves under lease."""
-        return Fence(self, job_id, lease)
+    def fence(self, job_id, lease, result=None):
+        """Return the Fence of a job's saves under lease; result (a function of the saved
+        version's meta, for a job that saves one version) makes the save end the job."""
+        return Fence(self, job_id, lease, result)
+
+    def succeed_in(self, job_id, lease, result, db, conn):
+        """End the job held by lease in its saving phase as succeeded with result, in conn's
+        transaction on db, and return True; False where db is not this backend's own
+        database (the job then ends by finish, after the save)."""
+        return False
 
     @abstractmethod
     def heartbeat(self, job_id, lease):
@@ -145,14 +152,22 @@ class Fence:
     """A job's hold on its saves, passed to ModelStore.save: a worker that lost its lease
     (paused past it, its job claimed again elsewhere) cannot add a version."""
 
-    def __init__(self, backend, job_id, lease):
-        self.backend, self.job_id, self.lease = backend, job_id, lease
+    def __init__(self, backend, job_id, lease, result=None):
+        self.backend, self.job_id, self.lease, self.result = backend, job_id, lease, result
 
     def hold(self, db=None, conn=None):
         """Return None while the job holds its lease; else raise LeaseLost. A store on a
         database passes its (db, conn) in the transaction that adds the version (holds)."""
         if not self.backend.holds(self.job_id, self.lease, db, conn):
             raise LeaseLost(self.job_id)
+
+    def saved(self, db, conn, meta):
+        """Called by a store on a database in the transaction that added the version meta:
+        end the job there when it saves one version and shares the database, so "version
+        saved" and "job succeeded" commit together (a database lost between the two would
+        otherwise leave the job running, to be run again as attempt 2 and saved twice)."""
+        if self.result is not None:
+            self.backend.succeed_in(self.job_id, self.lease, self.result(meta), db, conn)
 
 
 class ReapedReads:

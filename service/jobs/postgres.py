@@ -151,6 +151,17 @@ class PgJobs(SqlReads, JobBackend):
         with self.db.connection() as own:
             return own.execute(query, args).rowcount == 1
 
+    def succeed_in(self, job_id, lease, result, db, conn):
+        """End the saving job as succeeded in conn's transaction, where db is this database."""
+        if db.url != self.db.url:
+            return False
+        ended = conn.execute(
+            "UPDATE jobs SET status = 'succeeded', result = %s, error = NULL, finished_at = %s"
+            f" WHERE {HELD} AND saving", (dumps(result), utc_iso(), job_id, lease)).rowcount
+        if ended:
+            conn.execute(f"NOTIFY {CHANNEL}")  # delivered at commit: a slot is free
+        return ended == 1
+
     def heartbeat(self, job_id, lease):
         """Renew a running job's lease."""
         with self.db.connection() as conn:

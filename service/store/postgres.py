@@ -86,6 +86,8 @@ class PgStore(ModelStore):
             conn.execute("INSERT INTO model_versions (name, version, sha256, meta, bytes)"
                          " VALUES (%s, %s, %s, %s, %s)",
                          (name, version, meta["sha256"], Json(stamped), f.getvalue()))
+            if fence is not None:
+                fence.saved(self.db, conn, stamped)
         return stamped
 
     def delete(self, name, version=None):

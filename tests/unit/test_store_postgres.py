@@ -171,6 +171,34 @@ def test_a_worker_paused_past_its_lease_saves_nothing_and_a_fenced_save_renews_i
     assert [m["version"] for m in store.versions("xor")] == [1]
 
 
+def test_a_training_jobs_save_ends_the_job_in_its_own_transaction(store, pg_database, trained):
+    """The version and the job's success commit together: with the database lost right
+    after the save (no finish ever comes), the job is not run again, as attempt 2, to save
+    a second version once its lease expires. A sweep trial's save (no result) ends nothing."""
+    jobs, here = PgJobs(pg_database, lease_s=0.3), "here:1:1"
+    job_id = jobs.create("xor", {}, 1)["id"]
+    lease = jobs.claim(here, max_running=1)["lease"]
+    assert jobs.begin_save(job_id, lease)
+    meta = save(store, "xor", trained, fence=jobs.fence(job_id, lease, result=lambda m: {
+        "name": m["name"], "version": m["version"]}))
+    job = jobs.get(job_id)
+    assert (job["status"], job["result"], job["error"]) == ("succeeded", {
+        "name": "xor", "version": meta["version"]}, None)
+    assert job["finished_at"] is not None
+    time.sleep(0.4)  # past the lease it no longer holds
+    assert jobs.claim(here, max_running=1) is None and jobs.recover() == []
+    assert jobs.get(job_id)["status"] == "succeeded"
+    assert jobs.finish(job_id, lease, "succeeded", {"late": True}) is False  # the runner's
+    assert jobs.get(job_id)["result"] == {"name": "xor", "version": 1}
+    assert [m["version"] for m in store.versions("xor")] == [1]
+
+    sweep_id = jobs.create("xor", {}, 1, kind="sweep")["id"]
+    lease = jobs.claim(here, max_running=1)["lease"]
+    assert jobs.begin_save(sweep_id, lease)
+    save(store, "xor", trained, fence=jobs.fence(sweep_id, lease))
+    assert jobs.get(sweep_id)["status"] == "running"
+
+
 def test_a_load_reads_the_bytes_only_when_its_cache_lacks_them(store, trained, monkeypatch):
     save(store, "xor", trained)
     model = store.load("xor")[0]
