@@ -231,7 +231,10 @@ class PgJobs(SqlReads, JobBackend):
                     log.warning("job %s lost its worker %s: queued again (attempt %d)",
                                 job["id"], job["worker"], job["attempt"] + 1)
                     continue
-                expiry = "true" if dead else f"lease_until < {NOW}"
+                # Not dead: failed only with no attempt left. A lease that expired since the
+                # statement above asked is queued again by the next reap, never failed here.
+                expiry = "true" if dead else (
+                    f"lease_until < {NOW} AND attempt >= {MAX_ATTEMPTS}")
                 if conn.execute(
                         "UPDATE jobs SET status = 'failed', error = %s, finished_at = %s"
                         f" WHERE {HELD} AND {expiry}",

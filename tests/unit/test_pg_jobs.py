@@ -33,6 +33,21 @@ def test_an_expired_lease_is_claimed_again_once_then_fails_worker_lost(pg_databa
     assert (job["status"], job["error"], job["attempt"]) == ("failed", "worker lost", 2)
 
 
+def test_a_lease_that_expires_during_a_reap_is_queued_again_never_failed(pg_database):
+    # A reap asks "expired? queue it again" and then "expired and no attempt left? fail it";
+    # a lease that ran out between the two questions was failed on its first attempt.
+    # Reaped back to back, each lease expires at a random point of that cycle.
+    jobs = PgJobs(pg_database, lease_s=0.05)
+    for _ in range(20):
+        job_id = jobs.create("m", {}, 1)["id"]
+        assert jobs.claim(OTHER_HOST, max_running=1)["id"] == job_id
+        while jobs.get(job_id)["status"] == "running":
+            assert jobs.reap() == []
+        job = jobs.get(job_id)
+        assert (job["status"], job["error"], job["attempt"]) == ("queued", None, 1), job
+        jobs.cancel(job_id)
+
+
 def test_a_renewed_lease_keeps_its_job(pg_database):
     jobs = PgJobs(pg_database, lease_s=0.3)
     job_id = jobs.create("m", {}, 1)["id"]
