@@ -66,6 +66,9 @@ def pg_cluster():
     from tests.pgkit import Cluster
 
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
+    # Not in the processes the tests fork (multiprocessing): a Python handler there let a
+    # Pool's exit, which SIGTERMs its workers, wait for one of them for ever.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     cluster = Cluster()
     try:
         yield cluster
