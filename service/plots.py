@@ -12,6 +12,8 @@ import io
 
 import numpy as np
 
+from .nn.datasets import MAX_COORDINATE
+
 DPI = 100  # at the natural size or larger; smaller figures get a lower DPI: smaller text
 MIN_SCALE = 0.4
 MODEL_SIZE = (1200, 400)  # the natural size in pixels of each figure
@@ -171,11 +173,12 @@ def _scatter(ax, x, labels, title):
 
 
 def _bounds(x):
-    """Return (low, high) corners of a box holding the unit square and every point, padded."""
+    """Return (low, high) corners of a box holding the unit square and every point, padded,
+    within the coordinates a model can be asked about (its grid is predicted)."""
     low = np.minimum(x.min(axis=0), 0.0)
     high = np.maximum(x.max(axis=0), 1.0)
     pad = PAD * (high - low)
-    return low - pad, high + pad
+    return np.maximum(low - pad, -MAX_COORDINATE), np.minimum(high + pad, MAX_COORDINATE)
 
 
 def _size(x):

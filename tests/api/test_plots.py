@@ -203,3 +203,16 @@ def test_every_worker_serves_the_figure_kept_beside_the_version(make_client, mon
     drawn = get_png(one, "/v1/models/m/plot.png?width=300&height=200")
     monkeypatch.setattr(plots, "model_png", lambda *args, **kwargs: pytest.fail("drawn again"))
     assert get_png(other, "/v1/models/m/versions/1/plot.png?width=300&height=200") == drawn
+
+
+@pytest.mark.parametrize("corner", [1e6, 999_999.5])
+def test_points_at_the_coordinate_limit_are_drawn(client, corner):
+    # The figures pad the points' box by 5%; a grid past +-1e6 was refused by the model
+    # it asks (a 500 on every figure of the version, its job's and its sweep's).
+    dataset = {"kind": "points", "points": [[corner, corner], [-corner, -corner]],
+               "labels": [0, 1]}
+    job = train(client, "edge", dataset, training={"epochs": 50, "starts": 1})
+    assert job.status == "succeeded", job.error
+    for path in ("/v1/models/edge/plot.png", "/v1/models/edge/units.png",
+                 f"/v1/trainings/{job.id}/boundary.png", f"/v1/trainings/{job.id}/plot.png"):
+        get_png(client, path)
