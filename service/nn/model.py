@@ -106,7 +106,8 @@ class Model:
         expected = dict(arch.shapes())
         if set(arrays) != set(expected):
             raise ValueError(f"weights {sorted(arrays)} do not match {sorted(expected)}")
-        params = params_from_theta(arch, np.zeros(count_params(arch), dtype))
+        # Every array checked before the weights are allocated: a meta may claim layers
+        # far larger than the arrays it carries.
         for name, shape in arch.shapes():
             a = np.asarray(arrays[name])
             if a.dtype.kind != "f":
@@ -115,5 +116,7 @@ class Model:
                 raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} has non-finite values")
-            params[name[0]][int(name[1:])][0] = a
+        params = params_from_theta(arch, np.zeros(count_params(arch), dtype))
+        for name, _ in arch.shapes():
+            params[name[0]][int(name[1:])][0] = np.asarray(arrays[name])
         return cls(arch, params, config)

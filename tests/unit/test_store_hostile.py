@@ -134,6 +134,9 @@ DAMAGES = {
     ),
     "unknown format": (set_meta(format=2), "unknown format version 2"),
     "unknown architecture": (set_meta(architecture={"layers": [2, 1], "x": 9}), "unknown fields"),
+    # small weights under layers that would need 7 TiB: refused before anything is allocated
+    "huge architecture": (change(lambda _, meta: meta["architecture"].update(
+        layers=[2, 10**6, 10**6, 1])), "expected (2, 1000000)"),
     "points mismatch": (change(lambda m, _: m.update(train_y=m["train_y"][:-1])), "labels"),
     "points count": (set_meta(points_stored=5), "meta says 5"),
     "unexpected member": (change(lambda m, _: m.update(evil=np.zeros(1))), "unexpected"),
