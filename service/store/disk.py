@@ -175,11 +175,16 @@ def delete_version(root, name, version):
         trash = directory / f".trash-{uuid.uuid4().hex}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
-    remove_aliases_of(directory, version)
-    fsync_dir(directory)
-    delete_figures(directory, version)
-    if not list_versions(root, name):
-        remove_aliases_of(directory)  # none can point anywhere now
+    try:
+        remove_aliases_of(directory, version)
+        fsync_dir(directory)
+        delete_figures(directory, version)
+        if not list_versions(root, name):
+            remove_aliases_of(directory)  # none can point anywhere now
+    except FileNotFoundError:
+        if directory.exists():
+            raise
+        # the model's delete renamed the folder away meanwhile: nothing is left to tidy
 
 
 def delete_model(root, name):

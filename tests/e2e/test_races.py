@@ -72,3 +72,36 @@ def test_uploads_racing_deletes_of_their_model_succeed_or_404_never_503(start_se
         deleter.join(10)
     assert set(statuses) == {201}, statuses  # each save succeeded, recreating the model
     assert 204 in deletes and set(deletes) <= {204, 404}
+
+
+def test_a_version_delete_racing_its_models_delete_is_204_or_404_never_503(start_server):
+    # The version's file was unlinked, then the model's folder renamed away under the rest of
+    # the version's delete (its aliases, its figures): a 503 "store unavailable".
+    srv = start_server(workers=2)
+    requests.post(f"{srv.url}/v1/trainings?wait=30", json={**XOR, "model": "src"}, timeout=40)
+    npz = requests.get(f"{srv.url}/v1/models/src/versions/1/npz", timeout=10).content
+    outcomes = []
+    for _ in range(60):
+        r = requests.post(f"{srv.url}/v1/models/target/versions", data=npz, timeout=10,
+                          headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        paths = (f"/v1/models/target/versions/{r.json()['version']}", "/v1/models/target")
+        start, answers = threading.Barrier(2), {}
+
+        def delete(path, start=start, answers=answers):
+            with requests.Session() as session:
+                session.get(f"{srv.url}/healthz", timeout=10)  # connected before the start
+                start.wait(10)
+                answers[path] = session.delete(f"{srv.url}{path}", timeout=10)
+
+        threads = [threading.Thread(target=delete, args=(path,)) for path in paths]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        for path, answer in answers.items():
+            assert answer.status_code in (204, 404), (path, answer.status_code, answer.text)
+        outcomes.append(answers[paths[1]].status_code)
+        requests.delete(f"{srv.url}/v1/models/target", timeout=10)  # gone either way
+    assert requests.get(f"{srv.url}/v1/models/target", timeout=10).status_code == 404
+    assert 204 in outcomes
