@@ -1,7 +1,9 @@
 """TrainingConfig: how to train, with the defaults, their checks, and what trials may share."""
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
+from typing import get_args
 
 import numpy as np
 
@@ -44,6 +46,7 @@ class TrainingConfig:
 
     def check(self, arch):
         """Raise ValueError when the configuration cannot train the architecture."""
+        self._check_types()
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}")
         if self.loss not in LOSS_OUTPUTS:
@@ -63,6 +66,24 @@ class TrainingConfig:
             raise ValueError(f"unknown monitor {self.monitor!r}")
         if self.monitor == "validation_loss" and not self.validation_split:
             raise ValueError("monitor 'validation_loss' needs a validation_split above 0")
+
+    def _check_types(self):
+        """Raise ValueError naming the first field whose value is not of its annotated type
+        (an uploaded file's meta has not been through the request schema)."""
+        for f in fields(self):
+            value, kinds = getattr(self, f.name), get_args(f.type) or (f.type,)
+            if isinstance(value, bool):
+                ok = bool in kinds
+            elif isinstance(value, numbers.Integral):
+                ok = int in kinds or float in kinds
+            elif isinstance(value, numbers.Real):
+                ok = float in kinds
+            else:
+                ok = (value is None and type(None) in kinds
+                      or isinstance(value, str) and str in kinds)
+            if not ok:
+                names = " or ".join(k.__name__ for k in kinds)
+                raise ValueError(f"training.{f.name} must be {names}, got {value!r}")
 
     def to_dict(self):
         """Return the configuration as JSON-able metadata."""

@@ -100,9 +100,8 @@ class Model:
             config = TrainingConfig(**meta["training"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"metadata is incomplete or has unknown fields: {exc}") from None
-        dtype = DTYPES[config.dtype] if config.dtype in DTYPES else None
-        if dtype is None:
-            raise ValueError(f"unknown dtype {config.dtype!r}")
+        config.check(arch)  # types and values, as a training request's would be
+        dtype = DTYPES[config.dtype]
         expected = dict(arch.shapes())
         if set(arrays) != set(expected):
             raise ValueError(f"weights {sorted(arrays)} do not match {sorted(expected)}")

@@ -38,7 +38,14 @@ class Architecture:
     bias: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(int(d) for d in self.layers))
+        try:  # whole numbers only: an uploaded meta's "2441" or 4.7 is refused, not read as sizes
+            if isinstance(self.layers, str | bytes) or any(
+                    isinstance(d, bool) for d in self.layers):
+                raise TypeError
+            object.__setattr__(self, "layers", tuple(operator.index(d) for d in self.layers))
+        except TypeError:
+            raise ValueError(
+                f"layers must be a list of whole numbers, got {self.layers!r}") from None
         if len(self.layers) < 2 or min(self.layers) < 1:
             raise ValueError(f"layers must be at least two positive sizes, got {self.layers}")
         if self.layers[-1] != 1:

@@ -134,6 +134,14 @@ DAMAGES = {
     ),
     "unknown format": (set_meta(format=2), "unknown format version 2"),
     "unknown architecture": (set_meta(architecture={"layers": [2, 1], "x": 9}), "unknown fields"),
+    "layers as a string": (change(lambda _, meta: meta["architecture"].update(layers="2441")),
+                           "whole numbers"),
+    "a fractional layer": (change(lambda _, meta: meta["architecture"].update(
+        layers=[2, 4.7, 4, 1])), "whole numbers"),
+    "mistyped training": (change(lambda _, meta: meta["training"].update(epochs="x")),
+                          "training.epochs must be int"),
+    "a list for a rate": (change(lambda _, meta: meta["training"].update(learning_rate=[1])),
+                          "training.learning_rate must be float"),
     # small weights under layers that would need 7 TiB: refused before anything is allocated
     "huge architecture": (change(lambda _, meta: meta["architecture"].update(
         layers=[2, 10**6, 10**6, 1])), "expected (2, 1000000)"),
