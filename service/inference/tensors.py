@@ -225,7 +225,11 @@ def encode(name, version, inference, scores, labels):
             datatype, values = "INT64", labels.astype("<i8", copy=False)
         else:
             datatype = inference.datatype
-            values = scores.astype(FLOATS[datatype], copy=False)
+            with np.errstate(over="ignore"):  # checked: a finite FP64 score may not fit FP32
+                values = scores.astype(FLOATS[datatype], copy=False)
+            if values.dtype != scores.dtype and not np.isfinite(values).all():
+                raise BadTensor(f"the model's output is not a finite number in {datatype} "
+                                "for these points")
         tensor = {"name": output, "datatype": datatype, "shape": [n]}
         if binary:
             tails.append(values.tobytes())

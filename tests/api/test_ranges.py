@@ -84,3 +84,21 @@ def test_an_uploaded_network_over_the_size_limits_is_refused(make_client):
     assert "max_hidden_units" in problem.detail
     assert client.get("/v1/models").json == {"models": []}
 
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_an_output_beyond_float32_is_a_400_on_v2_fp32_and_served_as_fp64(client, binary):
+    model = _model(hidden=(1,), activation="identity", output_activation="identity")
+    model.params["theta"][...] = 1e20  # the score, 3e40, is finite in float64, not float32
+    assert client.post("/v1/models/wide/versions", data=_npz(model),
+                       content_type=NPZ).status_code == 201
+    body = {"inputs": [{"name": "points", "shape": [1, 2], "datatype": "FP32",
+                        "data": [1, 1]}],
+            "outputs": [{"name": "probability", "parameters": {"binary_data": binary}}]}
+    r = client.post("/v2/models/wide/infer", json=body)
+    assert r.status_code == 400 and "not a finite number in FP32" in r.json["error"]
+    body["inputs"][0]["datatype"] = "FP64"
+    r = client.post("/v2/models/wide/infer", json=body)
+    assert r.status_code == 200
+    served = client.post("/v1/models/wide/predict", json={"x1": 1, "x2": 1}).json
+    assert 1e39 < served["predictions"][0]["probability"] < 1e41
