@@ -36,3 +36,20 @@ def test_the_largest_snapshot_fits_the_backends_bound_and_a_larger_network_has_n
 def test_a_record_that_is_no_snapshot_is_a_value_error(snap):
     with pytest.raises(ValueError):
         snapshots.model_of(snap)
+
+
+def test_weights_beyond_float32_are_kept_as_float64_and_a_large_such_network_has_none():
+    arch = Architecture((2, 4, 4, 1))
+    theta = np.linspace(-1, 1, count_params(arch)) * 1e40  # a fit at a huge rate can end so
+    snap = snapshots.snapshot(arch, theta, 3)
+    assert snap["dtype"] == "<f8" and len(snapshot_text(snap)) <= MAX_SNAPSHOT_CHARS
+    np.testing.assert_array_equal(snapshots.model_of(json.loads(json.dumps(snap))).params[
+        "theta"], theta)
+    assert "dtype" not in snapshots.snapshot(arch, theta / 1e40, 3)  # float32 when it fits
+    half = Architecture((2, 511, 1))  # 2045 weights: float64 fits the bound
+    big = np.full(count_params(half), 1e39)
+    assert len(snapshot_text(snapshots.snapshot(half, big, 1))) <= MAX_SNAPSHOT_CHARS
+    wide = Architecture((2, 1023, 1))
+    assert snapshots.snapshot(wide, np.full(count_params(wide), 1e39), 1) is None
+    with pytest.raises(ValueError):
+        snapshots.model_of({**snap, "dtype": "<i8"})
