@@ -89,6 +89,12 @@ class JobBackend(ABC):
         Fenced."""
 
     @abstractmethod
+    def end_save(self, job_id, lease):
+        """Take a running job held by lease out of its saving phase (a sweep between groups
+        of saves): a cancel may win again, and the job must take begin_save before it
+        saves more. Fenced."""
+
+    @abstractmethod
     def holds(self, job_id, lease, db=None, conn=None):
         """Return whether the job is running under lease in its saving phase. conn, when
         given, is a connection of a store in a transaction on db (a service.pg.Database):

@@ -140,6 +140,11 @@ class PgJobs(SqlReads, JobBackend):
                 f"UPDATE jobs SET saving = true WHERE {HELD} AND NOT cancel_requested",
                 (job_id, lease)).rowcount == 1
 
+    def end_save(self, job_id, lease):
+        """Take the job held by lease out of its saving phase."""
+        with self.db.connection() as conn:
+            conn.execute(f"UPDATE jobs SET saving = false WHERE {HELD}", (job_id, lease))
+
     def holds(self, job_id, lease, db=None, conn=None):
         """Return whether the job is running under lease in its saving phase, renewing its
         lease; in conn's transaction when db is this database (its row stays locked, so a

@@ -172,6 +172,8 @@ class JobRunner:
         run.pending = ({**progress, "elapsed_s": round(now - run.started, 3)}, history,
                        snapshot() if due and snapshot is not None else None)
         with run.lock:
+            if run.saving and not last:
+                self._end_save(run)  # saved, and training again (a sweep's next group)
             if run.stop_reason is None:
                 run.stop_reason = self._stop_reason(run, now, write=last)
             run.saving = last and run.stop_reason is None
@@ -201,6 +203,13 @@ class JobRunner:
         except ServiceError as exc:
             log.warning("cannot start saving training job %s: %s", run.job_id, exc)
             return "unconfirmed"
+
+    def _end_save(self, run):
+        """Leave the saving phase in the backend, so that a cancel may win again."""
+        try:
+            self.backend.end_save(run.job_id, run.lease)
+        except ServiceError as exc:  # the job stays saving: cancels are refused until it ends
+            log.warning("cannot end the saving phase of job %s: %s", run.job_id, exc)
 
     def _flush(self, run):
         """Write the job's unwritten progress; return True when the backend says stop, False

@@ -171,6 +171,11 @@ class SqliteJobs(SqlReads, JobBackend):
                 f"UPDATE jobs SET saving = 1 WHERE {HELD} AND cancel_requested = 0",
                 (job_id, lease)).rowcount == 1
 
+    def end_save(self, job_id, lease):
+        """Take the job held by lease out of its saving phase."""
+        with self._db() as conn:
+            conn.execute(f"UPDATE jobs SET saving = 0 WHERE {HELD}", (job_id, lease))
+
     def holds(self, job_id, lease, db=None, conn=None):
         """Return whether the job is running under lease in its saving phase (a store's
         connection is never this file's: checked on its own)."""

@@ -48,6 +48,11 @@ def check_sweep(req, settings):
         if path == "model" or not _is_field(path.split(".")):
             raise InvalidInput(f"grid key {path!r} is not a field of a training request",
                                ("grid", path))
+    for path in req.grid:  # "network" and "network.hidden" would each set the other's value
+        inner = next((p for p in req.grid if p.startswith(path + ".")), None)
+        if inner is not None:
+            raise InvalidInput(f"grid key {path!r} overlaps grid key {inner!r}: sweep the "
+                               "one or the other", ("grid", path))
     count = math.prod(len(values) for values in req.grid.values())
     trainer.check_limit("max_sweep_trials", count, settings.max_sweep_trials, ("grid",))
     limits = {"max_train_points": settings.max_train_points}
@@ -84,7 +89,7 @@ def _named(exc, loc, parameters, body):
     if key is None and not loc and parameters:
         key = next(iter(parameters))  # a rule across fields: name the first swept one
     field = ["grid", key] if key else ["base", *loc]
-    shown = f"grid {key!r} value {parameters[key]!r}: " if key else "base: "
+    shown = f"grid {key!r} value {parameters[key]!r:.60}: " if key else "base: "
     exc.detail = shown + exc.detail
     exc.args = (exc.detail,)
     exc.extra["errors"] = [{"loc": field, "msg": exc.extra.get("errors", [{}])[0].get(

@@ -11,10 +11,11 @@ import json
 import time
 
 from .. import trainer
+from ..errors import ModelNotFound
 from ..nn.model import Model
 from ..nn.training import fit_many
 from ..schemas import SweepRequest, TrainingRequest
-from .grid import best_trial, expand, trial_body
+from .grid import best_trial, expand, ranked_trials, trial_body
 
 BEST = "best"
 
@@ -49,9 +50,24 @@ def run_sweep(service, job, report, save=True):
         if n < len(groups) - 1:
             report(progress(), {})  # saved: the time limit and shutdowns apply again
     best = best_trial(states, req.metric)
-    if best is not None and save:
-        service.store.set_alias(req.model, BEST, states[best]["version"])
+    if save:
+        _alias_best(service.store, req.model, job["id"], states, ranked_trials(states, req.metric))
     return {"trials": states, "best": best}
+
+
+def _alias_best(store, name, sweep_id, states, ranked):
+    """Alias "best" the version of the best trial whose version is still its own: a user may
+    have deleted a trial's version, or the whole model (whose numbering then starts again),
+    while the sweep ran. Nothing is aliased when no trial's version is left."""
+    for i in ranked:
+        version = states[i]["version"]
+        try:
+            made_by = store.meta(name, version).get("sweep") or {}
+            if made_by.get("id") == sweep_id and made_by.get("trial") == i:
+                store.set_alias(name, BEST, version)
+                return
+        except ModelNotFound:  # deleted since (before or during set_alias): the next one
+            continue
 
 
 def _groups(trials):

@@ -6,7 +6,7 @@ import pytest
 
 from service.schemas import Sweep, SweepList
 
-from .helpers import assert_problem
+from .helpers import assert_problem, train
 
 BASE = {"dataset": {"kind": "xor"}, "network": {"hidden": [4]},
         "training": {"epochs": 40, "starts": 1}}
@@ -89,12 +89,57 @@ def test_best_by_validation_accuracy_ties_broken_by_validation_loss(client):
     ({"network.seed": [0]}, {**BASE, "network": {"hidden": [0]}}, ["base", "network", "hidden",
                                                                     0], "base"),
     ({}, BASE, ["grid"], None),
+    ({"network": [{"activation": "tanh"}], "network.hidden": [[8]]}, BASE, ["grid", "network"],
+     "overlaps grid key 'network.hidden'"),
 ])
 def test_a_refused_grid_is_422_naming_the_key_and_queues_nothing(client, grid, base, loc,
                                                                   detail):
     problem = assert_problem(_start(client, grid=grid, base=base), 422, detail=detail)
     assert problem.errors[0]["loc"] == loc
     assert client.get("/v1/sweeps").json["total"] == 0
+
+
+def test_a_refused_value_is_shown_cut_short(client):
+    problem = assert_problem(_start(client, grid={"network.hidden": [[4] * 10_000 + [0]]}), 422)
+    assert problem.errors[0]["loc"] == ["grid", "network.hidden"]
+    assert len(problem.detail) < 300
+
+
+def test_a_sweep_can_be_cancelled_between_its_groups_of_saves(client):
+    base = {"dataset": {"kind": "linear"}, "network": {"hidden": [4]},
+            "training": {"epochs": 20000, "starts": 1, "target_accuracy": None}}
+    sweep_id = _start(client, base=base, grid={"dataset.n": [10, 2000]}).json["id"]
+    deadline = time.monotonic() + 30  # the first group (10 points) saves its trial first
+    while Sweep.model_validate(client.get(f"/v1/sweeps/{sweep_id}").json).trials[0].status \
+            != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    r = client.delete(f"/v1/sweeps/{sweep_id}")
+    assert r.status_code == 200, r.json
+    sweep = _wait(client, sweep_id)
+    assert sweep.status == "cancelled"
+    assert [(t.status, t.version) for t in sweep.trials] == [("succeeded", 1),
+                                                              ("cancelled", None)]
+    assert [v["version"] for v in client.get("/v1/models/sw").json["versions"]] == [1]
+
+
+def test_best_is_the_best_trial_whose_version_is_still_its_own(client):
+    from service.sweeps.grid import ranked_trials
+    from service.sweeps.run import BEST, _alias_best
+
+    sweep = _wait(client, _start(client).json["id"])
+    store, states = client.application.extensions["nnserve"].store, sweep.model_dump()["trials"]
+    ranked = ranked_trials(states, sweep.metric)
+    client.delete("/v1/models/sw/aliases/best")
+    client.delete(f"/v1/models/sw/versions/{states[ranked[0]]['version']}")
+    _alias_best(store, "sw", sweep.id, states, ranked)  # the best's version was deleted
+    assert client.get("/v1/models/sw").json["aliases"] == {BEST: states[ranked[1]]["version"]}
+    assert client.delete("/v1/models/sw").status_code == 204
+    _alias_best(store, "sw", sweep.id, states, ranked)  # every version gone: no alias, no error
+    assert client.get("/v1/models/sw").status_code == 404
+    train(client, "sw", training={"epochs": 5})  # the name again, numbered from 1 again
+    _alias_best(store, "sw", sweep.id, states, ranked)  # version 1 is no trial's now
+    assert client.get("/v1/models/sw").json["aliases"] == {}
 
 
 def test_a_validation_metric_needs_a_split_in_every_trial(client):

@@ -215,6 +215,18 @@ def test_begin_save_and_cancel_are_exclusive(jobs):
     assert jobs.finish(job_id, lease, "succeeded", result={"version": 1}) is True
 
 
+def test_end_save_lets_a_cancel_win_again_and_the_fence_refuse(jobs):
+    job_id = jobs.create("m", {}, 1, kind="sweep")["id"]
+    lease = claim(jobs)["lease"]
+    assert jobs.begin_save(job_id, lease) is True  # a sweep saves a group of trials
+    jobs.end_save(job_id, "not-the-lease")
+    assert jobs.get(job_id)["saving"] is True
+    jobs.end_save(job_id, lease)  # and trains the next group
+    assert jobs.get(job_id)["saving"] is False and jobs.holds(job_id, lease) is False
+    assert jobs.cancel(job_id)["cancel_requested"] is True
+    assert jobs.begin_save(job_id, lease) is False
+
+
 def test_a_cancel_first_makes_begin_save_refuse(jobs):
     job_id = jobs.create("m", {}, 1)["id"]
     lease = claim(jobs)["lease"]
