@@ -14,7 +14,7 @@ import tempfile
 from gunicorn import glogging, util
 
 from service.connection_shares import ConnectionShares
-from service.gunicorn_worker import BufferingWorker, problem_response
+from service.gunicorn_worker import V2_SOCKETS, BufferingWorker, problem_response
 from service.settings import SettingsError, read_settings
 from service.timestamps import utc_iso
 
@@ -95,8 +95,10 @@ logger_class = JsonAccessLogger
 
 def problem_error(sock, status, reason, detail):
     """Write a refusal gunicorn makes itself (request line or headers too long, bad HTTP)
-    as the same problem+json every other error is, instead of gunicorn's HTML page."""
-    util.write_nonblock(sock, problem_response(status, reason, detail))
+    as the same problem+json every other error is (on /v2, the protocol's error), instead
+    of gunicorn's HTML page."""
+    util.write_nonblock(sock, problem_response(status, reason, detail,
+                                               v2=V2_SOCKETS.get(sock, False)))
 
 
 util.write_error = problem_error  # the workers' handle_error calls util.write_error

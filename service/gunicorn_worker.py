@@ -22,6 +22,8 @@ import selectors
 import socket
 import tempfile
 import time
+import uuid
+import weakref
 from collections import deque
 from functools import partial
 
@@ -44,13 +46,31 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SHARE_RECHECK_S = (0.001, 0.05)  # the first wait, the longest (each twice the last)
 
 
-def problem_response(status, reason, detail):
-    """Return a whole HTTP/1.1 problem+json response that closes the connection."""
-    body = json.dumps(problem_body(status, reason, detail)).encode()
+# The sockets whose request in hand names a /v2 target: a refusal the worker or gunicorn
+# makes for it is the protocol's {"error": ...}, not problem+json (gunicorn's write_error
+# is given the socket only).
+V2_SOCKETS = weakref.WeakKeyDictionary()
+HEAD_KEPT = 256  # bytes of a request's start kept to tell its target
+
+
+def problem_response(status, reason, detail, v2=False):
+    """Return a whole HTTP/1.1 refusal that closes the connection: problem+json, or the
+    Open Inference Protocol's {"error": detail} for a /v2 request; with a new request id."""
+    if v2:
+        body, kind = json.dumps({"error": detail}).encode(), "application/json"
+    else:
+        body, kind = json.dumps(problem_body(status, reason, detail)).encode(), PROBLEM
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: {PROBLEM}\r\nX-Content-Type-Options: nosniff\r\n"
-            f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n")
+            f"Content-Type: {kind}\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Cache-Control: no-store\r\nX-Request-ID: {uuid.uuid4().hex}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
+
+
+def names_v2(start):
+    """Return whether a request's first bytes name a /v2 target."""
+    line = start.lstrip(b"\r\n").split(b"\r\n", 1)[0].split(b" ")
+    return len(line) > 1 and (line[1] == b"/v2" or line[1].startswith((b"/v2/", b"/v2?")))
 
 
 class Spool:
@@ -144,7 +164,7 @@ class Reading:
     def __init__(self, conn, scan, deadline):
         self.conn, self.scan, self.deadline = conn, scan, deadline
         self.spool = Spool()
-        self.received = 0
+        self.received, self.start = 0, b""  # start: its first HEAD_KEPT bytes
         self.in_memory = True
 
 
@@ -229,6 +249,8 @@ class BufferingWorker(ThreadWorker):
 
     def _take(self, reading, data):
         if data:
+            if reading.received < HEAD_KEPT:
+                reading.start += data[:HEAD_KEPT - reading.received]
             reading.received += len(data)
             reading.spool.write(data)
             reading.scan.feed(data)
@@ -250,6 +272,7 @@ class BufferingWorker(ThreadWorker):
     def _hand_over(self, reading):
         self._forget(reading)  # a thread holds it now, as stock gthread's would
         conn = reading.conn
+        V2_SOCKETS[conn.sock] = names_v2(reading.start)
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
             conn.parser.unreader = SpoolUnreader()
@@ -359,7 +382,8 @@ class BufferingWorker(ThreadWorker):
         if timed_out and reading.received:
             detail = (f"the request was not complete within {self.read_timeout:g} s "
                       "(NNSERVE_READ_TIMEOUT_S)")
-            _send_quietly(reading.conn.sock, problem_response(408, "Request Timeout", detail))
+            _send_quietly(reading.conn.sock, problem_response(
+                408, "Request Timeout", detail, v2=names_v2(reading.start)))
             self.linger(reading.conn.sock)
         else:
             reading.conn.close()

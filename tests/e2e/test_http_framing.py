@@ -53,3 +53,32 @@ def test_form_limits_are_named_not_the_body_limit(srv):
                       timeout=10)
     assert r.status_code == 413 and "500000 bytes" in r.json()["detail"], r.text
     assert "NNSERVE_MAX_BODY_BYTES" not in r.json()["detail"]
+
+
+def raw(srv, request):
+    """Send request bytes over a plain socket; return (status, headers text, body)."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode("latin-1"), payload
+
+
+@pytest.mark.parametrize("request_", [
+    b"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\nConnection: close\r\n\r\n{}",
+    b"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
+    b"Connection: close\r\n\r\n{}",
+    b"GET {path}?" + b"q" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # 414
+], ids=["sign", "twice", "long-line"])
+@pytest.mark.parametrize("path", [b"/v2/models/m/infer", b"/v1/models/m/predict"])
+def test_refusals_gunicorn_makes_are_the_protocols_shape_with_a_request_id(srv, request_,
+                                                                           path):
+    status, head, payload = raw(srv, request_.replace(b"{path}", path))
+    assert 400 <= status < 500, payload[:300]
+    assert "X-Request-ID: " in head and "nosniff" in head
+    if path.startswith(b"/v2"):  # the Open Inference Protocol's {"error": ...}
+        assert "Content-Type: application/json" in head and json.loads(payload)["error"]
+    else:
+        assert "application/problem+json" in head and json.loads(payload)["status"] == status
