@@ -10,6 +10,7 @@ from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
 from .schemas import SweepRequest, TrainingRequest
+from .store.base import read_latest
 
 log = logging.getLogger("nnserve")
 CANCEL_WAIT_S = 2.0  # a running job notices a cancel within its next progress report
@@ -234,8 +235,7 @@ class Service:
     def training_points(self, name, version, limit):
         """Return {model, version, points, labels, stored}: a version's (None: latest)
         stored training points, evenly thinned to at most limit."""
-        meta = self.store.meta(name, version)
-        x, y = self.store.points(name, meta["version"])
+        meta, (x, y) = read_latest(version, lambda: self._meta_and_points(name, version))
         step = -(-len(x) // limit) if len(x) else 1
         return {"model": name, "version": meta["version"], "points": x[::step].tolist(),
                 "labels": y[::step].astype(int).tolist(), "stored": len(x)}
@@ -261,7 +261,15 @@ class Service:
         work = points * model.params["theta"].size
         trainer.check_limit("max_predict_work", work, self.settings.max_predict_work, field)
 
+    def _meta_and_points(self, name, version):
+        meta = self.store.meta(name, version)
+        return meta, self.store.points(name, meta["version"])
+
     def _figure(self, kind, name, version, width, height):
+        return read_latest(version, lambda: self._version_figure(kind, name, version, width,
+                                                                 height))
+
+    def _version_figure(self, kind, name, version, width, height):
         model, meta = self.store.load(name, version)
         # refused alike whether or not it is drawn already: the answer never depends on a cache
         self._check_work(model, unitplots.UNITS_GRID ** 2 if kind == "units"

@@ -54,6 +54,7 @@ class ModelNotFound(ServiceError):
     def __init__(self, name, version=None):
         which = f"model {name!r}" if version is None else f"model {name!r} version {version}"
         super().__init__(f"{which} not found")
+        self.version = version  # the version it names, None for the model
 
 
 class AliasNotFound(ServiceError):

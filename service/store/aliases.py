@@ -2,7 +2,9 @@
 
 ``<root>/<name>/.alias-<alias>`` holds the version number as text. Each alias is its own
 file, replaced atomically (os.replace), so two processes setting two aliases never lose
-one another's; deleting a version or the whole model takes its aliases with it.
+one another's; deleting a version or the whole model takes its aliases with it. Every
+function works through an open descriptor of the model's folder (disk.open_folder), so
+it stays in that folder even when a model delete renames it away meanwhile.
 """
 
 import contextlib
@@ -14,52 +16,55 @@ from ..names import NAME_RE
 PREFIX = ".alias-"
 
 
-def read_aliases(directory):
-    """Return {alias: version} of the alias files in directory (empty when there is none)."""
+def read_aliases(folder):
+    """Return {alias: version} of the alias files in the folder (fd)."""
     found = {}
     try:
-        with os.scandir(directory) as entries:
+        with os.scandir(folder) as entries:
             names = [e.name for e in entries if e.name.startswith(PREFIX)]
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:  # the folder was deleted meanwhile
         return found
     for filename in names:
         alias = filename[len(PREFIX):]
         try:
-            with open(os.path.join(directory, filename), "rb") as f:
+            fd = os.open(filename, os.O_RDONLY, dir_fd=folder)
+            with open(fd, "rb") as f:
                 text = f.read(32).decode("ascii").strip()
-        except (FileNotFoundError, UnicodeDecodeError):
+        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
             continue  # removed meanwhile, or damaged: not an alias
         if NAME_RE.fullmatch(alias) and text.isdigit():
             found[alias] = int(text)
     return dict(sorted(found.items()))
 
 
-def write_alias(directory, alias, version, fsync_dir):
+def write_alias(folder, alias, version):
     """Point alias at version durably: a temp file, fsynced, renamed over the alias file."""
-    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+    tmp = f".tmp-{uuid.uuid4().hex}"
     try:
-        with open(tmp, "x", encoding="ascii") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
+        with open(fd, "w", encoding="ascii") as f:
             f.write(f"{version}\n")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(directory, PREFIX + alias))
+        os.replace(tmp, PREFIX + alias, src_dir_fd=folder, dst_dir_fd=folder)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    fsync_dir(directory)
+            os.unlink(tmp, dir_fd=folder)
+    os.fsync(folder)
 
 
-def remove_alias(directory, alias):
-    """Remove an alias file; return False if there was none."""
+def remove_alias(folder, alias):
+    """Remove an alias file durably; return False if there was none."""
     try:
-        os.unlink(os.path.join(directory, PREFIX + alias))
+        os.unlink(PREFIX + alias, dir_fd=folder)
     except FileNotFoundError:
         return False
+    os.fsync(folder)
     return True
 
 
-def remove_aliases_of(directory, version=None):
+def remove_aliases_of(folder, version=None):
     """Remove the aliases pointing at version (None: every alias)."""
-    for alias, target in read_aliases(directory).items():
+    for alias, target in read_aliases(folder).items():
         if version is None or target == version:
-            remove_alias(directory, alias)
+            remove_alias(folder, alias)

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import AliasNotFound, InvalidModelFile
+from ..errors import AliasNotFound, InvalidModelFile, ModelNotFound
 from ..names import check_alias, check_name
 from ..nn.datasets import check_dataset
 from ..nn.history import thin_history
@@ -26,6 +26,22 @@ from .npzfile import (
     weights_sha256,
 )
 from .uploads import bounded_meta
+
+LATEST_ATTEMPTS = 5  # reads of the latest version a run of deletes may send round again
+
+
+def read_latest(version, read):
+    """Return read(), a read of a version (None: the latest) in more than one step. For the
+    latest, a ModelNotFound naming a version (deleted between the steps: the latest was
+    resolved, then gone) reads again, so the answer is the next latest or the model's 404,
+    not a 404 naming a version nobody asked for."""
+    for _ in range(LATEST_ATTEMPTS - 1):
+        try:
+            return read()
+        except ModelNotFound as exc:
+            if version is not None or exc.version is None:
+                raise
+    return read()
 
 
 class ModelStore(ABC):

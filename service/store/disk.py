@@ -40,6 +40,39 @@ def os_errors(action):
         raise map_os_error(exc, action) from exc
 
 
+@contextlib.contextmanager
+def open_folder(directory):
+    """Yield a descriptor of a model's folder (FileNotFoundError when there is none). What
+    is done through it stays in that folder even when a model delete renames it away
+    meanwhile and a save makes a new folder of the name: such a late change lands in the
+    tombstone, as if it had come just before the delete."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold the lock of the folder (fd): version numbers are chosen, versions deleted and
+    aliases changed under it, one process at a time."""
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644, dir_fd=folder)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def still_at(directory, folder):
+    """Return whether the folder (fd) is still the one at directory (no delete renamed it)."""
+    try:
+        return os.stat(directory).st_ino == os.fstat(folder).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def place(directory, arrays, meta, x, y):
     """Return True once the file is durably in place as meta's version, False if it is taken."""
     tmp = directory / f".tmp-{uuid.uuid4().hex}.npz"
@@ -57,35 +90,41 @@ def place(directory, arrays, meta, x, y):
     return True
 
 
-def reserve_version(root, name):
-    """Return the next version number of model name, recorded first as its high-water mark
-    (written atomically): one above both the mark and the highest version present, so a
-    number is never given twice while the folder exists. Under the folder's lock, so the
-    mark only grows. FileNotFoundError when the folder is gone (the model was deleted)."""
-    directory = root / name
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        found = list_versions(root, name)
-        version = max(read_high_water(directory), found[-1] if found else 0) + 1
-        tmp = directory / f".tmp-{uuid.uuid4().hex}.mark"
-        with open(tmp, "x") as f:
+def reserve_version(directory, folder):
+    """Return the next version number of the model whose folder (fd, at directory) is
+    given, recorded first as its high-water mark (written atomically): one above both the
+    mark and the highest version present, so a number is never given twice while the
+    folder exists. Under the folder's lock, so the mark only grows; FileNotFoundError when
+    the folder is no longer at directory once the lock is held (a delete renamed it away:
+    its numbering is not the name's any more)."""
+    with folder_lock(folder):
+        if not still_at(directory, folder):
+            raise FileNotFoundError(errno.ENOENT, "the model's folder was deleted", directory)
+        found = folder_versions(folder)
+        version = max(read_high_water(folder), found[-1] if found else 0) + 1
+        tmp = f".tmp-{uuid.uuid4().hex}.mark"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
+        with open(fd, "w") as f:
             f.write(str(version))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, directory / HIGH_WATER)
-        fsync_dir(directory)
+        os.replace(tmp, HIGH_WATER, src_dir_fd=folder, dst_dir_fd=folder)
+        os.fsync(folder)
         return version
-    finally:
-        os.close(fd)  # releases the lock
 
 
-def read_high_water(directory):
-    """Return the highest version number given in a model's folder (0: none or unreadable)."""
+def read_high_water(folder):
+    """Return the highest version number given in a model's folder (fd; 0: none or
+    unreadable)."""
     try:
-        return int((directory / HIGH_WATER).read_text()[:20])
-    except (FileNotFoundError, ValueError):
+        fd = os.open(HIGH_WATER, os.O_RDONLY, dir_fd=folder)
+    except FileNotFoundError:
         return 0
+    with open(fd) as f:
+        try:
+            return int(f.read(20))
+        except ValueError:
+            return 0
 
 
 def figure_path(root, name, version, key):
@@ -96,23 +135,26 @@ def figure_path(root, name, version, key):
 
 
 def write_figure(path, png):
-    """Put png at path atomically (a temp file renamed over it)."""
+    """Put png at path atomically (a temp file, synced, renamed over it: a figure is served
+    as it is found, so a torn one must never be)."""
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}.png")
     try:
         with open(tmp, "xb") as f:
             f.write(png)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def delete_figures(directory, version):
-    """Remove the figures kept for one version."""
-    with os.scandir(directory) as entries:
-        paths = [e.path for e in entries if e.name.startswith(f".fig-{version}-")]
-    for path in paths:
+def delete_figures(folder, version):
+    """Remove the figures kept for one version in the folder (fd)."""
+    with os.scandir(folder) as entries:
+        names = [e.name for e in entries if e.name.startswith(f".fig-{version}-")]
+    for name in names:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            os.unlink(name, dir_fd=folder)
 
 
 def fsync_dir(path):
@@ -136,6 +178,15 @@ def sweep_temps(directory):
 
 def file_identity(st):
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def folder_versions(folder):
+    """Return the sorted version numbers in a model's folder (fd), as list_versions."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(int(e.name[:-4]) for e in entries if VERSION_RE.fullmatch(e.name))
+    except FileNotFoundError:  # deleted meanwhile
+        return []
 
 
 def list_versions(root, name):
@@ -162,42 +213,47 @@ def list_names(root):
 
 
 def delete_version(root, name, version):
-    """Remove one version file, its aliases and its figures. The folder stays, with its
+    """Remove one version file, its aliases and its figures, under the folder's lock (so an
+    alias set meanwhile is either removed with it or refused). The folder stays, with its
     high-water mark: the name exists (with no version, it is not listed) and its numbers
     are not given again."""
-    directory = root / name
-    path = directory / f"{version}.npz"
     try:
-        os.unlink(path)
+        with open_folder(root / name) as folder, folder_lock(folder):
+            _delete_version(root / name, folder, name, version)
+    except (FileNotFoundError, NotADirectoryError):  # no such model (or deleted meanwhile)
+        raise ModelNotFound(name, version) from None
+
+
+def _delete_version(directory, folder, name, version):
+    filename = f"{version}.npz"
+    try:
+        os.unlink(filename, dir_fd=folder)
     except FileNotFoundError:
         raise ModelNotFound(name, version) from None
     except IsADirectoryError:  # a folder in a version's place: a corrupt version, deleted too
-        trash = directory / f".trash-{uuid.uuid4().hex}"
-        os.rename(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-    try:
-        remove_aliases_of(directory, version)
-        fsync_dir(directory)
-        delete_figures(directory, version)
-        if not list_versions(root, name):
-            remove_aliases_of(directory)  # none can point anywhere now
-    except FileNotFoundError:
-        if directory.exists():
-            raise
-        # the model's delete renamed the folder away meanwhile: nothing is left to tidy
+        trash = f".trash-{uuid.uuid4().hex}"
+        os.rename(filename, trash, src_dir_fd=folder, dst_dir_fd=folder)
+        shutil.rmtree(directory / trash, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):  # the model's delete removed the folder
+        remove_aliases_of(folder, version)
+        os.fsync(folder)
+        delete_figures(folder, version)
+        if not folder_versions(folder):
+            remove_aliases_of(folder)  # none can point anywhere now
 
 
 def delete_model(root, name):
     """Remove a model's folder, its name and numbering with it: renamed first, so no
-    half-deleted model is ever visible. ModelNotFound if it had no version (a folder left
-    by deleting each version is removed all the same)."""
-    had_versions = bool(list_versions(root, name))
-    if not had_versions and not (root / name).is_dir():
+    half-deleted model is ever visible. ModelNotFound if it had no version when renamed
+    (a folder left by deleting each version is removed all the same)."""
+    tombstone = root / f".trash-{uuid.uuid4().hex}"
+    if not (root / name).is_dir():
         raise ModelNotFound(name)
     try:
-        os.rename(root / name, root / f".trash-{uuid.uuid4().hex}")
-    except FileNotFoundError:
+        os.rename(root / name, tombstone)
+    except (FileNotFoundError, NotADirectoryError):
         raise ModelNotFound(name) from None
+    had_versions = bool(list_versions(root, tombstone.name))  # counted once it is out of reach
     fsync_dir(root)
     with os.scandir(root) as entries:  # also tombstones left by killed deletes
         tombstones = [e.path for e in entries if e.name.startswith(".trash-")]

@@ -8,22 +8,26 @@ into place under the next free number, which never overwrites (disk.py).
 import logging
 import os
 import uuid
+from functools import partial
 from pathlib import Path
 
 from ..errors import AliasNotFound, CorruptModel, ModelNotFound, StoreUnavailable
 from ..names import check_alias, check_name, check_version
 from ..timestamps import utc_iso
 from .aliases import read_aliases, remove_alias, write_alias
-from .base import ModelStore
+from .base import ModelStore, read_latest
 from .disk import (
     delete_model,
     delete_version,
     figure_path,
     file_identity,
+    folder_lock,
+    folder_versions,
     fsync_dir,
     list_names,
     list_versions,
     map_os_error,
+    open_folder,
     os_errors,
     place,
     reserve_version,
@@ -70,7 +74,9 @@ class FileStore(ModelStore):
 
     def _load(self, name, version):
         """Return (model, meta), checking the version file's identity against the cache."""
-        version = self._resolve(name, version)
+        return self._reading(name, version, partial(self._load_version, name))
+
+    def _load_version(self, name, version):
         identity = self._identity(name, version)
         hit = self.cache.model(name, version, identity)
         if hit:
@@ -81,7 +87,7 @@ class FileStore(ModelStore):
 
     def meta(self, name, version=None):
         """Return the meta of a version (None: latest), reading only the file's meta member."""
-        return self._meta(name, self._resolve(name, version))[1]
+        return self._reading(name, version, lambda v: self._meta(name, v)[1])
 
     def versions(self, name):
         """Return the meta of each version of name, oldest first; damaged: {version, corrupt}."""
@@ -96,6 +102,8 @@ class FileStore(ModelStore):
                 metas.append({"version": version, "corrupt": exc.extra["reason"]})
             except ModelNotFound:
                 continue  # deleted while we were listing
+        if not metas:  # every one was deleted meanwhile
+            raise ModelNotFound(name)
         return metas
 
     def list_models(self):
@@ -127,13 +135,15 @@ class FileStore(ModelStore):
 
     def points(self, name, version=None):
         """Return (x, y): the training points stored with a version (None: latest)."""
-        _, (_, _, x, y) = self._read(name, self._resolve(name, version))
+        _, (_, _, x, y) = self._reading(name, version, partial(self._read, name))
         return x, y
 
     def export(self, name, version=None):
         """Return (bytes, filename) of a version (None: latest), checked before it leaves."""
-        version = self._resolve(name, version)
-        _, data = self._load_file(name, version, read_checked_bytes)
+        def export(version):
+            return self._load_file(name, version, read_checked_bytes)[1], version
+
+        data, version = self._reading(name, version, export)
         return data, f"{name}-v{version}.npz"
 
     def delete(self, name, version=None):
@@ -169,32 +179,39 @@ class FileStore(ModelStore):
     def aliases(self, name):
         """Return {alias: version} of name, by alias (empty when it has none)."""
         with os_errors(f"read model {name!r}"):
-            found = read_aliases(self.root / check_name(name))
-        versions = set(list_versions(self.root, name)) if found else set()
+            try:
+                with open_folder(self.root / check_name(name)) as folder:
+                    found = read_aliases(folder)
+                    versions = set(folder_versions(folder)) if found else set()
+            except (FileNotFoundError, NotADirectoryError):
+                return {}
         return {alias: v for alias, v in found.items() if v in versions}  # none left dangling
 
     def set_alias(self, name, alias, version):
-        """Point alias at version of name; ModelNotFound naming the version if it is absent."""
+        """Point alias at version of name; ModelNotFound naming the version if it is absent.
+        Under the folder's lock: a delete of the version comes wholly before (refused) or
+        after (the alias goes with the version)."""
         check_name(name), check_alias(alias), check_version(version)
-        directory = self.root / name
-        if version not in list_versions(self.root, name):
-            raise ModelNotFound(name, version)
         with os_errors(f"save an alias of model {name!r}"):
             try:
-                write_alias(directory, alias, version, fsync_dir)
-            except FileNotFoundError:  # the whole model was deleted meanwhile
+                with open_folder(self.root / name) as folder, folder_lock(folder):
+                    if version not in folder_versions(folder):
+                        raise ModelNotFound(name, version)
+                    write_alias(folder, alias, version)
+            except (FileNotFoundError, NotADirectoryError):  # no model, or deleted meanwhile
                 raise ModelNotFound(name, version) from None
             finally:
                 self.memory.changed(name)
-            if version not in list_versions(self.root, name):  # deleted meanwhile: undo
-                remove_alias(directory, alias)
-                raise ModelNotFound(name, version)
 
     def delete_alias(self, name, alias):
         """Remove an alias; AliasNotFound when name has none of that name."""
         check_name(name), check_alias(alias)
         with os_errors(f"delete an alias of model {name!r}"):
-            removed = remove_alias(self.root / name, alias)
+            try:
+                with open_folder(self.root / name) as folder, folder_lock(folder):
+                    removed = remove_alias(folder, alias)
+            except (FileNotFoundError, NotADirectoryError):
+                removed = False
         self.memory.changed(name)
         if not removed:
             raise AliasNotFound(name, alias)
@@ -225,7 +242,8 @@ class FileStore(ModelStore):
                     directory.mkdir(parents=True, exist_ok=True)
                     fsync_dir(self.root)
                 try:
-                    version = reserve_version(self.root, name)
+                    with open_folder(directory) as folder:
+                        version = reserve_version(directory, folder)
                 except FileNotFoundError:  # the model was deleted meanwhile: recreate it
                     continue
                 stamped = {**meta, "name": name, "version": version, "created_at": utc_iso()}
@@ -282,6 +300,11 @@ class FileStore(ModelStore):
                     reason = damage_reason(exc)
                     detail = f"model {name!r} version {version} is corrupt: {reason}"
                     raise CorruptModel(detail, reason=reason) from None
+
+    def _reading(self, name, version, read):
+        """Return read(v) of version v (None: the latest, resolved again if it is deleted
+        under the read: base.read_latest)."""
+        return read_latest(version, lambda: read(self._resolve(name, version)))
 
     def _resolve(self, name, version):
         """Return version, or the latest version of name when it is None."""
