@@ -68,15 +68,17 @@ def split_seed(summary):
     return summary.get("seed", 0)
 
 
-def check_request(req, settings):
-    """Refuse a request over a limit of settings, or one that cannot train (before any work)."""
+def check_request(req, settings, build=None):
+    """Refuse a request over a limit of settings, or one that cannot train (before any work).
+    build(dataset) -> (x, y, summary) is build_dataset unless given (a sweep's trials
+    sharing a data set build it once)."""
     epochs, dataset = req.training.epochs, req.dataset
     check_network(req.network.hidden, settings, ("network", "hidden"))
     check_limit("max_epochs", epochs, settings.max_epochs, ("training", "epochs"))
     field = ("dataset", "points") if dataset.kind == "points" else ("dataset",)
     check_limit("max_train_points", dataset.size, settings.max_train_points, field)
     # a single-class or malformed set, or one too small to split, is refused now
-    x, y, summary = build_dataset(dataset)
+    x, y, summary = (build or build_dataset)(dataset)
     arch, config = build_network(req)
     try:
         config.check(arch)

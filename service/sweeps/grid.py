@@ -38,6 +38,25 @@ def trial_body(model, base, parameters):
     return {**body, "model": model}
 
 
+def trial_requests(req, validate):
+    """Return validate(body, parameters) of every trial of a SweepRequest, in grid order: a
+    TrainingRequest of the trial's body. A data set no grid key changes is validated with
+    the first trial only, and that one object shared by the others (a base of 100,000
+    points is parsed once, not once a trial, and held once)."""
+    shared = "dataset" in req.base and not any(
+        path.split(".")[0] == "dataset" for path in req.grid)
+    base = {k: v for k, v in req.base.items() if k != "dataset"} if shared else req.base
+    trials, dataset = [], req.base.get("dataset")
+    for parameters in expand(req.grid):
+        body = trial_body(req.model, base, parameters)
+        if shared:
+            body["dataset"] = dataset  # a TrainingRequest's own (validated) after the first
+        trial = validate(body, parameters)
+        dataset = trial.dataset if shared else dataset
+        trials.append(trial)
+    return trials
+
+
 def check_sweep(req, settings):
     """Return the TrainingRequest of every trial of a SweepRequest, each refused as a training
     would be (422 naming the grid key, or the base's field), and the whole within limits."""
@@ -56,7 +75,15 @@ def check_sweep(req, settings):
     count = math.prod(len(values) for values in req.grid.values())
     trainer.check_limit("max_sweep_trials", count, settings.max_sweep_trials, ("grid",))
     limits = {"max_train_points": settings.max_train_points}
-    requests = [_checked(req, parameters, settings, limits) for parameters in expand(req.grid)]
+    built = {}  # id(a data set) -> what it builds: a shared data set is built once
+
+    def build(dataset):
+        if id(dataset) not in built:
+            built[id(dataset)] = (dataset, trainer.build_dataset(dataset))  # keeps it alive
+        return built[id(dataset)][1]
+
+    requests = trial_requests(req, lambda body, parameters: _checked(
+        body, parameters, settings, limits, build))
     if req.metric.startswith("validation") and not all(
             r.training.validation_split for r in requests):
         raise InvalidInput(f"metric {req.metric!r} needs a training.validation_split above 0 "
@@ -66,12 +93,11 @@ def check_sweep(req, settings):
     return requests
 
 
-def _checked(req, parameters, settings, limits):
+def _checked(body, parameters, settings, limits, build):
     """Return one trial's TrainingRequest, checked as POST /v1/trainings checks it."""
-    body = trial_body(req.model, req.base, parameters)
     try:
         trial = TrainingRequest.model_validate(body, context=limits)
-        trainer.check_request(trial, settings)
+        trainer.check_request(trial, settings, build)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise _named(InvalidInput(error["msg"]), error["loc"], parameters, body) from None

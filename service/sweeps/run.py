@@ -15,7 +15,7 @@ from ..errors import ModelNotFound
 from ..nn.model import Model
 from ..nn.training import fit_many
 from ..schemas import SweepRequest, TrainingRequest
-from .grid import best_trial, expand, ranked_trials, trial_body
+from .grid import best_trial, expand, ranked_trials, trial_requests
 
 BEST = "best"
 
@@ -25,7 +25,7 @@ def run_sweep(service, job, report, save=True):
     (the command line's choice) trains and measures them without saving or aliasing."""
     req = SweepRequest.model_validate(job["request"])
     params = expand(req.grid)
-    trials = [TrainingRequest.model_validate(trial_body(req.model, req.base, p)) for p in params]
+    trials = trial_requests(req, lambda body, _: TrainingRequest.model_validate(body))
     states = [{"status": "queued", "metrics": None, "version": None, "error": None}
               for _ in trials]
     groups = _groups(trials)
@@ -73,10 +73,12 @@ def _alias_best(store, name, sweep_id, states, ranked):
 def _groups(trials):
     """Return the indices of the trials that share a network and a data set (fit_many's
     unit), in order of first appearance."""
-    groups = {}
+    groups, datasets = {}, {}  # id(a data set) -> its JSON: a shared one is dumped once
     for i, t in enumerate(trials):
-        key = json.dumps([t.dataset.model_dump(mode="json"),
-                          t.network.model_dump(mode="json", exclude={"seed"})])
+        if id(t.dataset) not in datasets:
+            datasets[id(t.dataset)] = json.dumps(t.dataset.model_dump(mode="json"))
+        key = (datasets[id(t.dataset)],
+               json.dumps(t.network.model_dump(mode="json", exclude={"seed"})))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from service.schemas import Sweep, SweepList
+from service.schemas import Sweep, SweepList, TrainingRequest
 
 from .helpers import assert_problem, train
 
@@ -227,3 +227,28 @@ def test_the_openapi_document_describes_sweeps_and_aliases(client):
     assert "post" in paths["/v1/models/{name}/aliases/{alias}/predict"]
     body = paths["/v1/sweeps"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"].endswith("/SweepRequest")
+
+
+def test_a_data_set_no_grid_key_changes_is_validated_once_and_shared():
+    from service.schemas import SweepRequest
+    from service.sweeps.grid import trial_requests
+
+    points = [[i / 1000, (i * 7 % 1000) / 1000] for i in range(1000)]
+    base = {"dataset": {"kind": "points", "points": points,
+                        "labels": [int(x > y) for x, y in points]}, "training": {"epochs": 5}}
+    validated = []
+
+    def validate(body, parameters):
+        validated.append(isinstance(body["dataset"], dict))  # a dict is parsed, not reused
+        return TrainingRequest.model_validate(body)
+
+    req = SweepRequest.model_validate({"model": "sw", "base": base,
+                                       "grid": {"network.seed": [0, 1, 2]}})
+    trials = trial_requests(req, validate)
+    assert validated == [True, False, False]
+    assert trials[1].dataset is trials[0].dataset is trials[2].dataset
+    assert [t.network.seed for t in trials] == [0, 1, 2]
+    swept = SweepRequest.model_validate({"model": "sw", "base": {"dataset": {"kind": "linear"}},
+                                         "grid": {"dataset.seed": [0, 1]}})
+    trials = trial_requests(swept, lambda body, _: TrainingRequest.model_validate(body))
+    assert [t.dataset.seed for t in trials] == [0, 1]
