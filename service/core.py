@@ -89,12 +89,13 @@ class Service:
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
 
-    def job_events(self, job_id, last_event_id=None):
+    def job_events(self, job_id, last_event_id=None, gone=streams.never_gone):
         """Return the open event stream of a training job (an iterable of SSE text whose
-        close() frees its place), resuming after the Last-Event-ID header's event if given."""
+        close() frees its place), resuming after the Last-Event-ID header's event if given;
+        gone() says whether its client has left."""
         after = streams.last_event_id(last_event_id)
         self.job(job_id)  # a training's: a sweep is not found here
-        return self.streams.open(job_id, after)
+        return self.streams.open(job_id, after, gone)
 
     # ----- sweeps -----
 

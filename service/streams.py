@@ -7,6 +7,7 @@ set, nor the history, nor the weights' snapshot, so a read costs the same for an
 """
 
 import json
+import socket
 import threading
 import time
 
@@ -43,6 +44,22 @@ def last_event_id(header):
     return int(header)
 
 
+def peer_gone(sock):
+    """Return whether the client at the other end of sock has closed its connection (a
+    peek that neither waits nor consumes: a stream's client sends nothing, so end of file
+    or a reset means it left)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError, ValueError):  # ValueError: TLS takes no flags
+        return False
+    except OSError:
+        return True
+
+
+def never_gone():
+    return False
+
+
 class Streams:
     """The open event streams of this process: at most max_open, all ended by close_all()."""
 
@@ -52,15 +69,17 @@ class Streams:
         self._lock, self._open = threading.Lock(), 0
         self.stopping = threading.Event()
 
-    def open(self, job_id, after=0):
+    def open(self, job_id, after=0, gone=never_gone):
         """Return the events of a job after epoch `after` (404 for no such job, 503 past
-        max_open); an iterable of str to answer as it is, whose close() frees its place."""
+        max_open); an iterable of str to answer as it is, whose close() frees its place.
+        gone() says whether the client has left: the stream then ends at its next tick
+        rather than at its next write (a keep-alive's, up to keepalive_s later)."""
         job = self.jobs.summary(job_id)
         with self._lock:
             if self._open >= self.max_open or self.stopping.is_set():
                 raise TooManyStreams(self.max_open, retry_after=max(1, round(self.keepalive_s)))
             self._open += 1
-        return _Stream(self, job, after)
+        return _Stream(self, job, after, gone)
 
     def count(self):
         """Return how many streams are open in this process."""
@@ -74,8 +93,9 @@ class Streams:
         with self._lock:
             self._open -= 1
 
-    def events(self, job, after):
-        """Yield the frames of a job: progress past epoch `after`, keep-alives, then end."""
+    def events(self, job, after, gone=never_gone):
+        """Yield the frames of a job: progress past epoch `after`, keep-alives, then end (or
+        nothing more once gone())."""
         yield f"retry: {RETRY_MS}\n\n"
         quiet_since = time.monotonic()
         while True:
@@ -92,14 +112,17 @@ class Streams:
                 quiet_since = time.monotonic()
             if self.stopping.wait(self.poll_s):
                 return  # shutting down: the client reconnects elsewhere with Last-Event-ID
+            if gone():
+                return  # its place is free for another client now
             job = self.jobs.summary(job["id"])
 
 
 class _Stream:
     """One open stream: iterates its events; close() (called by the server) frees its place."""
 
-    def __init__(self, streams, job, after):
-        self._streams, self._events, self._closed = streams, streams.events(job, after), False
+    def __init__(self, streams, job, after, gone):
+        self._streams, self._closed = streams, False
+        self._events = streams.events(job, after, gone)
 
     def __iter__(self):
         return self

@@ -1,7 +1,10 @@
 """/v1/trainings: submit, watch, list and cancel training jobs."""
 
+from functools import partial
+
 from flask import Blueprint, Response, request
 
+from .. import streams
 from ..jobs import TERMINAL, summary_of
 from ..schemas import (
     BoundaryQuery,
@@ -76,7 +79,9 @@ def events(job_id):
     """Server-Sent Events: a progress event (id: its epoch) each time the job reports, then
     an end event with its status and result; Last-Event-ID resumes after that epoch. 503
     with Retry-After when the worker has NNSERVE_MAX_STREAMS streams open."""
-    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"))
+    sock = request.environ.get("gunicorn.socket")  # the client's: is it still there?
+    gone = streams.never_gone if sock is None else partial(streams.peer_gone, sock)
+    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"), gone)
     return Response(stream, content_type="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

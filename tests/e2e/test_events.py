@@ -155,3 +155,22 @@ def test_streams_follow_a_job_across_workers_resume_are_bounded_and_end_on_sigte
     assert len(ended) == len(iters) >= 1
     assert all(at - sent < 5 for _, at in ended)
     assert srv.proc.wait(15) == 0
+
+
+def test_a_stream_whose_client_left_frees_its_place_without_waiting_for_a_write(start_server):
+    srv = start_server(workers=1, NNSERVE_MAX_STREAMS=STREAMS, NNSERVE_MAX_RUNNING_JOBS=1)
+    running, queued = submit(srv.url, "long", **LONG), submit(srv.url, "queued", **LONG)
+    wait_running(srv.url, running)
+    url = f"{srv.url}/v1/trainings/{queued}/events"  # a queued job: nothing to write for 15 s
+    for _ in range(2):  # the clients of every place leave; curl as the README streams
+        clients = [subprocess.Popen(["curl", "-sN", "--max-time", "1", url],
+                                    stdout=subprocess.PIPE, text=True) for _ in range(STREAMS)]
+        answers = [c.communicate(timeout=10)[0] for c in clients]
+        assert all(a.startswith("retry: ") for a in answers), answers
+        time.sleep(1.0)  # a few of the streams' ticks (0.25 s), well under the keep-alive
+        r = open_stream(srv.url, queued)
+        assert r.status_code == 200, r.text  # before: 503 until a keep-alive's write failed
+        r.close()
+        time.sleep(1.0)  # this client left too
+    for job_id in (queued, running):
+        requests.delete(f"{srv.url}/v1/trainings/{job_id}", timeout=10)
