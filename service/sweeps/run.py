@@ -28,7 +28,13 @@ def run_sweep(service, job, report, save=True):
     trials = trial_requests(req, lambda body, _: TrainingRequest.model_validate(body))
     states = [{"status": "queued", "metrics": None, "version": None, "error": None}
               for _ in trials]
-    groups = _groups(trials)
+    if save and job.get("attempt", 1) > 1:  # run again after its worker was lost (PostgreSQL)
+        for i, meta in _saved_trials(service.store, req.model, job["id"]).items():
+            states[i] = {"status": "succeeded", "metrics": meta["metrics"],
+                         "version": meta["version"], "error": None}
+    groups = [[i for i in members if states[i]["status"] == "queued"]
+              for members in _groups(trials)]
+    groups = [members for members in groups if members]
     fence = service.job_fence(job) if save else None
     started = time.monotonic()
 
@@ -53,6 +59,22 @@ def run_sweep(service, job, report, save=True):
     if save:
         _alias_best(service.store, req.model, job["id"], states, ranked_trials(states, req.metric))
     return {"trials": states, "best": best}
+
+
+def _saved_trials(store, name, sweep_id):
+    """Return {trial: meta} of the versions an earlier attempt of the sweep saved, so that it
+    goes on from them instead of saving them twice (each trial trains alone as it does with
+    the others: fit_many)."""
+    try:
+        metas = store.versions(name)
+    except ModelNotFound:
+        return {}
+    saved = {}
+    for meta in metas:
+        made_by = meta.get("sweep") or {}
+        if made_by.get("id") == sweep_id and isinstance(made_by.get("trial"), int):
+            saved.setdefault(made_by["trial"], meta)
+    return saved
 
 
 def _alias_best(store, name, sweep_id, states, ranked):

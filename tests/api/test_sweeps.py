@@ -252,3 +252,23 @@ def test_a_data_set_no_grid_key_changes_is_validated_once_and_shared():
                                          "grid": {"dataset.seed": [0, 1]}})
     trials = trial_requests(swept, lambda body, _: TrainingRequest.model_validate(body))
     assert [t.dataset.seed for t in trials] == [0, 1]
+
+
+def test_a_sweep_run_again_goes_on_from_the_trials_it_saved(client):
+    from service.sweeps.run import run_sweep
+
+    sweep = _wait(client, _start(client).json["id"])
+    service = client.application.extensions["nnserve"]
+    job = service.jobs.get(sweep.id)
+    lost = sweep.trials[5]  # as if the first attempt's worker died before saving this one
+    before = client.get(f"/v1/models/sw/versions/{lost.version}").json
+    assert client.delete(f"/v1/models/sw/versions/{lost.version}").status_code == 204
+    result = run_sweep(service, {**job, "attempt": 2, "lease": None},
+                       lambda *args, **kwargs: False)
+    versions = {i: trial["version"] for i, trial in enumerate(result["trials"])}
+    assert {i: v for i, v in versions.items() if i != 5} == {
+        t.trial: t.version for t in sweep.trials if t.trial != 5}  # none saved twice
+    again = client.get(f"/v1/models/sw/versions/{versions[5]}").json
+    assert versions[5] > max(t.version for t in sweep.trials)
+    assert again["sha256"] == before["sha256"] and again["sweep"] == before["sweep"]
+    assert len(client.get("/v1/models/sw").json["versions"]) == len(sweep.trials)
