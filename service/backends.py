@@ -4,6 +4,8 @@ Imports are made where a backend is built: gunicorn's master calls prepare() bef
 forks, and must not load NumPy and the store for it.
 """
 
+from functools import partial
+
 
 def build_store(settings, db=None):
     """Return the model store of settings: PostgreSQL at NNSERVE_DATABASE_URL (on db, the
@@ -18,16 +20,22 @@ def build_store(settings, db=None):
     return FileStore(settings.store_dir, settings.cache_size)
 
 
-def build_jobs(settings, db=None):
+def build_jobs(settings, db=None, store=None):
     """Return the job backend of settings: PostgreSQL at NNSERVE_DATABASE_URL (on db when
-    given) when it is set, else the SQLite file at NNSERVE_JOBS_DB."""
+    given) when it is set, else the SQLite file at NNSERVE_JOBS_DB, which looks in store
+    (when given) for the version of a job lost while saving."""
     if settings.database_url is not None:
         from .jobs.postgres import PgJobs
 
         return PgJobs(db or database(settings), lease_s=settings.job_lease_s)
     from .jobs.sqlite import SqliteJobs
 
-    return SqliteJobs(settings.jobs_path, stale_s=settings.job_lease_s)
+    saved = None
+    if store is not None:
+        from .core import saved_result
+
+        saved = partial(saved_result, store)
+    return SqliteJobs(settings.jobs_path, stale_s=settings.job_lease_s, saved=saved)
 
 
 def database(settings):
@@ -44,7 +52,8 @@ def build(settings):
     """Return (store, jobs): the backends a Service of settings runs on (one Database for
     both in PostgreSQL mode: one pool and one listening connection per process)."""
     db = database(settings) if settings.database_url is not None else None
-    return build_store(settings, db), build_jobs(settings, db)
+    store = build_store(settings, db)
+    return store, build_jobs(settings, db, store)
 
 
 def prepare(settings):

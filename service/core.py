@@ -150,18 +150,18 @@ class Service:
                 progress.final(fitted), fitted.fit.history, last=True,
                 snapshot=progress.final_snapshot(fitted)):
             return None
-        meta = self.save(req.model, fitted, self.job_fence(job, _job_result))
+        meta = self.save(req.model, fitted, self.job_fence(job, _job_result), job=job.get("id"))
         metrics.TRAINING_SECONDS.observe(fitted.seconds)
         return _job_result(meta)
 
     # ----- models and predictions -----
 
-    def save(self, name, fitted, fence=None):
+    def save(self, name, fitted, fence=None, job=None):
         """Return the meta of a new version of name holding a Fitted model (fenced by a job's
-        lease when fence is given)."""
+        lease when fence is given; job, the id of the job that trained it)."""
         return self.store.save(name, fitted.model, dataset=fitted.dataset,
                                metrics=fitted.metrics(), history=fitted.fit.history,
-                               x=fitted.x, y=fitted.y, fence=fence)
+                               x=fitted.x, y=fitted.y, job=job, fence=fence)
 
     def job_fence(self, job, result=None):
         """Return the Fence of a claimed job's saves, or None for work not run as a job;
@@ -358,6 +358,18 @@ def _served(meta, scores, labels, finite):
                            field=("points",))
     metrics.POINTS_PREDICTED.inc(len(scores))
     return meta["version"], scores, labels
+
+
+def saved_result(store, job):
+    """Return the result of a training job lost while saving if its version is in the store
+    (its save landed, its finish did not): the newest version of its model that carries the
+    job's id; None when there is none."""
+    try:
+        metas = store.versions(job["model"])
+    except ModelNotFound:
+        return None
+    mine = [meta for meta in metas if meta.get("job") == job["id"]]
+    return _job_result({**mine[-1], "name": job["model"]}) if mine else None
 
 
 def _job_result(meta):

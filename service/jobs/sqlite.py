@@ -51,10 +51,17 @@ HELD = "id = ? AND status = 'running' AND lease = ?"
 
 
 class SqliteJobs(SqlReads, JobBackend):
-    """Jobs in one SQLite file (WAL), shared by all threads and processes that open it."""
+    """Jobs in one SQLite file (WAL), shared by all threads and processes that open it.
 
-    def __init__(self, path, *, stale_s=30.0, busy_timeout_s=5.0):
+    A file store cannot end a job in the transaction that adds its version (PostgreSQL
+    does), so a worker can die between the two. saved(job) -> the job's result, or None,
+    looks in the store for the version a lost training job saved: such a job is ended as
+    succeeded with it, not failed. Without saved (gunicorn's master, which loads no store),
+    a lost job that was saving is left for a process that has it to reap."""
+
+    def __init__(self, path, *, stale_s=30.0, busy_timeout_s=5.0, saved=None):
         self.path, self.stale_s, self.busy_timeout_s = Path(path), stale_s, busy_timeout_s
+        self.saved = saved
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,8 +240,18 @@ class SqliteJobs(SqlReads, JobBackend):
         stale = utc_iso(time.time() - self.stale_s)
         lost = [j for j in jobs if j["status"] == "running"
                 and ((j["heartbeat_at"] or "") < stale or not is_alive(j["worker"]))]
-        return [j["id"] for j in lost if self.finish(j["id"], j["lease"], "failed",
-                                                     error=WORKER_LOST)]
+        return [j["id"] for j in lost if self._end_lost(j)]
+
+    def _end_lost(self, job):
+        """End a lost job: succeeded with the version it saved, if it got so far, else
+        failed WORKER_LOST; return whether this call ended it."""
+        if job["saving"] and job["kind"] == "training":
+            if self.saved is None:
+                return False  # the store may hold its version: not this process's to say
+            result = self.saved(job)
+            if result is not None:
+                return self.finish(job["id"], job["lease"], "succeeded", result=result)
+        return self.finish(job["id"], job["lease"], "failed", error=WORKER_LOST)
 
     def prune(self, ended_before):
         """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""

@@ -63,9 +63,11 @@ class ModelStore(ABC):
     alias); it goes with its version when that is deleted.
     """
 
-    def save(self, name, model, *, dataset, metrics, history, x, y, sweep=None, fence=None):
+    def save(self, name, model, *, dataset, metrics, history, x, y, sweep=None, job=None,
+             fence=None):
         """Return the meta of a new version of name holding model, its points and metadata;
-        sweep, when given, is the sweep trial it came from ({id, trial, parameters}); fence,
+        sweep, when given, is the sweep trial it came from ({id, trial, parameters}); job,
+        the id of the training job that saved it (meta "job"); fence,
         when given (a job's jobs.backend.Fence), must hold for the version to be added
         (LeaseLost), checked in the version's own transaction where the store can."""
         check_name(name)
@@ -84,6 +86,8 @@ class ModelStore(ABC):
         )
         if sweep is not None:
             meta["sweep"] = sweep
+        if job is not None:
+            meta["job"] = job
         return self._add(name, arrays, _normalised(meta), kept_x, kept_y, fence)
 
     def import_npz(self, name, data, check=None):

@@ -521,3 +521,32 @@ CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQU
     finished_at TEXT, worker TEXT, heartbeat_at TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0);
 """
+
+
+def test_a_job_lost_after_its_save_landed_ends_succeeded_with_that_version(tmp_path, trained):
+    from functools import partial
+
+    from service.core import saved_result
+    from service.store import FileStore
+
+    from .storekit import save
+
+    store = FileStore(tmp_path / "store")
+    jobs = SqliteJobs(tmp_path / "jobs.db", saved=partial(saved_result, store))
+    master = SqliteJobs(tmp_path / "jobs.db")  # gunicorn's master: no store to look in
+    ids = [jobs.create("m", {}, 1)["id"] for _ in range(3)]
+    leases = [claim(jobs, worker="pid:gone")["lease"] for _ in ids]
+    for job_id, lease in zip(ids[:2], leases[:2], strict=True):
+        assert jobs.begin_save(job_id, lease)
+    save(store, "m", trained)  # another's version of the model, then the first job's
+    version = save(store, "m", trained, job=ids[0])["version"]  # ... and the worker dies
+    dead = lambda worker: False  # noqa: E731
+    assert master.reap(is_alive=dead) == [ids[2]]  # not saving: failed "worker lost"
+    assert [jobs.get(i)["status"] for i in ids] == ["running", "running", "failed"]
+    assert sorted(jobs.reap(is_alive=dead)) == sorted(ids[:2])
+    first, second = jobs.get(ids[0]), jobs.get(ids[1])
+    assert first["status"] == "succeeded" and first["error"] is None
+    assert first["result"] == {"name": "m", "version": version,
+                               "metrics": store.meta("m", version)["metrics"]}
+    assert second["status"] == "failed" and second["error"] == "worker lost"  # no version
+    assert store.meta("m", version)["job"] == ids[0]
