@@ -305,17 +305,24 @@ class Service:
         view = sweeps.sweep_view(job)
         trials, name = view["trials"], view["model"]
         curves, best = {}, []
-        for t in trials:
+        for t in trials:  # the trials whose versions are still theirs
             if t["version"] is not None:
                 try:
-                    curves[t["trial"]] = self.store.meta(name, t["version"])["history"]
+                    meta = self.store.meta(name, t["version"])
                 except ModelNotFound:  # deleted since
                     continue
+                if sweeps.trial_of(meta, sweep_id) == t["trial"]:
+                    curves[t["trial"]] = meta["history"]
         for i in sweeps.ranked_trials(trials, view["metric"]):
             if len(best) == best_few or i not in curves:
                 continue
-            model, _ = self.store.load(name, trials[i]["version"])
-            best.append((i, model, *self.store.points(name, trials[i]["version"])))
+            try:
+                model, meta = self.store.load(name, trials[i]["version"])
+                x, y = self.store.points(name, trials[i]["version"])
+            except ModelNotFound:  # deleted since its curve was read
+                continue
+            if sweeps.trial_of(meta, sweep_id) == i:
+                best.append((i, model, x, y))
         title = f"sweep {sweep_id[:8]} of {name}: {view['status']}"
         png = sweep_plots.sweep_png(trials, curves, best, view["metric"], width, height, title)
         if job["finished_at"]:

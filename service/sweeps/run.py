@@ -71,10 +71,18 @@ def _saved_trials(store, name, sweep_id):
         return {}
     saved = {}
     for meta in metas:
-        made_by = meta.get("sweep") or {}
-        if made_by.get("id") == sweep_id and isinstance(made_by.get("trial"), int):
-            saved.setdefault(made_by["trial"], meta)
+        trial = trial_of(meta, sweep_id)
+        if trial is not None:
+            saved.setdefault(trial, meta)
     return saved
+
+
+def trial_of(meta, sweep_id):
+    """Return the trial of sweep_id whose version meta is, or None (another's version: a
+    version number is given again once its model is deleted)."""
+    made_by = meta.get("sweep") or {}
+    trial = made_by.get("trial")
+    return trial if made_by.get("id") == sweep_id and isinstance(trial, int) else None
 
 
 def _alias_best(store, name, sweep_id, states, ranked):
@@ -84,8 +92,7 @@ def _alias_best(store, name, sweep_id, states, ranked):
     for i in ranked:
         version = states[i]["version"]
         try:
-            made_by = store.meta(name, version).get("sweep") or {}
-            if made_by.get("id") == sweep_id and made_by.get("trial") == i:
+            if trial_of(store.meta(name, version), sweep_id) == i:
                 store.set_alias(name, BEST, version)
                 return
         except ModelNotFound:  # deleted since (before or during set_alias): the next one

@@ -209,6 +209,18 @@ def test_the_comparison_figure_has_the_asked_size_and_is_kept(client):
     assert_problem(client.get("/v1/sweeps/nope/plot.png"), 404, "Sweep Not Found")
 
 
+def test_the_comparison_figure_draws_only_versions_that_are_still_the_trials(make_client):
+    client = make_client()
+    sweep = _wait(client, _start(client).json["id"])
+    assert client.delete("/v1/models/sw").status_code == 204
+    # each figure from a worker of its own (a fresh figure cache), as gunicorn's would be
+    gone = make_client(run_jobs=False).get(f"/v1/sweeps/{sweep.id}/plot.png")
+    train(client, "sw", training={"epochs": 5})  # the name again: version 1, no trial's
+    foreign = make_client(run_jobs=False).get(f"/v1/sweeps/{sweep.id}/plot.png")
+    assert gone.status_code == foreign.status_code == 200
+    assert foreign.data == gone.data  # the new version 1 is not drawn as trial 0's
+
+
 def test_the_most_important_parameter_is_the_one_that_splits_the_metric():
     from service.sweep_plots import most_important
 
