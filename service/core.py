@@ -9,6 +9,7 @@ from . import boundaries, metrics, plots, streams, sweep_plots, sweeps, trainer,
 from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
 from .jobs import JobRunner
 from .lru import Lru
+from .nn.model import SMALL_ROWS
 from .schemas import SweepRequest, TrainingRequest
 from .store.base import read_latest
 
@@ -230,7 +231,11 @@ class Service:
         field names x in a refusal."""
         model, meta = self.store.load(name, version)
         self._check_work(model, len(x), field)
-        scores, labels = model.predict(x, threshold)
+        if len(x) <= SMALL_ROWS:  # /v2's few points (issue 16's 1-point p99): on floats, as /v1
+            scores, labels = model.classify(x.tolist(), threshold)
+            scores, labels = np.array(scores), np.array(labels, np.int64)
+        else:
+            scores, labels = model.predict(x, threshold)
         return _served(meta, scores, labels, np.isfinite(scores).all())
 
     def training_points(self, name, version, limit):
