@@ -90,13 +90,13 @@ class Service:
         self.jobs.cancel(job_id)
         return self.jobs.wait(job_id, CANCEL_WAIT_S)
 
-    def job_events(self, job_id, last_event_id=None, gone=streams.never_gone):
+    def job_events(self, job_id, last_event_id=None, peer=streams.always_open):
         """Return the open event stream of a training job (an iterable of SSE text whose
         close() frees its place), resuming after the Last-Event-ID header's event if given;
-        gone() says whether its client has left."""
+        peer() says what is known of its client (streams.peer)."""
         after = streams.last_event_id(last_event_id)
         self.job(job_id)  # a training's: a sweep is not found here
-        return self.streams.open(job_id, after, gone)
+        return self.streams.open(job_id, after, peer)
 
     # ----- sweeps -----
 

@@ -7,6 +7,7 @@ set, nor the history, nor the weights' snapshot, so a read costs the same for an
 """
 
 import json
+import math
 import socket
 import threading
 import time
@@ -44,20 +45,26 @@ def last_event_id(header):
     return int(header)
 
 
-def peer_gone(sock):
-    """Return whether the client at the other end of sock has closed its connection (a
-    peek that neither waits nor consumes: a stream's client sends nothing, so end of file
-    or a reset means it left)."""
+OPEN, HALF_CLOSED, GONE = "open", "half-closed", "gone"  # what peer() says of a client
+HALF_CLOSED_PROBE_S = 1.0  # how often a half-closed client is written to, to tell if it left
+
+
+def peer(sock):
+    """Return what is known of the client at the other end of sock without waiting or
+    consuming (a peek): GONE once its connection is reset (a write to a closed one is
+    answered so), HALF_CLOSED at end of file (it closed, or only shut its sending side
+    and still reads: only a write tells), else OPEN."""
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        return HALF_CLOSED if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"" \
+            else OPEN
     except (BlockingIOError, InterruptedError, ValueError):  # ValueError: TLS takes no flags
-        return False
+        return OPEN
     except OSError:
-        return True
+        return GONE
 
 
-def never_gone():
-    return False
+def always_open():
+    return OPEN
 
 
 class Streams:
@@ -69,17 +76,18 @@ class Streams:
         self._lock, self._open = threading.Lock(), 0
         self.stopping = threading.Event()
 
-    def open(self, job_id, after=0, gone=never_gone):
+    def open(self, job_id, after=0, peer=always_open):
         """Return the events of a job after epoch `after` (404 for no such job, 503 past
         max_open); an iterable of str to answer as it is, whose close() frees its place.
-        gone() says whether the client has left: the stream then ends at its next tick
-        rather than at its next write (a keep-alive's, up to keepalive_s later)."""
+        peer() says what is known of the client (OPEN, HALF_CLOSED, GONE): the stream ends
+        at its next tick once the client is gone, rather than at its next failed write (a
+        keep-alive's, up to keepalive_s later)."""
         job = self.jobs.summary(job_id)
         with self._lock:
             if self._open >= self.max_open or self.stopping.is_set():
                 raise TooManyStreams(self.max_open, retry_after=max(1, round(self.keepalive_s)))
             self._open += 1
-        return _Stream(self, job, after, gone)
+        return _Stream(self, job, after, peer)
 
     def count(self):
         """Return how many streams are open in this process."""
@@ -93,11 +101,13 @@ class Streams:
         with self._lock:
             self._open -= 1
 
-    def events(self, job, after, gone=never_gone):
+    def events(self, job, after, peer=always_open):
         """Yield the frames of a job: progress past epoch `after`, keep-alives, then end (or
-        nothing more once gone())."""
+        nothing more once peer() is GONE). A half-closed client gets a keep-alive every
+        HALF_CLOSED_PROBE_S: one that closed answers it with a reset, one still reading
+        reads it."""
         yield f"retry: {RETRY_MS}\n\n"
-        quiet_since = time.monotonic()
+        quiet_since, keepalive_s, half_closed = time.monotonic(), self.keepalive_s, False
         while True:
             progress = job["progress"]
             if progress["epoch"] > after:
@@ -107,22 +117,28 @@ class Streams:
             if job["status"] in TERMINAL:
                 yield frame("end", {key: job[key] for key in END_FIELDS})
                 return
-            if time.monotonic() - quiet_since >= self.keepalive_s:
+            if time.monotonic() - quiet_since >= keepalive_s:
                 yield comment("keep-alive")
                 quiet_since = time.monotonic()
             if self.stopping.wait(self.poll_s):
                 return  # shutting down: the client reconnects elsewhere with Last-Event-ID
-            if gone():
+            state = peer()
+            if state == GONE:
                 return  # its place is free for another client now
+            if state == HALF_CLOSED and not half_closed:
+                quiet_since = -math.inf  # probe at once, then every HALF_CLOSED_PROBE_S
+            half_closed = state == HALF_CLOSED
+            keepalive_s = min(self.keepalive_s, HALF_CLOSED_PROBE_S) if half_closed \
+                else self.keepalive_s
             job = self.jobs.summary(job["id"])
 
 
 class _Stream:
     """One open stream: iterates its events; close() (called by the server) frees its place."""
 
-    def __init__(self, streams, job, after, gone):
+    def __init__(self, streams, job, after, peer):
         self._streams, self._closed = streams, False
-        self._events = streams.events(job, after, gone)
+        self._events = streams.events(job, after, peer)
 
     def __iter__(self):
         return self

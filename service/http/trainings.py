@@ -80,8 +80,8 @@ def events(job_id):
     an end event with its status and result; Last-Event-ID resumes after that epoch. 503
     with Retry-After when the worker has NNSERVE_MAX_STREAMS streams open."""
     sock = request.environ.get("gunicorn.socket")  # the client's: is it still there?
-    gone = streams.never_gone if sock is None else partial(streams.peer_gone, sock)
-    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"), gone)
+    peer = streams.always_open if sock is None else partial(streams.peer, sock)
+    stream = service().job_events(job_id, request.headers.get("Last-Event-ID"), peer)
     return Response(stream, content_type="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

@@ -2,6 +2,7 @@
 on SIGTERM, and never in the way of /healthz or a prediction."""
 
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -167,10 +168,26 @@ def test_a_stream_whose_client_left_frees_its_place_without_waiting_for_a_write(
                                     stdout=subprocess.PIPE, text=True) for _ in range(STREAMS)]
         answers = [c.communicate(timeout=10)[0] for c in clients]
         assert all(a.startswith("retry: ") for a in answers), answers
-        time.sleep(1.0)  # a few of the streams' ticks (0.25 s), well under the keep-alive
+        time.sleep(2.0)  # a probe's write (1 s), its reset and a tick, under the keep-alive
         r = open_stream(srv.url, queued)
         assert r.status_code == 200, r.text  # before: 503 until a keep-alive's write failed
         r.close()
-        time.sleep(1.0)  # this client left too
+        time.sleep(2.0)  # this client left too
     for job_id in (queued, running):
         requests.delete(f"{srv.url}/v1/trainings/{job_id}", timeout=10)
+
+
+def test_a_client_that_only_shuts_its_sending_side_still_gets_every_event(start_server):
+    srv = start_server(workers=1)
+    job_id = submit(srv.url, "half", dataset={"kind": "linear", "n": 1000},
+                    training={"epochs": 20_000, **FULL})  # a few seconds of progress
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+        sock.sendall(f"GET /v1/trainings/{job_id}/events HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        sock.shutdown(socket.SHUT_WR)  # as `printf ... | nc -N` does; it goes on reading
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    text = answer.decode()
+    assert text.startswith("HTTP/1.1 200") and "event: end" in text, text[-500:]
+    assert text.count("event: progress") >= 2 and '"status":"succeeded"' in text
