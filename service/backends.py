@@ -23,14 +23,15 @@ def build_store(settings, db=None):
 def build_jobs(settings, db=None, store=None):
     """Return the job backend of settings: PostgreSQL at NNSERVE_DATABASE_URL (on db when
     given) when it is set, else the SQLite file at NNSERVE_JOBS_DB, which looks in store
-    (when given) for the version of a job lost while saving."""
+    for the version of a job lost while saving (without store, as gunicorn's master, it
+    leaves such a job to a process that has one)."""
     if settings.database_url is not None:
         from .jobs.postgres import PgJobs
 
         return PgJobs(db or database(settings), lease_s=settings.job_lease_s)
-    from .jobs.sqlite import SqliteJobs
+    from .jobs.sqlite import LEAVE_SAVING, SqliteJobs
 
-    saved = None
+    saved = LEAVE_SAVING
     if store is not None:
         from .core import saved_result
 

@@ -10,7 +10,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import JobFinished, JobNotFound, StoreFull, StoreUnavailable
+from ..errors import JobFinished, JobNotFound, ServiceError, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
 from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend
 from .processes import worker_is_alive
@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at);
 """
 HELD = "id = ? AND status = 'running' AND lease = ?"
+LEAVE_SAVING = "leave saving jobs"  # SqliteJobs(saved=...): see the class
 
 
 class SqliteJobs(SqlReads, JobBackend):
@@ -56,8 +57,9 @@ class SqliteJobs(SqlReads, JobBackend):
     A file store cannot end a job in the transaction that adds its version (PostgreSQL
     does), so a worker can die between the two. saved(job) -> the job's result, or None,
     looks in the store for the version a lost training job saved: such a job is ended as
-    succeeded with it, not failed. Without saved (gunicorn's master, which loads no store),
-    a lost job that was saving is left for a process that has it to reap."""
+    succeeded with it, not failed. saved=LEAVE_SAVING (gunicorn's master, which loads no
+    store, before the workers start) leaves a lost job that was saving for a process that
+    can look; without saved, it fails as lost."""
 
     def __init__(self, path, *, stale_s=30.0, busy_timeout_s=5.0, saved=None):
         self.path, self.stale_s, self.busy_timeout_s = Path(path), stale_s, busy_timeout_s
@@ -245,10 +247,14 @@ class SqliteJobs(SqlReads, JobBackend):
     def _end_lost(self, job):
         """End a lost job: succeeded with the version it saved, if it got so far, else
         failed WORKER_LOST; return whether this call ended it."""
-        if job["saving"] and job["kind"] == "training":
-            if self.saved is None:
+        if job["saving"] and job["kind"] == "training" and self.saved is not None:
+            if self.saved is LEAVE_SAVING:
                 return False  # the store may hold its version: not this process's to say
-            result = self.saved(job)
+            try:
+                result = self.saved(job)
+            except ServiceError as exc:  # the store cannot say now: the next reap asks again
+                log.warning("cannot look for the version of lost job %s: %s", job["id"], exc)
+                return False
             if result is not None:
                 return self.finish(job["id"], job["lease"], "succeeded", result=result)
         return self.finish(job["id"], job["lease"], "failed", error=WORKER_LOST)

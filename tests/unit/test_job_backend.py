@@ -13,6 +13,7 @@ from service.errors import JobFinished, JobNotFound, LeaseLost, StoreUnavailable
 from service.jobs import FIELDS, SqliteJobs, worker_id
 from service.jobs.processes import host_id
 from service.jobs.records import MAX_SNAPSHOT_CHARS
+from service.jobs.sqlite import LEAVE_SAVING
 from service.timestamps import utc_iso
 
 from .jobkit import HISTORY, progress
@@ -533,7 +534,7 @@ def test_a_job_lost_after_its_save_landed_ends_succeeded_with_that_version(tmp_p
 
     store = FileStore(tmp_path / "store")
     jobs = SqliteJobs(tmp_path / "jobs.db", saved=partial(saved_result, store))
-    master = SqliteJobs(tmp_path / "jobs.db")  # gunicorn's master: no store to look in
+    master = SqliteJobs(tmp_path / "jobs.db", saved=LEAVE_SAVING)  # gunicorn's: no store
     ids = [jobs.create("m", {}, 1)["id"] for _ in range(3)]
     leases = [claim(jobs, worker="pid:gone")["lease"] for _ in ids]
     for job_id, lease in zip(ids[:2], leases[:2], strict=True):
@@ -550,3 +551,8 @@ def test_a_job_lost_after_its_save_landed_ends_succeeded_with_that_version(tmp_p
                                "metrics": store.meta("m", version)["metrics"]}
     assert second["status"] == "failed" and second["error"] == "worker lost"  # no version
     assert store.meta("m", version)["job"] == ids[0]
+    plain = SqliteJobs(tmp_path / "other.db")  # no store at all: a lost saving job fails
+    job_id = plain.create("m", {}, 1)["id"]
+    assert plain.begin_save(job_id, claim(plain, worker="pid:gone")["lease"])
+    assert plain.reap(is_alive=dead) == [job_id]
+    assert plain.get(job_id)["error"] == "worker lost"
