@@ -6,6 +6,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 
@@ -57,7 +58,10 @@ def open_folder(directory):
 def folder_lock(folder):
     """Hold the lock of the folder (fd): version numbers are chosen, versions deleted and
     aliases changed under it, one process at a time."""
-    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644, dir_fd=folder)
+    try:  # flock needs no write access: a read-only store still answers its 404s
+        fd = os.open(LOCK, os.O_RDONLY, dir_fd=folder)
+    except FileNotFoundError:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644, dir_fd=folder)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -73,8 +77,12 @@ def still_at(directory, folder):
         return False
 
 
-def place(directory, arrays, meta, x, y):
-    """Return True once the file is durably in place as meta's version, False if it is taken."""
+def place(directory, folder, arrays, meta, x, y):
+    """Return True once the file is durably in place as meta's version, False if it is taken.
+    Linked by path: a delete that renamed the folder (fd) whose numbering gave the version
+    either came after the link (the version went with it, as a later delete takes it) or
+    before (it lands in the folder a save made anew, whose mark is then raised to cover
+    it, so that its number is not given twice there)."""
     tmp = directory / f".tmp-{uuid.uuid4().hex}.npz"
     try:
         write_file(tmp, arrays, meta, x, y)
@@ -87,7 +95,17 @@ def place(directory, arrays, meta, x, y):
         fsync_dir(directory)
     except FileNotFoundError:  # the model was deleted (its folder renamed away) meanwhile:
         return False  # the version went with it; the caller saves again, recreating the model
+    if not still_at(directory, folder):
+        cover_version(directory, meta["version"])
     return True
+
+
+def cover_version(directory, version):
+    """Raise the high-water mark of the folder now at directory to version at least."""
+    with contextlib.suppress(FileNotFoundError), open_folder(directory) as folder, \
+            folder_lock(folder):
+        if read_high_water(folder) < version:
+            write_high_water(folder, version)
 
 
 def reserve_version(directory, folder):
@@ -102,15 +120,20 @@ def reserve_version(directory, folder):
             raise FileNotFoundError(errno.ENOENT, "the model's folder was deleted", directory)
         found = folder_versions(folder)
         version = max(read_high_water(folder), found[-1] if found else 0) + 1
-        tmp = f".tmp-{uuid.uuid4().hex}.mark"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
-        with open(fd, "w") as f:
-            f.write(str(version))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, HIGH_WATER, src_dir_fd=folder, dst_dir_fd=folder)
-        os.fsync(folder)
+        write_high_water(folder, version)
         return version
+
+
+def write_high_water(folder, version):
+    """Record version as the folder's (fd) high-water mark, atomically and durably."""
+    tmp = f".tmp-{uuid.uuid4().hex}.mark"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
+    with open(fd, "w") as f:
+        f.write(str(version))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, HIGH_WATER, src_dir_fd=folder, dst_dir_fd=folder)
+    os.fsync(folder)
 
 
 def read_high_water(folder):
@@ -134,18 +157,30 @@ def figure_path(root, name, version, key):
     return root / name / f".fig-{version}-{key}.png"
 
 
-def write_figure(path, png):
-    """Put png at path atomically (a temp file, synced, renamed over it: a figure is served
-    as it is found, so a torn one must never be)."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}.png")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(png)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def write_figure(directory, version, key, png):
+    """Put png beside a version as its figure under key, atomically (a temp file, synced,
+    renamed over it: a figure is served as it is found, so a torn one must never be); under
+    the folder's lock and only while the version is there (a delete removes its figures
+    under the lock too, so none is left behind). Return whether it was kept."""
+    filename = figure_path(directory.parent, directory.name, version, key).name
+    with open_folder(directory) as folder, folder_lock(folder):
+        try:
+            if not stat.S_ISREG(os.stat(f"{version}.npz", dir_fd=folder).st_mode):
+                return False  # a folder in the version's place: corrupt, never drawn
+        except FileNotFoundError:
+            return False
+        tmp = f".tmp-{uuid.uuid4().hex}.png"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
+            with open(fd, "wb") as f:
+                f.write(png)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filename, src_dir_fd=folder, dst_dir_fd=folder)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=folder)
+        return True
 
 
 def delete_figures(folder, version):
@@ -219,12 +254,12 @@ def delete_version(root, name, version):
     are not given again."""
     try:
         with open_folder(root / name) as folder, folder_lock(folder):
-            _delete_version(root / name, folder, name, version)
+            _delete_version(folder, name, version)
     except (FileNotFoundError, NotADirectoryError):  # no such model (or deleted meanwhile)
         raise ModelNotFound(name, version) from None
 
 
-def _delete_version(directory, folder, name, version):
+def _delete_version(folder, name, version):
     filename = f"{version}.npz"
     try:
         os.unlink(filename, dir_fd=folder)
@@ -233,7 +268,7 @@ def _delete_version(directory, folder, name, version):
     except IsADirectoryError:  # a folder in a version's place: a corrupt version, deleted too
         trash = f".trash-{uuid.uuid4().hex}"
         os.rename(filename, trash, src_dir_fd=folder, dst_dir_fd=folder)
-        shutil.rmtree(directory / trash, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True, dir_fd=folder)
     with contextlib.suppress(FileNotFoundError):  # the model's delete removed the folder
         remove_aliases_of(folder, version)
         os.fsync(folder)

@@ -169,10 +169,11 @@ class FileStore(ModelStore):
 
     def put_figure(self, name, version, key, png):
         """Keep png beside a version under key (best effort: a failing medium is logged)."""
-        path = figure_path(self.root, check_name(name), version, key)
+        figure_path(self.root, check_name(name), version, key)  # checks the key
         try:
-            if os.path.isfile(self._path(name, version)):
-                write_figure(path, png)
+            write_figure(self.root / name, version, key, png)
+        except (FileNotFoundError, NotADirectoryError):  # the model was deleted meanwhile
+            pass
         except OSError as exc:
             log.warning("figure of model %r version %s not kept: %s", name, version, exc)
 
@@ -244,13 +245,14 @@ class FileStore(ModelStore):
                 try:
                     with open_folder(directory) as folder:
                         version = reserve_version(directory, folder)
+                        stamped = {**meta, "name": name, "version": version,
+                                   "created_at": utc_iso()}
+                        try:
+                            placed = place(directory, folder, arrays, stamped, x, y)
+                        finally:  # a place that failed after linking still changed the folder
+                            self.memory.changed(name)
                 except FileNotFoundError:  # the model was deleted meanwhile: recreate it
                     continue
-                stamped = {**meta, "name": name, "version": version, "created_at": utc_iso()}
-                try:
-                    placed = place(directory, arrays, stamped, x, y)
-                finally:  # a place that failed after linking the file still changed the folder
-                    self.memory.changed(name)
                 if placed:
                     sweep_temps(directory)
                     return stamped

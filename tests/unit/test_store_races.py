@@ -160,3 +160,35 @@ def test_reads_of_the_latest_never_miss_while_a_version_stays(tmp_path, trained)
     sides = [_until(3, read, {"ok ok ok"}), _until(3, churn, {"ok"})]
     rounds = race(tmp_path, 1, sides, lambda store, r: None, lambda store, r: None)
     assert rounds[0][1] == ("ok", "ok"), rounds
+
+
+def test_a_number_reserved_in_a_deleted_folder_is_never_given_again_in_the_new_one(tmp_path,
+                                                                                  trained):
+    from service.store.disk import open_folder, place, reserve_version
+
+    store, directory = FileStore(tmp_path), tmp_path / "m"
+    assert [save(store, "m", trained)["version"] for _ in range(3)] == [1, 2, 3]
+    model, _, x, y = trained
+    arrays, meta = model.to_arrays()
+    with open_folder(directory) as folder:  # a save's steps, a delete and a save between
+        version = reserve_version(directory, folder)
+        store.delete("m")
+        assert save(store, "m", trained)["version"] == 1  # the name made anew
+        assert place(directory, folder, arrays, {**meta, "version": version}, x, y)
+    assert version == 4 and (directory / "4.npz").exists()  # linked into the new folder
+    store.delete("m", 4)
+    assert save(store, "m", trained)["version"] == 5  # 4 was given once in this folder
+
+
+def test_a_figure_kept_while_its_version_is_deleted_is_not_left_behind(tmp_path, trained):
+    store, png = FileStore(tmp_path), b"\x89PNG\r\n\x1a\n" + bytes(200_000)
+
+    def before(store, r):
+        assert save(store, "f", trained)["version"] == r + 1
+
+    rounds = race(tmp_path, 150, [
+        lambda store, r: store.put_figure("f", r + 1, "500x400-x", png),
+        lambda store, r: (_spin(r % 20, 5e-5), store.delete("f", r + 1))],
+        before, lambda store, r: sorted(p.name for p in (tmp_path / "f").glob(".fig-*")))
+    assert all(left == [] for left, _ in rounds), [r for r in rounds if r[0]]
+    assert {answers for _, answers in rounds} == {("ok", "ok")}
