@@ -31,7 +31,7 @@ def snapshot(arch, theta, epoch):
     if theta.size > MAX_PARAMS:
         return None
     snap = {"epoch": int(epoch), "arch": arch.to_dict()}
-    if np.abs(theta).max(initial=0.0) <= F4_MAX:
+    if not np.abs(theta).max(initial=0.0) > F4_MAX:  # NaN too: float32 says it as well
         packed = np.asarray(theta, "<f4").tobytes()
     elif theta.size <= MAX_PARAMS // 2:
         packed, snap["dtype"] = np.asarray(theta, "<f8").tobytes(), "<f8"

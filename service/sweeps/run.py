@@ -29,6 +29,10 @@ def run_sweep(service, job, report, save=True):
     states = [{"status": "queued", "metrics": None, "version": None, "error": None}
               for _ in trials]
     if save and job.get("attempt", 1) > 1:  # run again after its worker was lost (PostgreSQL)
+        reported = (job.get("progress") or {}).get("trials") or []
+        for i, state in enumerate(reported[:len(states)]):  # ended, as the last attempt said
+            if state.get("status") in ("succeeded", "failed"):
+                states[i] = state  # a version deleted since is not saved again
         for i, meta in _saved_trials(service.store, req.model, job["id"]).items():
             states[i] = {"status": "succeeded", "metrics": meta["metrics"],
                          "version": meta["version"], "error": None}

@@ -272,7 +272,8 @@ def test_a_sweep_run_again_goes_on_from_the_trials_it_saved(client):
     sweep = _wait(client, _start(client).json["id"])
     service = client.application.extensions["nnserve"]
     job = service.jobs.get(sweep.id)
-    lost = sweep.trials[5]  # as if the first attempt's worker died before saving this one
+    lost = sweep.trials[5]  # of the last group, whose saves no progress reported: as if
+    # the first attempt's worker died before saving it
     before = client.get(f"/v1/models/sw/versions/{lost.version}").json
     assert client.delete(f"/v1/models/sw/versions/{lost.version}").status_code == 204
     result = run_sweep(service, {**job, "attempt": 2, "lease": None},
@@ -284,3 +285,18 @@ def test_a_sweep_run_again_goes_on_from_the_trials_it_saved(client):
     assert versions[5] > max(t.version for t in sweep.trials)
     assert again["sha256"] == before["sha256"] and again["sweep"] == before["sweep"]
     assert len(client.get("/v1/models/sw").json["versions"]) == len(sweep.trials)
+
+
+def test_a_sweep_run_again_does_not_bring_back_a_version_deleted_since(client):
+    from service.sweeps.run import run_sweep
+
+    sweep = _wait(client, _start(client).json["id"])
+    service = client.application.extensions["nnserve"]
+    job = service.jobs.get(sweep.id)
+    deleted = sweep.trials[2].version  # of the first group: its progress reported it saved
+    assert client.delete(f"/v1/models/sw/versions/{deleted}").status_code == 204
+    result = run_sweep(service, {**job, "attempt": 2, "lease": None},
+                       lambda *args, **kwargs: False)
+    assert [t["version"] for t in result["trials"]] == [t.version for t in sweep.trials]
+    listed = [v["version"] for v in client.get("/v1/models/sw").json["versions"]]
+    assert deleted not in listed and len(listed) == len(sweep.trials) - 1
