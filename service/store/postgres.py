@@ -28,7 +28,7 @@ from ..errors import (
 from ..names import check_alias, check_name, check_version
 from ..pg.database import CONNECT_TIMEOUT_S, PING_TIMEOUT_S
 from ..timestamps import utc_iso
-from .base import ModelStore
+from .base import ModelStore, read_latest
 from .disk import FIGURE_RE
 from .npzfile import DAMAGE, damage_reason, read_contents, write_npz
 from .pgmemory import CHANNEL, PgMemory
@@ -38,6 +38,7 @@ CHANGED = "UPDATE store_generation SET value = value + 1 RETURNING value"
 NEXT_VERSION = ("INSERT INTO model_names VALUES (%s, 1) ON CONFLICT (name) DO UPDATE"
                 " SET last_version = model_names.last_version + 1 RETURNING last_version")
 LATEST = "ORDER BY version DESC LIMIT 1"
+LOCK_SPACE = 0x6E6E  # the first key of the models' advisory locks ("nn"): no other user's
 REFUSALS = (ModelNotFound, AliasNotFound, LeaseLost, psycopg.errors.IntegrityError)
 
 
@@ -54,13 +55,17 @@ class PgStore(ModelStore):
 
     @contextmanager
     def _change(self, name):
-        """Yield a connection in a transaction that changes name; before its commit the
-        generation moves and every process is told (the NOTIFY is sent at commit)."""
+        """Yield a connection in a transaction that changes name, holding the name's lock
+        (changes of one model are serialised: an alias set and a delete of its version
+        would otherwise lock their rows in opposite orders and deadlock); before its commit
+        the generation moves and every process is told (the NOTIFY is sent at commit)."""
         generation, refused = None, False
         try:
             with self.db.connection() as conn:
                 try:
                     with conn.transaction():
+                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                                     (LOCK_SPACE, name))
                         yield conn
                         generation = conn.execute(CHANGED).fetchone()[0]
                         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{name} {generation}"))
@@ -148,6 +153,9 @@ class PgStore(ModelStore):
         While the database cannot be asked, a version this process has loaded is served."""
         check_name(name)
         version = None if version is None else check_version(version)
+        return read_latest(version, lambda: self._load(name, version))
+
+    def _load(self, name, version):
         state = self.memory.state(name)
         hit = state is not None and self.cache.hit(name, version, state)
         if hit:
@@ -186,8 +194,9 @@ class PgStore(ModelStore):
             if data is None:  # the cache dropped it meanwhile
                 row = conn.cursor(binary=True).execute(
                     "SELECT bytes FROM model_versions WHERE id = %s", (row_id,)).fetchone()
-                if row is None:
-                    raise ModelNotFound(name, found)  # deleted meanwhile
+                if row is None:  # deleted meanwhile
+                    self.memory.changed(name)  # what this process knows may be stale
+                    raise ModelNotFound(name, found)
                 data = row[0]
         model, meta, _, _ = self._decode(name, found, row_id, data)
         self.cache.keep(name, found, row_id, model, meta)
@@ -292,6 +301,8 @@ class PgStore(ModelStore):
             row = conn.cursor(binary=column == "bytes").execute(
                 f"SELECT {column}, version, id FROM model_versions WHERE {where}", args).fetchone()
         if row is None:
+            if version is not None:  # a version this process resolved may be gone: read anew
+                self.memory.changed(name)
             raise ModelNotFound(name, version)
         return row
 

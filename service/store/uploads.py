@@ -3,6 +3,7 @@ model keeps (nn/history.py), and every field bounded in size, so no upload makes
 of its version cost megabytes."""
 
 import json
+import sys
 
 from ..errors import InvalidModelFile
 from ..nn.history import thin_history
@@ -11,6 +12,7 @@ from ..nn.history import thin_history
 # 16 starts' probes) is about 130 KB, its other fields under 1 KB each.
 MAX_HISTORY_BYTES = 256 * 1024
 MAX_FIELD_BYTES = 16 * 1024
+MAX_FLOAT_INT = int(sys.float_info.max)
 
 
 def bounded_meta(meta):
@@ -22,6 +24,11 @@ def bounded_meta(meta):
             _refuse(("history", column), f"meta history column {column[:40]!r} is not a list")
     meta = {**meta, "history": thin_history(history)}
     for field, value in meta.items():
+        if not _plain_text(value):
+            _refuse((field,), f"meta field {field!r} holds a NUL or a lone surrogate (not "
+                              "text every store can keep)")
+        if field == "metrics":
+            _check_metrics(value)
         size = len(json.dumps(value))
         maximum = MAX_HISTORY_BYTES if field == "history" else MAX_FIELD_BYTES
         if size > maximum:
@@ -29,6 +36,35 @@ def bounded_meta(meta):
                               f"{' once thinned' if field == 'history' else ''}, "
                               f"over the limit of {maximum}")
     return meta
+
+
+def _plain_text(value):
+    """Return whether every string (and key) in a JSON value is UTF-8 text without NUL, as
+    PostgreSQL's json and jsonb keep it."""
+    stack = [value]  # no recursion: a meta may nest as deep as its JSON parser allowed
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON)
+                return False
+            if "\x00" in value:
+                return False
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
+
+
+def _check_metrics(metrics):
+    """Refuse a metric that is a number no float holds (10**400): every reader formats
+    metrics as floats."""
+    for key, value in metrics.items():
+        if type(value) is int and abs(value) > MAX_FLOAT_INT:
+            _refuse(("metrics", key), f"meta metric {key[:40]!r} is beyond a float's range")
 
 
 def _refuse(field, reason):

@@ -102,3 +102,17 @@ def test_an_output_beyond_float32_is_a_400_on_v2_fp32_and_served_as_fp64(client,
     assert r.status_code == 200
     served = client.post("/v1/models/wide/predict", json={"x1": 1, "x2": 1}).json
     assert 1e39 < served["predictions"][0]["probability"] < 1e41
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"dataset": {"kind": "x\u0000y"}}, "dataset"),
+    ({"dataset": {"kind": "points", "note": "\ud800"}}, "dataset"),
+    ({"metrics": {"loss": 0.1, "accuracy": 1.0, "a\u0000": 1}}, "metrics"),
+    ({"metrics": {"loss": 10**400, "accuracy": 1.0}}, "metrics"),
+])
+def test_meta_no_store_or_page_can_keep_is_refused_at_upload(client, changes, field):
+    r = client.post("/v1/models/odd/versions", data=_npz(_model(), **changes), content_type=NPZ)
+    problem = assert_problem(r, 422, "Invalid Model File")
+    assert problem.errors[0]["loc"][:3] == ["body", "meta", field], problem.errors
+    assert client.get("/v1/models").status_code == 200  # nothing kept: every list still works
+    assert client.get("/dashboard/models").status_code == 200

@@ -228,3 +228,73 @@ def test_a_refused_change_leaves_this_process_warm(store, pg_database, trained, 
 
     monkeypatch.setattr(pg_database, "connection", no_database)
     assert store.load("xor")[0] is model and store.load("other")[0] is other
+
+
+def _churn_aliases(url, trained, seconds, role, out):
+    """In another process: for seconds, save versions, delete them, or point an alias at
+    them; put how each call ended."""
+    import random
+
+    db, seen = Database(url, max_size=1), {}
+    store, rng, until = PgStore(db), random.Random(role), time.time() + seconds
+    while time.time() < until:
+        try:
+            if role == "save":
+                save(store, "al", trained)
+            else:
+                version = store.meta("al")["version"]  # all at the newest: most contention
+                if role == "delete":
+                    store.delete("al", version)
+                else:
+                    store.set_alias("al", rng.choice(("prod", "next")), version)
+            seen["ok"] = seen.get("ok", 0) + 1
+        except ModelNotFound:
+            seen["404"] = seen.get("404", 0) + 1
+        except StoreUnavailable as exc:
+            seen[str(exc)[:200]] = seen.get(str(exc)[:200], 0) + 1
+    out.put((role, seen))
+    db.close()
+
+
+def test_alias_moves_racing_version_deletes_never_deadlock(store, pg_database, trained):
+    save(store, "al", trained)
+    out = FORK.Queue()
+    roles = ["save", "delete", "delete", "alias", "alias"]
+    children = [FORK.Process(target=_churn_aliases, args=(pg_database.url, trained, 6, role,
+                                                          out)) for role in roles]
+    for child in children:
+        child.start()
+    seen = [out.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(30)
+    unavailable = [(role, s) for role, s in seen if set(s) - {"ok", "404"}]
+    assert not unavailable, unavailable  # before: "deadlock detected", a 503
+    assert all(s.get("ok") for _, s in seen), seen
+
+
+def _churn_latest(url, trained, seconds, out):
+    db = Database(url, max_size=1)
+    store, until, churned = PgStore(db), time.time() + seconds, 0
+    while time.time() < until:
+        store.delete("lt", save(store, "lt", trained)["version"])
+        churned += 1
+    out.put(churned)
+    db.close()
+
+
+def test_reads_of_the_latest_never_miss_while_a_version_stays(store, pg_database, trained):
+    save(store, "lt", trained)  # version 1 stays throughout
+    out = FORK.Queue()
+    child = FORK.Process(target=_churn_latest, args=(pg_database.url, trained, 4, out))
+    child.start()
+    seen, until = {}, time.time() + 4
+    while time.time() < until:
+        for read in (lambda: store.load("lt"), lambda: store.points("lt")):
+            try:
+                read()
+                seen["ok"] = seen.get("ok", 0) + 1
+            except ModelNotFound as exc:
+                seen[str(exc)] = seen.get(str(exc), 0) + 1
+    assert out.get(timeout=30) > 0
+    child.join(30)
+    assert set(seen) == {"ok"}, seen
