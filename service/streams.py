@@ -107,7 +107,7 @@ class Streams:
         HALF_CLOSED_PROBE_S: one that closed answers it with a reset, one still reading
         reads it."""
         yield f"retry: {RETRY_MS}\n\n"
-        quiet_since, keepalive_s, half_closed = time.monotonic(), self.keepalive_s, False
+        quiet_since, half_closed = time.monotonic(), False
         while True:
             progress = job["progress"]
             if progress["epoch"] > after:
@@ -117,7 +117,9 @@ class Streams:
             if job["status"] in TERMINAL:
                 yield frame("end", {key: job[key] for key in END_FIELDS})
                 return
-            if time.monotonic() - quiet_since >= keepalive_s:
+            interval = min(self.keepalive_s, HALF_CLOSED_PROBE_S) if half_closed \
+                else self.keepalive_s
+            if time.monotonic() - quiet_since >= interval:
                 yield comment("keep-alive")
                 quiet_since = time.monotonic()
             if self.stopping.wait(self.poll_s):
@@ -128,8 +130,6 @@ class Streams:
             if state == HALF_CLOSED and not half_closed:
                 quiet_since = -math.inf  # probe at once, then every HALF_CLOSED_PROBE_S
             half_closed = state == HALF_CLOSED
-            keepalive_s = min(self.keepalive_s, HALF_CLOSED_PROBE_S) if half_closed \
-                else self.keepalive_s
             job = self.jobs.summary(job["id"])
 
 

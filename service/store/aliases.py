@@ -7,11 +7,10 @@ function works through an open descriptor of the model's folder (disk.open_folde
 it stays in that folder even when a model delete renames it away meanwhile.
 """
 
-import contextlib
 import os
-import uuid
 
 from ..names import NAME_RE
+from .atomic import replace_file
 
 PREFIX = ".alias-"
 
@@ -38,19 +37,8 @@ def read_aliases(folder):
 
 
 def write_alias(folder, alias, version):
-    """Point alias at version durably: a temp file, fsynced, renamed over the alias file."""
-    tmp = f".tmp-{uuid.uuid4().hex}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
-        with open(fd, "w", encoding="ascii") as f:
-            f.write(f"{version}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, PREFIX + alias, src_dir_fd=folder, dst_dir_fd=folder)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=folder)
-    os.fsync(folder)
+    """Point alias at version durably (its file replaced whole)."""
+    replace_file(folder, PREFIX + alias, f"{version}\n".encode("ascii"))
 
 
 def remove_alias(folder, alias):

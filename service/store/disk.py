@@ -13,6 +13,7 @@ import uuid
 from ..errors import ModelNotFound, StoreFull, StoreUnavailable
 from ..names import NAME_RE
 from .aliases import remove_aliases_of
+from .atomic import replace_file
 from .npzfile import write_file
 
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)  # up to names.MAX_VERSION
@@ -69,6 +70,13 @@ def folder_lock(folder):
         os.close(fd)  # releases the lock
 
 
+@contextlib.contextmanager
+def locked_folder(directory):
+    """Yield a descriptor of a model's folder (open_folder) while holding its lock."""
+    with open_folder(directory) as folder, folder_lock(folder):
+        yield folder
+
+
 def still_at(directory, folder):
     """Return whether the folder (fd) is still the one at directory (no delete renamed it)."""
     try:
@@ -102,8 +110,7 @@ def place(directory, folder, arrays, meta, x, y):
 
 def cover_version(directory, version):
     """Raise the high-water mark of the folder now at directory to version at least."""
-    with contextlib.suppress(FileNotFoundError), open_folder(directory) as folder, \
-            folder_lock(folder):
+    with contextlib.suppress(FileNotFoundError), locked_folder(directory) as folder:
         if read_high_water(folder) < version:
             write_high_water(folder, version)
 
@@ -126,14 +133,7 @@ def reserve_version(directory, folder):
 
 def write_high_water(folder, version):
     """Record version as the folder's (fd) high-water mark, atomically and durably."""
-    tmp = f".tmp-{uuid.uuid4().hex}.mark"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
-    with open(fd, "w") as f:
-        f.write(str(version))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, HIGH_WATER, src_dir_fd=folder, dst_dir_fd=folder)
-    os.fsync(folder)
+    replace_file(folder, HIGH_WATER, str(version).encode("ascii"))
 
 
 def read_high_water(folder):
@@ -163,23 +163,13 @@ def write_figure(directory, version, key, png):
     the folder's lock and only while the version is there (a delete removes its figures
     under the lock too, so none is left behind). Return whether it was kept."""
     filename = figure_path(directory.parent, directory.name, version, key).name
-    with open_folder(directory) as folder, folder_lock(folder):
+    with locked_folder(directory) as folder:
         try:
             if not stat.S_ISREG(os.stat(f"{version}.npz", dir_fd=folder).st_mode):
                 return False  # a folder in the version's place: corrupt, never drawn
         except FileNotFoundError:
             return False
-        tmp = f".tmp-{uuid.uuid4().hex}.png"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
-            with open(fd, "wb") as f:
-                f.write(png)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filename, src_dir_fd=folder, dst_dir_fd=folder)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=folder)
+        replace_file(folder, filename, png)
         return True
 
 
@@ -219,9 +209,13 @@ def folder_versions(folder):
     """Return the sorted version numbers in a model's folder (fd), as list_versions."""
     try:
         with os.scandir(folder) as entries:
-            return sorted(int(e.name[:-4]) for e in entries if VERSION_RE.fullmatch(e.name))
+            return _version_numbers(entries)
     except FileNotFoundError:  # deleted meanwhile
         return []
+
+
+def _version_numbers(entries):
+    return sorted(int(e.name[:-4]) for e in entries if VERSION_RE.fullmatch(e.name))
 
 
 def list_versions(root, name):
@@ -232,7 +226,7 @@ def list_versions(root, name):
     with os_errors(f"read model {name!r}"):
         try:
             with os.scandir(root / name) as entries:
-                return sorted(int(e.name[:-4]) for e in entries if VERSION_RE.fullmatch(e.name))
+                return _version_numbers(entries)
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -253,7 +247,7 @@ def delete_version(root, name, version):
     high-water mark: the name exists (with no version, it is not listed) and its numbers
     are not given again."""
     try:
-        with open_folder(root / name) as folder, folder_lock(folder):
+        with locked_folder(root / name) as folder:
             _delete_version(folder, name, version)
     except (FileNotFoundError, NotADirectoryError):  # no such model (or deleted meanwhile)
         raise ModelNotFound(name, version) from None

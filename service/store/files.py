@@ -21,11 +21,11 @@ from .disk import (
     delete_version,
     figure_path,
     file_identity,
-    folder_lock,
     folder_versions,
     fsync_dir,
     list_names,
     list_versions,
+    locked_folder,
     map_os_error,
     open_folder,
     os_errors,
@@ -169,9 +169,8 @@ class FileStore(ModelStore):
 
     def put_figure(self, name, version, key, png):
         """Keep png beside a version under key (best effort: a failing medium is logged)."""
-        figure_path(self.root, check_name(name), version, key)  # checks the key
         try:
-            write_figure(self.root / name, version, key, png)
+            write_figure(self.root / check_name(name), version, key, png)
         except (FileNotFoundError, NotADirectoryError):  # the model was deleted meanwhile
             pass
         except OSError as exc:
@@ -195,7 +194,7 @@ class FileStore(ModelStore):
         check_name(name), check_alias(alias), check_version(version)
         with os_errors(f"save an alias of model {name!r}"):
             try:
-                with open_folder(self.root / name) as folder, folder_lock(folder):
+                with locked_folder(self.root / name) as folder:
                     if version not in folder_versions(folder):
                         raise ModelNotFound(name, version)
                     write_alias(folder, alias, version)
@@ -209,7 +208,7 @@ class FileStore(ModelStore):
         check_name(name), check_alias(alias)
         with os_errors(f"delete an alias of model {name!r}"):
             try:
-                with open_folder(self.root / name) as folder, folder_lock(folder):
+                with locked_folder(self.root / name) as folder:
                     removed = remove_alias(folder, alias)
             except (FileNotFoundError, NotADirectoryError):
                 removed = False

@@ -195,7 +195,7 @@ class PgStore(ModelStore):
                 row = conn.cursor(binary=True).execute(
                     "SELECT bytes FROM model_versions WHERE id = %s", (row_id,)).fetchone()
                 if row is None:  # deleted meanwhile
-                    self.memory.changed(name)  # what this process knows may be stale
+                    self.cache.forget(name, found)
                     raise ModelNotFound(name, found)
                 data = row[0]
         model, meta, _, _ = self._decode(name, found, row_id, data)
@@ -301,8 +301,8 @@ class PgStore(ModelStore):
             row = conn.cursor(binary=column == "bytes").execute(
                 f"SELECT {column}, version, id FROM model_versions WHERE {where}", args).fetchone()
         if row is None:
-            if version is not None:  # a version this process resolved may be gone: read anew
-                self.memory.changed(name)
+            if version is not None:  # gone, though this process may still hold it (its
+                self.cache.forget(name, version)  # notification not in): a load reads anew
             raise ModelNotFound(name, version)
         return row
 

@@ -46,14 +46,12 @@ def trial_requests(req, validate):
     shared = "dataset" in req.base and not any(
         path.split(".")[0] == "dataset" for path in req.grid)
     base = {k: v for k, v in req.base.items() if k != "dataset"} if shared else req.base
-    trials, dataset = [], req.base.get("dataset")
+    trials = []
     for parameters in expand(req.grid):
         body = trial_body(req.model, base, parameters)
-        if shared:
-            body["dataset"] = dataset  # a TrainingRequest's own (validated) after the first
-        trial = validate(body, parameters)
-        dataset = trial.dataset if shared else dataset
-        trials.append(trial)
+        if shared:  # the base's own for the first, then the first trial's, validated
+            body["dataset"] = trials[0].dataset if trials else req.base["dataset"]
+        trials.append(validate(body, parameters))
     return trials
 
 
