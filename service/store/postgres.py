@@ -11,6 +11,7 @@ whenever they are read (npzfile.py), as the file store does.
 """
 
 import io
+import json
 import logging
 from contextlib import contextmanager
 
@@ -220,11 +221,18 @@ class PgStore(ModelStore):
 
     def list_models(self):
         """Return [{name, latest, versions, metrics or corrupt}] for every model, by name."""
+        query = ("SELECT DISTINCT ON (name) name, version, id, meta -> 'metrics',"
+                 " count(*) OVER (PARTITION BY name) FROM model_versions"
+                 " ORDER BY name, version DESC")
         with self.db.connection() as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT ON (name) name, version, id, meta -> 'metrics',"
-                " count(*) OVER (PARTITION BY name) FROM model_versions"
-                " ORDER BY name, version DESC").fetchall()
+            try:
+                rows = conn.execute(query).fetchall()
+            except psycopg.errors.UntranslatableCharacter:
+                # a meta kept before uploads refused "\u0000" (or written by hand): the
+                # database cannot take a JSON operator to it, so this once Python does
+                rows = [(name, version, row_id, json.loads(meta).get("metrics"), count)
+                        for name, version, row_id, meta, count in conn.execute(
+                            query.replace("meta -> 'metrics'", "meta::text")).fetchall()]
         rows.sort(key=lambda row: row[0])  # by code point, as the file store lists
         damaged = self._damaged([(name, version, row_id) for name, version, row_id, _, _ in rows])
         listed = []

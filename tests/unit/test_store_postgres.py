@@ -298,3 +298,17 @@ def test_reads_of_the_latest_never_miss_while_a_version_stays(store, pg_database
     assert out.get(timeout=30) > 0
     child.join(30)
     assert set(seen) == {"ok"}, seen
+
+
+def test_a_stored_meta_holding_a_nul_escape_still_lists_with_its_metrics(store, pg_database,
+                                                                          trained):
+    # uploads refuse it now; a row kept before that (or written by hand) must not make
+    # every list a 500: PostgreSQL's JSON operators refuse "\u0000"
+    save(store, "good", trained)
+    save(store, "odd", trained)
+    sql(pg_database, "UPDATE model_versions SET meta = (replace(meta::text, '\"sha256\"',"
+        " '\"note\": \"a\\u0000b\", \"sha256\"'))::json WHERE name = 'odd'")
+    assert store.meta("odd")["note"] == "a\x00b"
+    listed = {row["name"]: row for row in store.list_models()}
+    assert listed["odd"]["metrics"] == listed["good"]["metrics"] == store.meta("good")["metrics"]
+    assert listed["odd"]["versions"] == 1
