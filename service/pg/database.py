@@ -76,10 +76,12 @@ class Database:
             raise
 
     def _unavailable(self, exc):
+        """Log the whole reason; return the 503 a client sees, which names neither the
+        database's address nor what the server adds to its message (backend PIDs, a query)."""
         self._failed_at = time.monotonic()
-        line = connect_line(self.url, exc)
-        log.error("%s", line)
-        return StoreUnavailable(line)
+        log.error("%s", connect_line(self.url, exc))
+        return StoreUnavailable(f"NNSERVE_DATABASE_URL: cannot use the database: "
+                                f"{_reason(self.url, _primary(exc))}")
 
     def is_down(self):
         """Return whether a use of the database failed in the last DOWN_FOR_S with none
@@ -112,11 +114,25 @@ class Database:
 
 def connect_line(url, exc):
     """Return one line naming NNSERVE_DATABASE_URL and why it failed, without the password."""
-    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return f"NNSERVE_DATABASE_URL ({redacted(url)}): cannot use the database: " \
+           f"{_reason(url, str(exc) or type(exc).__name__)}"
+
+
+def _primary(exc):
+    """Return the server's one-line message of exc (no DETAIL, HINT or CONTEXT), else the
+    end of its text's first line (a refused connection: what follows the last "failed: ",
+    not the address; a pool timeout)."""
+    diag = getattr(exc, "diag", None)
+    message = diag.message_primary if diag is not None else None
+    first = next(iter(str(exc).splitlines()), "").rsplit("failed: ", 1)[-1]
+    return message or first or type(exc).__name__
+
+
+def _reason(url, text):
+    """Return text on one line, never holding url's password."""
+    reason = " ".join(text.split())
     password = urlsplit(url).password if "://" in url else None
-    if password:
-        reason = reason.replace(password, "***")
-    return f"NNSERVE_DATABASE_URL ({redacted(url)}): cannot use the database: {reason}"
+    return reason.replace(password, "***") if password else reason
 
 
 def redacted(url):
