@@ -30,7 +30,13 @@ from ..nn.optimizers import OPTIMIZERS
 from ..nn.training import DTYPES, TrainingConfig
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Model name")]
-Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+# A body's numbers and flags are JSON's own: pydantic's lax mode would take true for 1,
+# "0.5" for 0.5 and "yes" for true (an int field still refuses 5.0, a float takes 5).
+# Query models stay lax: every query value arrives as a string.
+Int = Annotated[int, Field(strict=True)]
+Float = Annotated[float, Field(strict=True)]
+Bool = Annotated[bool, Field(strict=True)]
+Coordinate = Annotated[Float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
 Point = tuple[Coordinate, Coordinate]
 # Each choice picked by string is its table's keys, in the table's order.
 Activation = Literal[tuple(ACTIVATIONS)]
@@ -73,8 +79,8 @@ class _Data(Strict):
 
 class LinearData(_Data):
     kind: Literal["linear"]
-    n: int = Field(100, ge=2)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    n: Int = Field(100, ge=2)
+    seed: Int = Field(0, ge=0, le=2**32 - 1)
 
 
 class XorData(_Data):
@@ -84,9 +90,9 @@ class XorData(_Data):
 
 class CircleData(_Data):
     kind: Literal["circle"]
-    n: int = Field(200, ge=2)
-    noise: float = Field(0.05, ge=0, le=1)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    n: Int = Field(200, ge=2)
+    noise: Float = Field(0.05, ge=0, le=1)
+    seed: Int = Field(0, ge=0, le=2**32 - 1)
 
 
 class SpiralData(CircleData):
@@ -96,7 +102,7 @@ class SpiralData(CircleData):
 class PointsData(_Data):
     kind: Literal["points"]
     points: list[Point] = Field(min_length=2)
-    labels: list[Annotated[int, Field(strict=True, ge=0, le=1)]] = Field(min_length=2)
+    labels: list[Annotated[Int, Field(ge=0, le=1)]] = Field(min_length=2)
 
     @property
     def size(self):
@@ -124,35 +130,35 @@ Dataset = Annotated[
 
 
 class NetworkSpec(Strict):
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(
+    hidden: list[Annotated[Int, Field(ge=1)]] = Field(
         default_factory=lambda: list(_DEFAULT_ARCH.layers[1:-1])
     )
     activation: Activation = _DEFAULT_ARCH.activation
     output_activation: OutputActivation = _DEFAULT_ARCH.output_activation
-    bias: bool = _DEFAULT_ARCH.bias
-    seed: int = Field(_DEFAULTS.seed, ge=0, le=2**32 - 1)
+    bias: Bool = _DEFAULT_ARCH.bias
+    seed: Int = Field(_DEFAULTS.seed, ge=0, le=2**32 - 1)
 
 
 class TrainingSpec(Strict):
-    epochs: int = Field(_DEFAULTS.epochs, ge=1)
-    learning_rate: float = Field(_DEFAULTS.learning_rate, gt=0, le=1e3)
+    epochs: Int = Field(_DEFAULTS.epochs, ge=1)
+    learning_rate: Float = Field(_DEFAULTS.learning_rate, gt=0, le=1e3)
     optimizer: Optimizer = _DEFAULTS.optimizer
-    momentum: float = Field(_DEFAULTS.momentum, ge=0, lt=1)
-    beta1: float = Field(_DEFAULTS.beta1, ge=0, lt=1)
-    beta2: float = Field(_DEFAULTS.beta2, ge=0, lt=1)
-    eps: float = Field(_DEFAULTS.eps, gt=0, le=1)
-    batch_size: int | None = Field(_DEFAULTS.batch_size, ge=1)
+    momentum: Float = Field(_DEFAULTS.momentum, ge=0, lt=1)
+    beta1: Float = Field(_DEFAULTS.beta1, ge=0, lt=1)
+    beta2: Float = Field(_DEFAULTS.beta2, ge=0, lt=1)
+    eps: Float = Field(_DEFAULTS.eps, gt=0, le=1)
+    batch_size: Int | None = Field(_DEFAULTS.batch_size, ge=1)
     loss: Loss = _DEFAULTS.loss
-    target_accuracy: float | None = Field(_DEFAULTS.target_accuracy, gt=0, le=1)
-    tolerance: float | None = Field(_DEFAULTS.tolerance, gt=0)
-    patience: int | None = Field(_DEFAULTS.patience, ge=1)
-    validation_split: float = Field(_DEFAULTS.validation_split, ge=0, le=MAX_VALIDATION_SPLIT)
+    target_accuracy: Float | None = Field(_DEFAULTS.target_accuracy, gt=0, le=1)
+    tolerance: Float | None = Field(_DEFAULTS.tolerance, gt=0)
+    patience: Int | None = Field(_DEFAULTS.patience, ge=1)
+    validation_split: Float = Field(_DEFAULTS.validation_split, ge=0, le=MAX_VALIDATION_SPLIT)
     monitor: Monitor = _DEFAULTS.monitor
-    restore_best_weights: bool = _DEFAULTS.restore_best_weights
-    l2: float = Field(_DEFAULTS.l2, ge=0, le=1e3)
+    restore_best_weights: Bool = _DEFAULTS.restore_best_weights
+    l2: Float = Field(_DEFAULTS.l2, ge=0, le=1e3)
     dtype: Dtype = _DEFAULTS.dtype
-    starts: int = Field(_DEFAULTS.starts, ge=1, le=16)
-    probe_epochs: int = Field(_DEFAULTS.probe_epochs, ge=1)
+    starts: Int = Field(_DEFAULTS.starts, ge=1, le=16)
+    probe_epochs: Int = Field(_DEFAULTS.probe_epochs, ge=1)
 
     @field_validator("monitor")
     @classmethod
@@ -192,7 +198,7 @@ class PredictRequest(Strict):
     """{"points": [[x1, x2], ...]}, {"points": [{"x1":.., "x2":..}, ...]} or {"x1":.., "x2":..}."""
 
     points: PointList = Field(min_length=1)
-    threshold: float = 0.5
+    threshold: Float = 0.5
 
     @model_validator(mode="before")
     @classmethod
@@ -234,7 +240,7 @@ class SweepListQuery(Strict):
 class AliasRequest(Strict):
     """PUT /v1/models/{name}/aliases/{alias}: the version the alias names."""
 
-    version: int = Field(strict=True, ge=1, le=MAX_VERSION)
+    version: Int = Field(ge=1, le=MAX_VERSION)
 
 
 # How jobs are answered where many are, or where a terminal shows one: "summary" (the

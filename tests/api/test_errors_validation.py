@@ -66,6 +66,36 @@ def test_non_finite_numbers_in_trainings_are_422(shared, number, template, loc):
     assert job_count(shared) == jobs
 
 
+INTEGER, NUMBER, FLAG = [True, "5", 5.5, [5], None], [True, "0.5", [0.5], None], [1, "true"]
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    *[(section, field, v) for section, field in [("training", "epochs"), ("network", "seed"),
+                                                 ("dataset", "n")] for v in INTEGER],
+    *[("training", field, v) for field in ("learning_rate", "l2") for v in NUMBER],
+    *[(section, field, v) for section, field in [("training", "restore_best_weights"),
+                                                 ("network", "bias")] for v in FLAG],
+])
+def test_a_value_of_another_json_type_is_422_not_coerced(shared, section, field, value):
+    spec = {"kind": "linear", field: value} if section == "dataset" else {field: value}
+    jobs = job_count(shared)
+
+    r = shared.post("/v1/trainings", json=training_body(**{section: spec}))
+    problem = assert_problem(r, 422, "Validation Error")
+    assert problem.errors[0]["loc"][-1] == field and job_count(shared) == jobs
+
+
+@pytest.mark.parametrize("body, loc", [
+    ({"x1": True, "x2": 0.5}, ["points", 0, 0]),
+    ({"points": [[0.5, "0.5"]]}, ["points", 0, 1]),
+    ({"points": [[0.5, 0.5]], "threshold": True}, ["threshold"]),
+    ({"points": [[0.5, 0.5]], "threshold": "0.7"}, ["threshold"]),
+])
+def test_a_prediction_takes_json_numbers_only(shared, body, loc):
+    problem = assert_problem(shared.post("/v1/models/m/predict", json=body), 422)
+    assert problem.errors[0]["loc"] == loc
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [

@@ -166,20 +166,18 @@ def test_a_large_body_answers_byte_for_byte_as_the_general_path(trained):
     assert pairs.json["predictions"] == [p for r in small for p in r.json["predictions"]]
 
 
-@pytest.mark.parametrize("point, status, loc", [
-    ([0.1, 2e6], 422, ["points", 1234, 1]),
-    ([0.1, "0.2"], 200, None),  # pydantic's lax float: the general path takes it
-    ([0.1], 422, ["points", 1234, 1]),
-    ([0.1, 0.2, 0.3], 422, ["points", 1234]),
-    ([0.1, None], 422, ["points", 1234, 1]),
+@pytest.mark.parametrize("point, loc", [
+    ([0.1, 2e6], ["points", 1234, 1]),
+    ([0.1, "0.2"], ["points", 1234, 1]),  # a number in a string: JSON's types, not lax ones
+    ([True, 0.2], ["points", 1234, 0]),
+    ([0.1], ["points", 1234, 1]),
+    ([0.1, 0.2, 0.3], ["points", 1234]),
+    ([0.1, None], ["points", 1234, 1]),
 ])
-def test_a_large_body_with_one_bad_point_is_refused_naming_it(trained, point, status, loc):
+def test_a_large_body_with_one_bad_point_is_refused_naming_it(trained, point, loc):
     points = MANY[:1234] + [point] + MANY[1235:]
     r = trained.post(PATHS[0], json={"points": points})
-    if status == 200:
-        assert r.status_code == 200 and len(r.json["predictions"]) == len(points)
-        return
-    problem = assert_problem(r, status, "Validation Error")
+    problem = assert_problem(r, 422, "Validation Error")
     assert problem.errors[0]["loc"] == loc
 
 
