@@ -10,5 +10,7 @@ import math
 def percent(fraction, digits=1):
     """Return fraction (0..1) as 'NN.N%' with digits decimals, truncated, never rounded up."""
     scale = 10 ** digits
-    cut = math.floor(round(fraction * 100 * scale, 6)) / scale
-    return f"{cut:.{digits}f}%"
+    scaled = round(fraction * 100 * scale, 6)
+    if not math.isfinite(scaled):  # no fraction (an uploaded file's 1e308): shown as it is
+        return f"{fraction:.4g}"
+    return f"{math.floor(scaled) / scale:.{digits}f}%"

@@ -25,6 +25,7 @@ CMAP = "RdBu"  # probability 0 red ... 1 blue, the same colours as the points
 WRONG = "#111111"
 PROBE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 PAD = 0.05  # margin around the points, as a fraction of their span
+DRAWN = 1e100  # a drawn value beyond this is drawn at it (plots._floats)
 
 
 def model_png(model, x, y, history, width=1200, height=400, title=None):
@@ -187,8 +188,10 @@ def _size(x):
 
 
 def _floats(values):
-    """Return a list's numbers as a float array, NaN for anything else (None while unknown)."""
+    """Return a list's numbers as a float array, NaN for anything else (None while unknown),
+    each within +-DRAWN: matplotlib's locators overflow on a span near float's range (a
+    diverged job's loss of 1e273 on a log axis, an uploaded epoch of 10**400)."""
     values = values if isinstance(values, list) else []
-    numbers = [v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
-               for v in values]
+    numbers = [min(max(v, -DRAWN), DRAWN) if isinstance(v, int | float)
+               and not isinstance(v, bool) else np.nan for v in values]
     return np.array(numbers, dtype=np.float64)

@@ -12,8 +12,10 @@ from flask import Flask, current_app, g, request
 from .. import backends, metrics
 from ..core import Service
 from ..errors import Unauthorized, UnsupportedEncoding
+from ..schemas.requests import NoQuery
 from ..settings import read_settings
 from . import dashboard, models, ops, problems, sweeps, trainings, v2
+from .api import parse_query
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PACKAGE = Path(__file__).resolve().parents[1]  # holds templates/ and static/
@@ -40,6 +42,7 @@ def create_app(settings=None, service=None):
     app.before_request(_start)
     app.before_request(_authorize)
     app.before_request(_refuse_encoded_bodies)
+    app.before_request(_refuse_unasked_query)
     app.after_request(_finish)
     return app
 
@@ -74,6 +77,16 @@ def _refuse_encoded_bodies():
     coding = request.environ.get("HTTP_CONTENT_ENCODING")
     if coding is not None and coding.strip().lower() not in ("", "identity"):
         raise UnsupportedEncoding(coding)
+
+
+def _refuse_unasked_query():
+    """Refuse a query parameter on a /v1 operation that takes none (422 naming it), as the
+    query models refuse one they do not know: /predict?threshold=0.9 would do nothing."""
+    if not request.environ.get("QUERY_STRING") or not request.path.startswith("/v1/"):
+        return
+    view = request.url_rule and _view()
+    if view is not None and view.operation["query"] is None:
+        parse_query(NoQuery)
 
 
 def _finish(response):

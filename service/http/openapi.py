@@ -102,6 +102,8 @@ def _responses(path, op, refs, app):
     statuses = set(op["errors"]) | {405, 414, 431, 500}  # 414, 431: gunicorn's own limits
     if op["body"] is not None:
         statuses |= {400, 413, 415, 422}
+    if path.startswith("/v1/"):  # a query parameter it does not take (app._refuse_unasked_query)
+        statuses.add(422)
     if "{" in path:
         statuses |= {404}
     if op["access"] != "open":  # NNSERVE_API_TOKEN (and _PROTECT_READS for reads) can ask

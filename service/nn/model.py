@@ -113,8 +113,11 @@ class Model:
                 raise ValueError(f"{name} has dtype {a.dtype}, expected a float")
             if a.shape != shape:
                 raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"{name} has non-finite values")
+            with np.errstate(over="ignore"):  # finite as kept: 1e300 is inf in float32
+                kept = a.astype(dtype, copy=False)
+            if not np.all(np.isfinite(kept)):
+                raise ValueError(f"{name} has non-finite values"
+                                 + (f" in {config.dtype}" if np.all(np.isfinite(a)) else ""))
         params = params_from_theta(arch, np.zeros(count_params(arch), dtype))
         for name, _ in arch.shapes():
             params[name[0]][int(name[1:])][0] = np.asarray(arrays[name])

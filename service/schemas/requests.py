@@ -232,6 +232,10 @@ class SweepRequest(Strict):
     metric: Literal["validation_accuracy", "accuracy", "validation_loss", "loss"] = "accuracy"
 
 
+class NoQuery(Strict):
+    """The query of an operation that takes no parameter: any is refused."""
+
+
 class SweepListQuery(Strict):
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=2**63 - 1)

@@ -12,6 +12,7 @@ from ..nn.history import thin_history
 # 16 starts' probes) is about 130 KB, its other fields under 1 KB each.
 MAX_HISTORY_BYTES = 256 * 1024
 MAX_FIELD_BYTES = 16 * 1024
+FRACTIONS = ("accuracy", "validation_accuracy")  # metrics the pages show as percentages
 MAX_FLOAT_INT = int(sys.float_info.max)
 
 
@@ -61,10 +62,12 @@ def _plain_text(value):
 
 def _check_metrics(metrics):
     """Refuse a metric that is a number no float holds (10**400): every reader formats
-    metrics as floats."""
+    metrics as floats; and an accuracy that is a number but no fraction (0 to 1)."""
     for key, value in metrics.items():
         if type(value) is int and abs(value) > MAX_FLOAT_INT:
             _refuse(("metrics", key), f"meta metric {key[:40]!r} is beyond a float's range")
+        if key in FRACTIONS and type(value) in (int, float) and not 0 <= value <= 1:
+            _refuse(("metrics", key), f"meta metric {key!r} is {value:.4g}, not within 0 to 1")
 
 
 def _refuse(field, reason):

@@ -109,6 +109,8 @@ def test_an_output_beyond_float32_is_a_400_on_v2_fp32_and_served_as_fp64(client,
     ({"dataset": {"kind": "points", "note": "\ud800"}}, "dataset"),
     ({"metrics": {"loss": 0.1, "accuracy": 1.0, "a\u0000": 1}}, "metrics"),
     ({"metrics": {"loss": 10**400, "accuracy": 1.0}}, "metrics"),
+    ({"metrics": {"loss": 0.1, "accuracy": 1e308}}, "metrics"),  # a percentage of inf: a 500
+    ({"metrics": {"loss": 0.1, "accuracy": 1.0, "validation_accuracy": -0.5}}, "metrics"),
 ])
 def test_meta_no_store_or_page_can_keep_is_refused_at_upload(client, changes, field):
     r = client.post("/v1/models/odd/versions", data=_npz(_model(), **changes), content_type=NPZ)
@@ -116,3 +118,22 @@ def test_meta_no_store_or_page_can_keep_is_refused_at_upload(client, changes, fi
     assert problem.errors[0]["loc"][:3] == ["body", "meta", field], problem.errors
     assert client.get("/v1/models").status_code == 200  # nothing kept: every list still works
     assert client.get("/dashboard/models").status_code == 200
+
+
+def test_weights_that_overflow_the_models_dtype_are_refused_at_upload(client):
+    model = Model.train(Architecture((2, 4, 1)), np.array([[0.0, 0.0], [1.0, 1.0]]),
+                        np.array([0.0, 1.0]), TrainingConfig(epochs=2, dtype="float32"))[0]
+    arrays, meta = model.to_arrays()
+    arrays = {k: v.astype(np.float64) for k, v in arrays.items()}
+    arrays["W0"][0, 0] = 1e300  # finite as sent, inf once kept as the meta's float32
+    meta.update(format=1, name="m", version=1, created_at="2026-01-01T00:00:00+00:00",
+                dataset={"kind": "points"}, metrics={"loss": 0.1, "accuracy": 1.0},
+                history={"epoch": [0], "loss": [0.1], "accuracy": [1.0]},
+                sha256=weights_sha256(arrays), points_stored=2, points_sampled=False)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), train_x=np.array([[0.0, 0.0], [1, 1]]),
+             train_y=np.array([0.0, 1.0]), **arrays)
+    r = client.post("/v1/models/f32/versions", data=buffer.getvalue(), content_type=NPZ)
+    problem = assert_problem(r, 422, "Invalid Model File")
+    assert "W0 has non-finite values in float32" in problem.detail
+    assert client.get("/v1/models/f32").status_code == 404  # no version that 409s on every read

@@ -15,6 +15,12 @@ def test_a_percentage_is_cut_not_rounded_up(fraction, digits, shown):
     assert percent(fraction, digits) == shown
 
 
+@pytest.mark.parametrize(("value", "shown"), [(1e308, "1e+308"), (float("nan"), "nan"),
+                                               (-1e307, "-1e+307")])
+def test_a_value_no_percentage_holds_is_shown_as_it_is(value, shown):
+    assert percent(value, 2) == shown  # a model's page, not a 500 from floor(inf)
+
+
 def test_the_jobs_table_shows_99_5_not_100(tmp_path):
     app = create_app(Settings(store_dir=tmp_path / "store"))
     job = {"id": "j1", "model": "circle", "status": "succeeded", "error": None,

@@ -66,6 +66,11 @@ def test_misclassified_points_are_counted_and_ringed():
     {"epoch": [0, 1], "loss": [None, None], "accuracy": [None, None]},
     {"epoch": [0, 1, 2], "loss": [1.0, "x"], "accuracy": 7},  # an uploaded file's odd meta
     {},
+    # a diverged job's loss spans 263 decades; an upload's epochs or losses near float's
+    # range (matplotlib's locators overflowed: a 500)
+    {"epoch": [1, 2, 3], "loss": [8e10, 1e150, 5e273], "accuracy": [0.5, 0.5, 0.5]},
+    {"epoch": [1, 10**400], "loss": [1.0, 2.0], "accuracy": [0.5, 0.5]},
+    {"epoch": [-1e308, 1e308], "loss": [-1e308, 1e308], "accuracy": [0.5, 0.5]},
 ])
 def test_learning_curve_draws_partial_histories(history):
     png = plots.curve_png(history, width=600, height=300)
