@@ -274,19 +274,46 @@ def _delete_version(folder, name, version):
 def delete_model(root, name):
     """Remove a model's folder, its name and numbering with it: renamed first, so no
     half-deleted model is ever visible. ModelNotFound if it had no version when renamed
-    (a folder left by deleting each version is removed all the same)."""
+    (a folder left by deleting each version is removed all the same), or if another
+    delete took it first.
+
+    The folder's lock is held from before the rename until the tombstone is gone, so a
+    delete of another model, clearing tombstones left by killed deletes, skips this one
+    (it took a tombstone still being counted, and that delete answered 404)."""
     tombstone = root / f".trash-{uuid.uuid4().hex}"
-    if not (root / name).is_dir():
-        raise ModelNotFound(name)
     try:
-        os.rename(root / name, tombstone)
+        with locked_folder(root / name) as folder:
+            if not still_at(root / name, folder):  # another delete renamed it meanwhile
+                raise ModelNotFound(name)
+            os.rename(root / name, tombstone)
+            with os.scandir(folder) as entries:  # counted once it is out of reach
+                had_versions = bool(_version_numbers(entries))
+            fsync_dir(root)
+            shutil.rmtree(tombstone, ignore_errors=True)
     except (FileNotFoundError, NotADirectoryError):
         raise ModelNotFound(name) from None
-    had_versions = bool(list_versions(root, tombstone.name))  # counted once it is out of reach
-    fsync_dir(root)
-    with os.scandir(root) as entries:  # also tombstones left by killed deletes
-        tombstones = [e.path for e in entries if e.name.startswith(".trash-")]
-    for path in tombstones:
-        shutil.rmtree(path, ignore_errors=True)
+    _clear_tombstones(root)
     if not had_versions:
         raise ModelNotFound(name)
+
+
+def _clear_tombstones(root):
+    """Remove the tombstones of deletes that were killed half-way: those whose lock nobody
+    holds (a delete in progress holds its own)."""
+    with os.scandir(root) as entries:
+        tombstones = [e.path for e in entries if e.name.startswith(".trash-")]
+    for path in tombstones:
+        try:
+            with open_folder(path) as folder:
+                lock = os.open(LOCK, os.O_RDONLY, dir_fd=folder)
+        except (FileNotFoundError, NotADirectoryError):  # gone, or no lock ever taken
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a delete in progress
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(lock)

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 
@@ -59,6 +60,35 @@ def test_stale_temp_files_are_cleaned_on_save_and_fresh_ones_kept(store, trained
     os.utime(old, (two_hours_ago, two_hours_ago))
     save(store, "xor", trained)
     assert not old.exists() and fresh.exists()
+
+
+def test_a_delete_clears_tombstones_of_killed_deletes_not_of_running_ones(store, trained):
+    save(store, "xor", trained)
+    killed, running = store.root / ".trash-killed", store.root / ".trash-running"
+    for tombstone in (killed, running):
+        tombstone.mkdir()
+        (tombstone / ".lock").touch()
+        (tombstone / "1.npz").write_bytes(b"a version being deleted")
+    (store.root / ".trash-unlocked").mkdir()  # no lock: a folder no delete took the lock of
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(running / ".lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        store.delete("xor")
+        assert sorted(p.name for p in store.root.iterdir() if p.name.startswith(".trash-")) \
+            == [running.name]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""
 
 
 def test_deleting_leaves_no_folder_and_no_tombstone(store, trained):
