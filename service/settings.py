@@ -1,6 +1,7 @@
 """All configuration, read once from NNSERVE_* environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,19 +69,30 @@ class Settings(BaseSettings):
     run_jobs: bool = True
     """Whether this process runs training jobs (a worker thread per process)."""
     api_token: SecretStr | None = None
-    """Bearer token required by mutating endpoints; unset: no authentication; blank: refused."""
+    """Bearer token of mutating endpoints; unset: no authentication; blank, unsendable: refused."""
     protect_reads: bool = False
     """Also require the token for reads and predictions."""
 
     @field_validator("api_token")
     @classmethod
     def _token_not_blank(cls, token):
-        """An empty token would let `Authorization: Bearer ` through: unset means no token."""
-        if token is not None and not token.get_secret_value().strip():
+        """An empty token would let `Authorization: Bearer ` through: unset means no token.
+        One no header can carry (a secret file's trailing newline, a space at either end,
+        a control character) would lock every client out."""
+        value = None if token is None else token.get_secret_value()
+        if value is not None and not value.strip():
             raise ValueError("must not be empty or blank (unset it for no authentication)")
+        if value is not None and (value != value.strip() or not value.isprintable()):
+            raise ValueError("must not start or end with white space or hold a control "
+                             "character (a header cannot carry it)")
         return token
-    log_level: str = "INFO"
-    """Log level of the service's own logger."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """Log level of the service's own logger: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, level):
+        return level.upper() if isinstance(level, str) else level
 
     @property
     def jobs_path(self):

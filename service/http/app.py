@@ -68,7 +68,10 @@ def _authorize():
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expected = settings.api_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+    # A header arrives as its bytes read as Latin-1 (WSGI): back to those bytes, a token
+    # sent as UTF-8 (what curl sends for "tok€n") matches the setting's UTF-8.
+    sent = token.strip().encode("latin-1")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent, expected):
         raise Unauthorized("this endpoint needs 'Authorization: Bearer <token>'")
 
 

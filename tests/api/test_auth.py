@@ -91,6 +91,18 @@ def test_writes_with_the_token_work(make_client):
     assert_problem(client.get("/v1/models/m"), 404, "Model Not Found")
 
 
+def test_a_token_beyond_latin_1_matches_when_sent_as_utf_8(make_client):
+    client = make_client(api_token="tok€n-ünï")
+    # a server hands the view the header's bytes read as Latin-1 (WSGI); curl sends UTF-8
+    sent = "Bearer tok€n-ünï".encode().decode("latin-1")
+    body = {**XOR, "model": "u"}
+    assert client.post("/v1/trainings", json=body, headers={"Authorization": sent}
+                       ).status_code == 202
+    for wrong in ("Bearer tok€n-ünï".encode("cp1252").decode("latin-1"), "Bearer tok?n-??"):
+        _assert_unauthorized(client.post("/v1/trainings", json=body,
+                                         headers={"Authorization": wrong}))
+
+
 def test_a_queued_job_can_be_cancelled_with_the_token(make_client):
     client = make_client(api_token=TOKEN, run_jobs=False)
     created = client.post("/v1/trainings", json=XOR, headers=GOOD)

@@ -40,11 +40,11 @@ def test_an_unreachable_database_stops_start_up_naming_the_setting(tmp_path):
 
 
 def test_a_clients_503_names_neither_the_address_nor_the_servers_detail(pg_database, caplog):
+    import psycopg
+
     from service.errors import StoreUnavailable
     from service.pg import Database
     from tests.pgkit import free_port
-
-    import psycopg
 
     with psycopg.connect(pg_database.url, autocommit=True) as holder:
         holder.execute("CREATE TABLE held (id INT PRIMARY KEY)")

@@ -33,3 +33,27 @@ def test_an_empty_api_token_is_refused_not_taken_as_a_token(monkeypatch, token):
         read_settings()
     assert str(caught.value) == ("NNSERVE_API_TOKEN: value error, must not be empty or blank"
                                  " (unset it for no authentication)")
+
+
+@pytest.mark.parametrize("token", ["s3cret\n", " s3cret", "s3cret ", "s3\tcret", "s3\x7fcret"])
+def test_a_token_no_header_can_carry_is_refused_at_start_up(monkeypatch, token):
+    monkeypatch.setenv("NNSERVE_API_TOKEN", token)  # a secret file's newline: every client 401
+    with pytest.raises(SettingsError) as caught:
+        read_settings()
+    assert str(caught.value).startswith("NNSERVE_API_TOKEN: value error, must not start or end"
+                                        " with white space or hold a control character")
+    assert "s3" not in str(caught.value)  # the secret is not printed
+
+
+@pytest.mark.parametrize(("sent", "kept"), [("debug", "DEBUG"), ("Warning", "WARNING")])
+def test_the_log_level_is_read_in_any_case(monkeypatch, sent, kept):
+    monkeypatch.setenv("NNSERVE_LOG_LEVEL", sent)
+    assert read_settings().log_level == kept
+
+
+def test_an_unknown_log_level_stops_start_up_in_one_line(monkeypatch):
+    monkeypatch.setenv("NNSERVE_LOG_LEVEL", "verbose")  # was a traceback in every worker
+    with pytest.raises(SettingsError) as caught:
+        read_settings()
+    assert str(caught.value) == ("NNSERVE_LOG_LEVEL='VERBOSE': input should be 'DEBUG', 'INFO',"
+                                 " 'WARNING', 'ERROR' or 'CRITICAL'")

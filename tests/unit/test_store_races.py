@@ -181,7 +181,7 @@ def test_a_number_reserved_in_a_deleted_folder_is_never_given_again_in_the_new_o
 
 
 def test_a_figure_kept_while_its_version_is_deleted_is_not_left_behind(tmp_path, trained):
-    store, png = FileStore(tmp_path), b"\x89PNG\r\n\x1a\n" + bytes(200_000)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200_000)
 
     def before(store, r):
         assert save(store, "f", trained)["version"] == r + 1
