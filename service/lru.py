@@ -23,6 +23,11 @@ class Lru:
         with self._lock:
             put_bounded(self._entries, key, value, self.size)
 
+    def hold(self, count):
+        """Keep at least count entries from now on (the size never shrinks)."""
+        with self._lock:
+            self.size = max(self.size, count)
+
     def drop(self, matches):
         """Remove the entries whose key matches (a predicate on the key)."""
         with self._lock:

@@ -34,7 +34,7 @@ from .disk import (
     sweep_temps,
     write_figure,
 )
-from .memory import StoreMemory
+from .memory import MAX_LISTED, StoreMemory
 from .npzfile import DAMAGE, damage_reason, read_checked_bytes, read_contents, read_meta_only
 
 log = logging.getLogger("nnserve.store")
@@ -108,8 +108,9 @@ class FileStore(ModelStore):
 
     def list_models(self):
         """Return [{name, latest, versions, metrics or corrupt}] for every model, by name."""
-        rows = []
-        for name in list_names(self.root):
+        rows, names = [], list_names(self.root)
+        self.memory.listed.hold(min(len(names), MAX_LISTED))
+        for name in names:
             found = list_versions(self.root, name)
             if not found:
                 continue

@@ -211,3 +211,19 @@ def test_os_errors_map_to_domain_errors_without_paths(code, error):
 @pytest.mark.parametrize("code", [errno.EIO, errno.ENOTDIR, errno.ENAMETOOLONG])
 def test_other_os_errors_make_the_store_unavailable(code):
     assert isinstance(map_os_error(OSError(code, os.strerror(code)), "read"), StoreUnavailable)
+
+
+def test_a_listing_larger_than_the_cache_reads_each_meta_once(tmp_path, trained, monkeypatch):
+    store = FileStore(tmp_path, cache_size=1)  # 64 listed metrics kept at first
+    for i in range(100):
+        save(store, f"m{i:03}", trained)
+    reads, real = [], FileStore._checked_meta
+
+    def counted(self, name, version):
+        reads.append(name)
+        return real(self, name, version)
+
+    monkeypatch.setattr(FileStore, "_checked_meta", counted)
+    first = store.list_models()
+    second = store.list_models()  # each read pushed out the entry the scan needed next
+    assert len(reads) == 100 and first == second and len(first) == 100
