@@ -79,6 +79,8 @@ MIGRATIONS = [
     """,
     # 3: the latest report's snapshot of a job's weights (records.snapshot_text), read alone
     "ALTER TABLE jobs ADD COLUMN snapshot TEXT;",
+    # 4: when a figure was kept, so a version keeps only its newest (store/base.MAX_FIGURES)
+    "ALTER TABLE model_figures ADD COLUMN kept_at TIMESTAMPTZ NOT NULL DEFAULT now();",
 ]
 LOCK_KEY = 0x6E6E_7365_7276_6501  # "nnserve" + 1: the migrations' advisory lock
 

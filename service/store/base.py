@@ -27,6 +27,9 @@ from .npzfile import (
 )
 from .uploads import bounded_meta
 
+# Figures kept beside one version (every kind and size together), the least recently
+# drawn dropped beyond: each ?width=&height= is drawn and kept, and reads need no token.
+MAX_FIGURES = 16
 LATEST_ATTEMPTS = 5  # reads of the latest version a run of deletes may send round again
 
 

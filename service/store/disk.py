@@ -14,6 +14,7 @@ from ..errors import ModelNotFound, StoreFull, StoreUnavailable
 from ..names import NAME_RE
 from .aliases import remove_aliases_of
 from .atomic import replace_file
+from .base import MAX_FIGURES
 from .npzfile import write_file
 
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}\.npz", re.ASCII)  # up to names.MAX_VERSION
@@ -170,7 +171,18 @@ def write_figure(directory, version, key, png):
         except FileNotFoundError:
             return False
         replace_file(folder, filename, png)
+        _drop_old_figures(folder, version)
         return True
+
+
+def _drop_old_figures(folder, version):
+    """Remove the version's oldest figures beyond MAX_FIGURES (under the folder's lock)."""
+    with os.scandir(folder) as entries:
+        kept = [(e.stat().st_mtime_ns, e.name) for e in entries
+                if e.name.startswith(f".fig-{version}-")]
+    for _, name in sorted(kept)[:-MAX_FIGURES]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=folder)
 
 
 def delete_figures(folder, version):

@@ -29,7 +29,7 @@ from ..errors import (
 from ..names import check_alias, check_name, check_version
 from ..pg.database import CONNECT_TIMEOUT_S, PING_TIMEOUT_S
 from ..timestamps import utc_iso
-from .base import ModelStore, read_latest
+from .base import MAX_FIGURES, ModelStore, read_latest
 from .disk import FIGURE_RE
 from .npzfile import DAMAGE, damage_reason, read_contents, write_npz
 from .pgmemory import CHANNEL, PgMemory
@@ -139,10 +139,17 @@ class PgStore(ModelStore):
         if not FIGURE_RE.fullmatch(key):
             raise ValueError(f"bad figure key {key!r}")
         try:
-            with self.db.connection() as conn:
-                conn.execute("INSERT INTO model_figures SELECT id, %s, %s FROM model_versions"
-                             " WHERE name = %s AND version = %s ON CONFLICT (version_id, key)"
-                             " DO UPDATE SET png = EXCLUDED.png", (key, png, name, version))
+            with self.db.connection() as conn, conn.transaction():
+                row = conn.execute(
+                    "INSERT INTO model_figures SELECT id, %s, %s FROM model_versions"
+                    " WHERE name = %s AND version = %s ON CONFLICT (version_id, key)"
+                    " DO UPDATE SET png = EXCLUDED.png, kept_at = now() RETURNING version_id",
+                    (key, png, name, version)).fetchone()
+                if row is not None:  # the version's oldest beyond MAX_FIGURES go
+                    conn.execute("DELETE FROM model_figures WHERE version_id = %s AND key IN"
+                                 " (SELECT key FROM model_figures WHERE version_id = %s"
+                                 " ORDER BY kept_at DESC, key OFFSET %s)",
+                                 (row[0], row[0], MAX_FIGURES))
         except (StoreUnavailable, psycopg.Error) as exc:
             log.warning("figure of model %r version %s not kept: %s", name, version, exc)
 

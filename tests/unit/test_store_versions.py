@@ -2,6 +2,7 @@
 deleting, export and import, names, the cache, threads."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from service.nn.model import Model
 from service.nn.network import Architecture
 from service.nn.training import TrainingConfig
 from service.store import MAX_POINTS, weights_sha256
+from service.store.base import MAX_FIGURES
 
 from .storekit import assert_same_weights, save
 
@@ -182,6 +184,24 @@ def test_figures_are_kept_beside_a_version_for_every_process(make_store, trained
     store.delete("xor")
     save(store, "xor", trained)
     assert store.figure("xor", 1, "1200x400-ab") is None
+
+
+def test_a_version_keeps_only_its_newest_figures(store, trained):
+    # every ?width=&height= is drawn and kept: without a bound, reads could fill the disk
+    save(store, "xor", trained)
+    save(store, "xor", trained)
+    keys = [f"{300 + i}x400-ab" for i in range(MAX_FIGURES + 4)]
+    for key in keys:
+        store.put_figure("xor", 1, key, key.encode())
+        time.sleep(0.005)  # a file's mtime is as fine as the kernel's clock tick
+    store.put_figure("xor", 2, keys[0], b"the other version's")
+    assert [store.figure("xor", 1, key) for key in keys[:4]] == [None] * 4
+    assert [store.figure("xor", 1, key) for key in keys[4:]] == [k.encode() for k in keys[4:]]
+    assert store.figure("xor", 2, keys[0]) == b"the other version's"
+    store.put_figure("xor", 1, keys[4], b"drawn again")  # now the newest: kept longest
+    store.put_figure("xor", 1, keys[0], b"back")
+    assert store.figure("xor", 1, keys[4]) == b"drawn again"
+    assert store.figure("xor", 1, keys[5]) is None and store.figure("xor", 1, keys[0]) == b"back"
 
 
 def test_missing_models_and_versions_are_not_found(store, trained):
