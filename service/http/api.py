@@ -67,9 +67,14 @@ def read_body(environ=None):
         if len(data) != length:
             raise BadRequest(f"the body ended after {len(data)} of {length} bytes")
         return data
-    data = request.get_data(cache=False)  # 413 for a declared length over the limit
-    # Werkzeug cuts a chunked body (no Content-Length) at the limit instead of refusing it.
-    if length is None and len(data) >= limit:
+    if length is not None:  # declared over the limit: refused unread
+        raise RequestEntityTooLarge()
+    # Chunked (no Content-Length): read one byte past the limit from the server's decoded
+    # stream. Werkzeug's guarded stream cut such a body at the limit, so a body of exactly
+    # the limit was refused, and one over it was sometimes a 400 ("the browser sent a
+    # request this server could not understand") rather than a 413.
+    data = environ["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
         raise RequestEntityTooLarge()
     return data
 
