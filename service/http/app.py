@@ -77,8 +77,12 @@ def _authorize():
 
 def _refuse_encoded_bodies():
     """Refuse a compressed body (415) rather than parse its bytes as JSON or a .npz."""
-    coding = request.environ.get("HTTP_CONTENT_ENCODING")
-    if coding is not None and coding.strip().lower() not in ("", "identity"):
+    environ = request.environ
+    coding = environ.get("HTTP_CONTENT_ENCODING")
+    if coding is None or coding.strip().lower() in ("", "identity"):
+        return
+    # only a body is refused: a GET with the header (some clients send it) has none to parse
+    if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
         raise UnsupportedEncoding(coding)
 
 

@@ -133,6 +133,11 @@ def test_a_compressed_body_is_415_saying_to_send_it_uncompressed(shared, path, c
     assert r.headers["Accept-Encoding"] == "identity"
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/v1/models", "/v2/health/live"])
+def test_a_content_encoding_without_a_body_is_no_reason_to_refuse(shared, path):
+    assert shared.get(path, headers={"Content-Encoding": "gzip"}).status_code == 200
+
+
 def test_an_identity_encoded_body_is_read_as_sent(shared):
     r = shared.post("/v1/models/nobody/predict", json={"x1": 0, "x2": 0},
                     headers={"Content-Encoding": "identity"})
