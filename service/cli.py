@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from . import backends, plots
+from . import backends, jsoncodec, plots
 from .core import Service
 from .errors import ServiceError
 from .nn.datasets import DATASETS
@@ -48,8 +48,8 @@ def train(args):
     """Train locally and print the lab's report: losses, every prediction, the accuracy."""
     service = _service(args)
     req = TrainingRequest.model_validate(_request(args), context=service.limits)
-    if args.plot and not os.access(os.path.dirname(os.path.abspath(args.plot)), os.W_OK):
-        raise OSError(f"cannot write the figure to {args.plot}: its folder is not writable")
+    if args.plot is not None:
+        _check_figure_path(args.plot)
 
     def print_loss(epoch, loss, _accuracy, _weights):
         print(f"epoch {epoch} loss: {loss:.4f}")
@@ -65,21 +65,38 @@ def train(args):
     if fit.validation_accuracy is not None:
         print(f"validation accuracy: {percent(fit.validation_accuracy, 2)} "
               f"(loss {fit.validation_loss:.4f}) on the held-out points")
-    if args.plot:
+    if args.name:  # saved first: a figure that cannot be written loses no model
+        meta = service.save(args.name, fitted)
+        print(f"saved {meta['name']} version {meta['version']}")
+    if args.plot is not None:
         png = plots.model_png(fitted.model, x, y, fit.history, title=args.dataset)
         with open(args.plot, "wb") as figure:
             figure.write(png)
         print(f"figure written to {args.plot}")
-    if args.name:
-        meta = service.save(args.name, fitted)
-        print(f"saved {meta['name']} version {meta['version']}")
+
+
+def _check_figure_path(path):
+    """Refuse, before any work, a --plot path no file can be written to."""
+    if path.endswith(os.sep) or os.path.isdir(path):
+        raise OSError(f"cannot write the figure to {path!r}: it is a folder")
+    if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        raise OSError(f"cannot write the figure to {path!r}: its folder is not writable")
 
 
 def sweep(args):
     """Run a sweep (the body of POST /v1/sweeps, from a file or -) here; print its table."""
     service = _service(args)
-    text = sys.stdin.read() if args.file == "-" else open(args.file).read()
-    req = SweepRequest.model_validate(json.loads(text), context=service.limits)
+    if args.file == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        with open(args.file, "rb") as f:
+            raw = f.read()
+    # read as the API reads a body: a duplicate key or nesting past the stack is refused
+    try:
+        doc = jsoncodec.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{args.file}: malformed JSON: {exc}") from None
+    req = SweepRequest.model_validate(doc, context=service.limits)
 
     def report(progress, _history, last=False):
         if not last and progress["epoch"]:
@@ -132,6 +149,13 @@ def models(args):
         print(json.dumps(row))
 
 
+def _path(text):
+    """An argparse type: a path, never empty (an empty one would silently mean none)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _service(args):
     """Return a Service on the store of --store (default: the settings'), with no jobs."""
     settings = read_settings(**({"store_dir": args.store} if args.store else {}))
@@ -165,17 +189,17 @@ def _parser():
     p.add_argument("file", help="a JSON file holding the body of POST /v1/sweeps, or -")
     p.add_argument("--save", action="store_true",
                    help="save each trial as a version of the sweep's model, the best as 'best'")
-    p.add_argument("--store")
+    p.add_argument("--store", type=_path)
     p.set_defaults(run=sweep)
     p = sub.add_parser("predict", help="classify points with a stored model")
     p.add_argument("name")
     p.add_argument("points", type=float, nargs="+", metavar="X1 X2")
     p.add_argument("--version", type=int)
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--store")
+    p.add_argument("--store", type=_path)
     p.set_defaults(run=predict)
     p = sub.add_parser("models", help="list the models of a store")
-    p.add_argument("--store")
+    p.add_argument("--store", type=_path)
     p.set_defaults(run=models)
     return parser
 
@@ -202,8 +226,10 @@ def _train_arguments(p):
     p.add_argument("--l2", type=float, default=defaults.l2,
                    help="weight decay on the weights: the loss gains (l2 / 2) sum(W^2)")
     p.add_argument("--name", help="also save the model under this name in the store")
-    p.add_argument("--plot", metavar="PNG", help="also write the figure to this PNG file")
-    p.add_argument("--store", help="store directory (default: NNSERVE_STORE_DIR or model_store)")
+    p.add_argument("--plot", metavar="PNG", type=_path,
+                   help="also write the figure to this PNG file")
+    p.add_argument("--store", type=_path,
+                   help="store directory (default: NNSERVE_STORE_DIR or model_store)")
     p.set_defaults(run=train)
 
 

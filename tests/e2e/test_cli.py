@@ -52,6 +52,9 @@ def test_cli_reports_a_missing_model_without_a_traceback(tmp_path):
     (["--name", "BadName"], "model"),
     (["--epochs", "1000000"], "max_epochs"),
     (["--plot", "/nonexistent/folder/x.png"], "not writable"),
+    (["--plot", "/tmp"], "it is a folder"),  # was found after training, losing the model
+    (["--plot", "sub/"], "it is a folder"),
+    (["--plot", ""], "--plot: must not be empty"),  # was silently no figure
 ])
 def test_train_refuses_what_the_api_refuses_before_any_work(tmp_path, arguments, says):
     precious = tmp_path / "figure.png"
@@ -80,6 +83,17 @@ def test_readme_sweep_prints_the_table_and_saves_with_save(tmp_path):
     assert [row.split()[-1] for row in outputs[2].splitlines()[1:5]] == ["1", "2", "3", "4"]
     listed = json.loads(run("nnserve models --store ./model_store", tmp_path))
     assert listed["name"] == "xor-lr" and listed["versions"] == 4
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('{"model": "x", "model": "y"}', "malformed JSON: duplicate key 'model'"),
+    ("[" * 100_000 + "]" * 100_000, "malformed JSON: maximum recursion depth"),  # a traceback
+])
+def test_a_sweep_file_is_read_as_the_api_reads_a_body(tmp_path, text, says):
+    done = subprocess.run([str(BIN / "nnserve"), "sweep", "-", "--store", str(tmp_path)],
+                          input=text, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and says in done.stderr, done.stderr[-500:]
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
 
 
 def test_sweep_refuses_what_the_api_refuses_before_any_work(tmp_path):
