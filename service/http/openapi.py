@@ -6,14 +6,15 @@ from functools import cache
 from pydantic.json_schema import models_json_schema
 
 from ..inference import ProtocolError
-from ..names import NAME_PATTERN
+from ..names import MAX_VERSION, NAME_PATTERN
 from ..schemas import Problem
 from .v2 import speaks_v2
 
 _OCTETS = "application/octet-stream"
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _STATUS_TEXT = {400: "Malformed request", 401: "Missing or bad token", 404: "Not found",
-                405: "Method not allowed", 409: "Conflict with the resource's state",
+                405: "Method not allowed", 408: "Request (or its body) too slow",
+                409: "Conflict with the resource's state",
                 413: "Body too large", 414: "Request line too long",
                 415: "Unsupported media type", 422: "Invalid input or over a limit",
                 431: "Request headers too large", 500: "Internal error", 503: "Unavailable",
@@ -76,8 +77,8 @@ def _operation(rule, op, refs, app):
 def _parameters(rule, op, refs):
     params = []
     for converter, name in _PARAM.findall(rule.rule):
-        schema = ({"type": "integer", "minimum": 1} if converter == "int"
-                  else {"type": "string", "pattern": NAME_PATTERN} if name == "name"
+        schema = ({"type": "integer", "minimum": 1, "maximum": MAX_VERSION} if converter == "int"
+                  else {"type": "string", "pattern": NAME_PATTERN} if name in ("name", "alias")
                   else {"type": "string"})
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     if op["query"] is not None:
@@ -99,7 +100,8 @@ def _responses(path, op, refs, app):
     elif op["status"] != 204:
         ok["content"] = {op["content"]: {"schema": {"type": "string"}}}
     problem = {"application/problem+json": {"schema": refs[(Problem, "serialization")]}}
-    statuses = set(op["errors"]) | {405, 414, 431, 500}  # 414, 431: gunicorn's own limits
+    # 408, 414, 431: refused by the worker or gunicorn (gunicorn_worker.py) before any view
+    statuses = set(op["errors"]) | {405, 408, 414, 431, 500}
     if op["body"] is not None:
         statuses |= {400, 413, 415, 422}
     if path.startswith("/v1/"):  # a query parameter it does not take (app._refuse_unasked_query)
@@ -114,9 +116,8 @@ def _responses(path, op, refs, app):
     responses = {str(op["status"]): ok}
     for status, description in op.get("also", ()):
         responses[str(status)] = {**ok, "description": description}
-    for status in sorted(statuses):
-        # gunicorn refuses a request line or headers too long before any path is known
-        content = error if speaks_v2(path) and status not in (414, 431) else problem
+    for status in sorted(statuses):  # on /v2 even gunicorn's refusals are the protocol's
+        content = error if speaks_v2(path) else problem
         responses[str(status)] = {"description": _STATUS_TEXT[status], "content": content}
     return responses
 

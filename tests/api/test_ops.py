@@ -6,6 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.names import NAME_PATTERN
 from service.schemas import Health
 
 from .helpers import FAST, assert_problem, train
@@ -144,6 +145,12 @@ def test_openapi_documents_problems_and_path_parameters(client):
     assert set(upload["requestBody"]["content"]) == {"application/octet-stream",
                                                      "multipart/form-data"}
     assert "201" in upload["responses"]
+    version = next(p for p in predict["parameters"] if p["name"] == "version")["schema"]
+    assert version == {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}
+    alias = paths["/v1/models/{name}/aliases/{alias}"]["put"]["parameters"]
+    assert {p["name"]: p["schema"].get("pattern") for p in alias if p["in"] == "path"} == {
+        "name": NAME_PATTERN, "alias": NAME_PATTERN}
+    assert "408" in predict["responses"]  # a body too slow, refused by the worker
 
 
 @pytest.mark.parametrize("token", [None, "s3cret"])
