@@ -189,3 +189,24 @@ def test_every_422_lists_errors_with_loc_paths(shared, method, path, kwargs):
     for error in problem.errors:
         assert isinstance(error["loc"], list)
         assert error["msg"]
+
+
+@pytest.mark.parametrize(("method", "path", "named"), [
+    ("post", "/v1/models/m/predict?threshold=0.9", "threshold"),  # silently did nothing
+    ("get", "/v1/models?limit=3", "limit"),
+    ("get", "/v1/models/m/versions/1?x=1&y=2", "x"),
+    ("get", "/v1/trainings?colour=red", "colour"),  # a query model refuses it as ever
+])
+def test_a_query_parameter_the_operation_does_not_take_is_422_naming_it(shared, method, path,
+                                                                        named):
+    kwargs = {"json": {"x1": 0.1, "x2": 0.9}} if method == "post" else {}
+    problem = assert_problem(getattr(shared, method)(path, **kwargs), 422, "Validation Error")
+    assert problem.errors[0]["loc"] == [named] and problem.detail.startswith(f"{named}: ")
+
+
+@pytest.mark.parametrize("path", ["/healthz?probe=1", "/v2/health/ready?x=1",
+                                  "/v1/models/m/predict?", "/v1/models/m/predict?&"])
+def test_outside_v1_or_with_an_empty_query_nothing_is_refused(shared, path):
+    r = (shared.post(path, json={"x1": 0.1, "x2": 0.9}) if "predict" in path
+         else shared.get(path))
+    assert r.status_code == 200
