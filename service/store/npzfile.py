@@ -27,6 +27,10 @@ FORMAT = 1
 MEMBER_RE = re.compile(r"(meta|train_x|train_y|[Wb][0-9]{1,3})\.npy", re.ASCII)
 MAX_MEMBERS = 64
 MAX_UNPACKED = 64 * 2**20  # bytes once inflated: refuses zip bombs before reading them
+# meta.npy once inflated (4 bytes a character): a trained model's is under 1 MB, an upload's
+# history of 200,000 rows (thinned when kept) 29 MB; parsing one of 64 MB cost a worker
+# 400 MB (an 84 KB upload)
+MAX_META_UNPACKED = 32 * 2**20
 MAX_POINTS = 10_000
 SAMPLE_SEED = 0
 META_TYPES = {
@@ -80,6 +84,10 @@ def _zip_of(f):
         unexpected = sorted(n[:40] for n in names if not MEMBER_RE.fullmatch(n))
         if unexpected or len(set(names)) != len(names):
             raise ValueError(f"unexpected or repeated members {unexpected[:3]}")
+        meta = next((info.file_size for info in infos if info.filename == "meta.npy"), 0)
+        if meta > MAX_META_UNPACKED:
+            raise ValueError(f"meta unpacks to {meta} bytes, over the limit of "
+                             f"{MAX_META_UNPACKED}")
         total = sum(info.file_size for info in infos)
         if total > MAX_UNPACKED:
             raise ValueError(f"members unpack to {total} bytes, over the limit of {MAX_UNPACKED}")
@@ -89,8 +97,9 @@ def _zip_of(f):
         yield zf
 
 
-def _member(zf, key):
-    """Return member key as an array: CRC checked, size checked before allocating, no pickles."""
+def _member(zf, key, copy=True):
+    """Return member key as an array: CRC checked, size checked before allocating, no pickles;
+    read-only over the member's bytes unless copy (the weights are written to)."""
     data = zf.read(f"{key}.npy")  # reads the whole member and verifies its CRC-32
     f = io.BytesIO(data)
     shape, fortran_order, dtype = _header(f)
@@ -100,7 +109,7 @@ def _member(zf, key):
     if count * dtype.itemsize > len(data) - start:
         raise ValueError(f"{key} declares more data than it holds")
     # The header is parsed once (np.lib.format.read_array would parse it again: half the cost).
-    a = np.frombuffer(bytearray(data), dtype, count, offset=start)
+    a = np.frombuffer(bytearray(data) if copy else data, dtype, count, offset=start)
     return a.reshape(shape, order="F" if fortran_order else "C")
 
 
@@ -114,7 +123,7 @@ def _header(f):
 
 def _read_meta(zf):
     """Return the meta dict of zf: a JSON object with the known format and typed fields."""
-    a = _member(zf, "meta")
+    a = _member(zf, "meta", copy=False)
     if a.dtype.kind != "U" or a.shape != ():
         raise ValueError("meta is not a 0-d unicode array")
     try:

@@ -150,6 +150,8 @@ DAMAGES = {
     "unexpected member": (change(lambda m, _: m.update(evil=np.zeros(1))), "unexpected"),
     "lying header": (change(lying_header), "declares more data"),
     "zip bomb": (lambda data, _: zip_bomb(data), "over the limit"),
+    # 9 MB of JSON is 36 MB as a unicode array: it cost a worker 400 MB to parse at 64 MB
+    "huge meta": (set_meta(note="x" * 9 * 2**20), "meta unpacks to"),
 }
 
 
