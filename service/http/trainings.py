@@ -11,6 +11,7 @@ from ..schemas import (
     Job,
     JobList,
     JobListQuery,
+    JobQuery,
     JobSummary,
     PlotQuery,
     TrainingRequest,
@@ -58,10 +59,12 @@ def index():
 
 
 @bp.get("/<job_id>")
-@operation("Get a training job", response=Job, errors=(404, 503))
+@operation("Get a training job", query=JobQuery, response=Job, errors=(404, 422, 503))
 def show(job_id):
-    """Status, progress, history and result of one job."""
-    return json_response(public(service().job(job_id)))
+    """Status, progress, history and result of one job; with view=summary, as lists show it
+    (no history, the data set's points counted)."""
+    view = parse_query(JobQuery).view
+    return json_response(public(service().job(job_id), view))
 
 
 @bp.delete("/<job_id>")

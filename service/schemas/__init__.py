@@ -9,6 +9,7 @@ from .requests import (
     Dataset,
     Dtype,
     JobListQuery,
+    JobQuery,
     JobStatus,
     LinearData,
     Loss,
@@ -58,7 +59,7 @@ from .responses import (
 __all__ = [
     "DATA_SPECS", "Activation", "Alias", "AliasRequest", "BoundaryQuery", "CircleData",
     "Dataset", "Dtype",
-    "Health", "History", "Job", "JobList", "JobListQuery", "JobResult", "JobStatus",
+    "Health", "History", "Job", "JobList", "JobListQuery", "JobQuery", "JobResult", "JobStatus",
     "JobSummary", "LinearData", "Loss", "Metrics", "Monitor", "ModelPageQuery",
     "ModelDetail", "ModelList", "ModelSummary", "Name", "NetworkSpec", "Optimizer",
     "OutputActivation", "PlotQuery", "PointsData", "PointsQuery", "PredictRequest",

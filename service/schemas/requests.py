@@ -257,6 +257,12 @@ class WaitQuery(Strict):
     view: JobView = "summary"
 
 
+class JobQuery(Strict):
+    """GET of one job: the whole job unless view=summary (as lists show it)."""
+
+    view: JobView = "full"
+
+
 class ModelPageQuery(Strict):
     """A page of the dashboard's models fragment, by name."""
 

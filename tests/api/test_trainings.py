@@ -11,6 +11,19 @@ LONG = {"model": "long", "dataset": {"kind": "linear", "n": 2000},
         "training": {"epochs": 100_000}}  # about a minute of work: long enough to cancel
 
 
+def test_one_job_is_whole_unless_view_summary_asks_for_the_lists_form(make_client):
+    client = make_client(run_jobs=False)
+    location = client.post("/v1/trainings", json=XOR).headers["Location"]
+    whole = client.get(location).json
+    assert Job.model_validate(whole) and "history" in whole
+    assert client.get(f"{location}?view=full").json == whole  # the default, said aloud
+    summary = client.get(f"{location}?view=summary").json
+    assert "history" not in summary and summary == client.get("/v1/trainings").json["jobs"][0]
+    problem = assert_problem(client.get(f"{location}?view=all"), 422)
+    assert problem.errors[0]["loc"] == ["view"]
+    assert_problem(client.get("/v1/trainings/nope?view=all"), 422)  # checked before a lookup
+
+
 def test_create_answers_202_with_location_and_every_default_filled_in(make_client):
     client = make_client(run_jobs=False)  # nothing trains: the job stays as created
 
