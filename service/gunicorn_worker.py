@@ -229,6 +229,15 @@ class BufferingWorker(ThreadWorker):
             self._unwatch(reading)
             self._hand_over(reading)
 
+    def _refuse(self, reading, status, reason, detail):
+        """Answer reading's request with a refusal here (no thread sees it), then close."""
+        self._forget(reading)
+        reading.spool.close()
+        self.nr_conns -= 1
+        _send_quietly(reading.conn.sock, problem_response(status, reason, detail,
+                                                          v2=names_v2(reading.start)))
+        self.linger(reading.conn.sock)
+
     def _receive(self, reading):
         """Take what the client has sent (nothing, if it has not); return False if it left
         without a byte of a request. A client that half-closes with part of a request sent
@@ -270,6 +279,10 @@ class BufferingWorker(ThreadWorker):
             reading.in_memory = False
 
     def _hand_over(self, reading):
+        if reading.scan.over_limit:  # as the app's 413 says it, before the rest is read
+            return self._refuse(reading, 413, "Request Entity Too Large",
+                                f"request body over the limit of {self.max_body} bytes "
+                                "(NNSERVE_MAX_BODY_BYTES)")
         self._forget(reading)  # a thread holds it now, as stock gthread's would
         conn = reading.conn
         V2_SOCKETS[conn.sock] = names_v2(reading.start)
@@ -376,17 +389,14 @@ class BufferingWorker(ThreadWorker):
                 reading.deadline = min(reading.deadline, deadline)
 
     def _drop(self, reading, timed_out=False):
+        if timed_out and reading.received:
+            return self._refuse(reading, 408, "Request Timeout",
+                                f"the request was not complete within {self.read_timeout:g} s"
+                                " (NNSERVE_READ_TIMEOUT_S)")
         self._forget(reading)
         reading.spool.close()
         self.nr_conns -= 1
-        if timed_out and reading.received:
-            detail = (f"the request was not complete within {self.read_timeout:g} s "
-                      "(NNSERVE_READ_TIMEOUT_S)")
-            _send_quietly(reading.conn.sock, problem_response(
-                408, "Request Timeout", detail, v2=names_v2(reading.start)))
-            self.linger(reading.conn.sock)
-        else:
-            reading.conn.close()
+        reading.conn.close()
 
     def _unwatch(self, reading):
         del self.reading[reading.conn.sock]

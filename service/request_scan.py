@@ -22,15 +22,18 @@ class RequestScan:
     """Fed a connection's bytes in order, says when one request has been received.
 
     `done` becomes true once the request is complete, or is to be handed over as it is;
-    `whole` then says which. `expects_continue` is true while the client waits for
-    "100 Continue" before sending the body it announced. `ahead` says whether bytes past
-    the request's end were fed: the start of a pipelined request."""
+    `whole` then says which, and `over_limit` whether a chunked body's sizes ran past
+    max_body (refused as it is: its last chunk's data may never come). `expects_continue`
+    is true while the client waits for "100 Continue" before sending the body it announced.
+    `ahead` says whether bytes past the request's end were fed: the start of a pipelined
+    request."""
 
     def __init__(self, max_head, max_body):
         self.max_head, self.max_body = max_head, max_body
         self.head = bytearray()
         self.framed = False  # the head has ended and says how the body is framed
         self.done = self.whole = self.expects_continue = self.ahead = False
+        self.over_limit = False
         self.remaining = 0  # body bytes still to come (in a chunk: its data and CRLF)
         self.chunked = False
         self.line = bytearray()  # a chunk-size line or the trailers, as they arrive
@@ -134,7 +137,8 @@ class RequestScan:
         n = int(size.group(), 16)
         self.decoded += n
         if self.decoded > self.max_body:
-            self._hand_over(whole=False)  # enough for the app's 413
+            self.over_limit = True
+            self._hand_over(whole=False)
         elif n == 0:
             self.in_trailers = True
         else:

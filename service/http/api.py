@@ -70,10 +70,13 @@ def read_body(environ=None):
     if length is not None:  # declared over the limit: refused unread
         raise RequestEntityTooLarge()
     # Chunked (no Content-Length): read one byte past the limit from the server's decoded
-    # stream. Werkzeug's guarded stream cut such a body at the limit, so a body of exactly
-    # the limit was refused, and one over it was sometimes a 400 ("the browser sent a
-    # request this server could not understand") rather than a 413.
-    data = environ["wsgi.input"].read(limit + 1)
+    # stream (Werkzeug's guarded stream cut such a body at the limit, so a body of exactly
+    # the limit was refused). One whose sizes run past the limit the worker refuses itself
+    # (gunicorn_worker.py): its last chunk's data may never come.
+    try:
+        data = environ["wsgi.input"].read(limit + 1)
+    except OSError:  # the client stopped sending mid-body (gunicorn's NoMoreData)
+        raise BadRequest("the chunked body ended before its last chunk") from None
     if len(data) > limit:
         raise RequestEntityTooLarge()
     return data

@@ -170,6 +170,49 @@ def test_a_chunked_body_of_exactly_the_limit_is_read_and_one_byte_more_refused(s
     still_serves(srv)
 
 
+@pytest.mark.parametrize("path", [PREDICT, "/v2/models/xor-demo/infer"])
+def test_a_chunk_declared_past_the_limit_is_a_413_before_its_data_comes(srv, path):
+    # one chunk of 34 MiB (requests sends a 34 MiB piece so): the worker handed it over at
+    # its size line, and the app's read ran off the data sent so far (a 500)
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(head + b"%x\r\n" % (34 * 2**20) + b" " * 65536)
+        answer = _read_answer(s)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    if path == PREDICT:
+        assert "NNSERVE_MAX_BODY_BYTES" in body["detail"] and body["status"] == 413
+    else:
+        assert set(body) == {"error"} and "NNSERVE_MAX_BODY_BYTES" in body["error"]
+    still_serves(srv)
+
+
+def test_a_chunked_body_cut_short_by_a_half_close_is_a_400(srv):
+    head = (f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            "\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(head + b'10\r\n{"poi')
+        s.shutdown(socket.SHUT_WR)
+        answer = _read_answer(s)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]  # was a 500 (NoMoreData)
+    assert b"ended before its last chunk" in answer
+    still_serves(srv)
+
+
+def _read_answer(s):
+    answer = b""
+    while not _complete(answer):
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        answer += data
+    return answer
+
+
 def _send_raw(srv, length_header, chunks):
     """Return (first bytes of the answer, body bytes sent): sending stops once it answers."""
     head = (f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
