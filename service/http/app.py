@@ -67,12 +67,23 @@ def _authorize():
     if access == "open" or (access == "read" and not settings.protect_reads):
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = settings.api_token.get_secret_value().encode()
-    # A header arrives as its bytes read as Latin-1 (WSGI): back to those bytes, a token
-    # sent as UTF-8 (what curl sends for "tok€n") matches the setting's UTF-8.
-    sent = token.strip().encode("latin-1")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(sent, expected):
+    secret = settings.api_token.get_secret_value()
+    # A header arrives as its bytes read as Latin-1 (WSGI). Back to those bytes, a token
+    # sent as UTF-8 (curl's "tok€n") matches the setting's UTF-8, and one sent as Latin-1
+    # (a browser's fetch of "geheimü") its Latin-1; only a header's own white space (space
+    # and tab) is stripped: "\x85" or "\xa0" may be a UTF-8 byte of the token.
+    sent = token.strip(" \t").encode("latin-1")
+    if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(sent, expected) for expected in _encodings(secret)):
         raise Unauthorized("this endpoint needs 'Authorization: Bearer <token>'")
+
+
+def _encodings(secret):
+    """Return the byte forms a client may send secret in: UTF-8, and Latin-1 where it can."""
+    try:
+        return secret.encode(), secret.encode("latin-1")
+    except UnicodeEncodeError:
+        return (secret.encode(),)
 
 
 def _refuse_encoded_bodies():
