@@ -6,7 +6,7 @@ from flask import Blueprint, render_template
 
 from ..errors import ModelNotFound
 from ..names import NAME_PATTERN
-from ..percent import percent
+from ..percent import percent, short
 from ..schemas import (
     Activation,
     CircleData,
@@ -24,6 +24,7 @@ from .api import operation, parse_query, service
 
 bp = Blueprint("dashboard", __name__)
 bp.add_app_template_filter(percent)
+bp.add_app_template_filter(short)
 HTML = "text/html; charset=utf-8"
 DATASETS = (XorData, LinearData, CircleData, SpiralData)  # the form's choices, the lab's first
 # Nothing but this origin's files: no inline script, no CDN; blob: holds figures fetched with

@@ -28,9 +28,9 @@ MEMBER_RE = re.compile(r"(meta|train_x|train_y|[Wb][0-9]{1,3})\.npy", re.ASCII)
 MAX_MEMBERS = 64
 MAX_UNPACKED = 64 * 2**20  # bytes once inflated: refuses zip bombs before reading them
 # meta.npy once inflated (4 bytes a character): a trained model's is under 1 MB, an upload's
-# history of 200,000 rows (thinned when kept) 29 MB; parsing one of 64 MB cost a worker
-# 400 MB (an 84 KB upload)
-MAX_META_UNPACKED = 32 * 2**20
+# history of 200,000 rows of full-precision floats (thinned when kept) about 35 MB; parsing
+# one of 64 MB cost a worker 400 MB (an 84 KB upload)
+MAX_META_UNPACKED = 48 * 2**20
 MAX_POINTS = 10_000
 SAMPLE_SEED = 0
 META_TYPES = {

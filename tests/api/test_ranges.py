@@ -137,3 +137,18 @@ def test_weights_that_overflow_the_models_dtype_are_refused_at_upload(client):
     problem = assert_problem(r, 422, "Invalid Model File")
     assert "W0 has non-finite values in float32" in problem.detail
     assert client.get("/v1/models/f32").status_code == 404  # no version that 409s on every read
+
+
+def test_a_stored_metric_past_float_range_is_shown_not_a_500(make_client, tmp_path):
+    # uploads refuse it now; a version kept before that (or written by hand) still lists
+    client = make_client()
+    assert client.post("/v1/models/old/versions", data=_npz(_model()),
+                       content_type=NPZ).status_code == 201
+    path = tmp_path / "store" / "old" / "1.npz"
+    with np.load(path) as f:
+        members = {k: f[k] for k in f.files}
+    meta = json.loads(members["meta"].item())
+    meta["metrics"].update(loss=10**400, accuracy=10**400, seconds=10**400)
+    np.savez(path, **{**members, "meta": np.array(json.dumps(meta))})
+    r = client.get("/dashboard/models")  # its card too
+    assert r.status_code == 200 and r.get_data(as_text=True).count("n/a") >= 3

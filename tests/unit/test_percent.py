@@ -16,7 +16,8 @@ def test_a_percentage_is_cut_not_rounded_up(fraction, digits, shown):
 
 
 @pytest.mark.parametrize(("value", "shown"), [(1e308, "1e+308"), (float("nan"), "nan"),
-                                               (-1e307, "-1e+307")])
+                                               (-1e307, "-1e+307"), (10**306, "1e+306"),
+                                               (10**400, "n/a")])
 def test_a_value_no_percentage_holds_is_shown_as_it_is(value, shown):
     assert percent(value, 2) == shown  # a model's page, not a 500 from floor(inf)
 

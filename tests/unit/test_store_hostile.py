@@ -150,8 +150,8 @@ DAMAGES = {
     "unexpected member": (change(lambda m, _: m.update(evil=np.zeros(1))), "unexpected"),
     "lying header": (change(lying_header), "declares more data"),
     "zip bomb": (lambda data, _: zip_bomb(data), "over the limit"),
-    # 9 MB of JSON is 36 MB as a unicode array: it cost a worker 400 MB to parse at 64 MB
-    "huge meta": (set_meta(note="x" * 9 * 2**20), "meta unpacks to"),
+    # 13 MB of JSON is 52 MB as a unicode array: it cost a worker 400 MB to parse at 64 MB
+    "huge meta": (set_meta(note="x" * 13 * 2**20), "meta unpacks to"),
 }
 
 
@@ -226,8 +226,9 @@ def test_import_drops_unknown_meta_keys(store, valid_npz):
 def test_an_uploaded_history_is_thinned_as_a_trained_one(store, valid_npz):
     """200,000 rows were kept whole: every read of the version then returned 3.3 MB."""
     rows = 200_000
-    history = {"epoch": list(range(rows)), "loss": [1 / (1 + e) for e in range(rows)],
-               "accuracy": [0.5] * rows}
+    rng = np.random.default_rng(0)  # floats of full precision: the longest JSON of a row
+    history = {"epoch": list(range(rows)), "loss": rng.random(rows).tolist(),
+               "accuracy": (rng.integers(0, 301, rows) / 300).tolist()}
     data = forged(valid_npz, lambda _, meta: meta.update(history=history))
 
     meta = store.import_npz("up", data)
