@@ -110,8 +110,9 @@ def _named(exc, loc, parameters, body):
     loc = [part for i, part in enumerate(loc)  # a data set's kind tag is no part of the path
            if not (i == 1 and loc[0] == "dataset" and part == _kind(body))]
     key = next((p for p in parameters if loc[:len(p.split("."))] == p.split(".")), None)
-    if key is None and loc:  # refused where it sits: a data set whose swept kind is none
-        key = next((p for p in parameters if p.split(".")[:len(loc)] == loc), None)
+    tag = ".".join(map(str, [*loc, "kind"]))
+    if key is None and loc and tag in parameters:
+        key = tag  # a data set refused where it sits: its swept kind (the union's tag)
     if key is None and not loc and parameters:
         key = next(iter(parameters))  # a rule across fields: name the first swept one
     field = ["grid", key] if key else ["base", *loc]

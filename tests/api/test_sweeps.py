@@ -87,6 +87,7 @@ def test_best_by_validation_accuracy_ties_broken_by_validation_loss(client):
      ["grid", "training.validation_split"], "value 0.5"),
     ({"model": ["x"]}, BASE, ["grid", "model"], "not a field"),
     ({"dataset.kind": [None]}, BASE, ["grid", "dataset.kind"], "value None"),  # was base's
+    ({"dataset.n": [10, 20]}, {**BASE, "dataset": {"n": 50}}, ["base", "dataset"], "base"),
     ({"network.seed": [True]}, BASE, ["grid", "network.seed"], "value True"),  # not 1
     ({"network.seed": [0]}, {**BASE, "network": {"hidden": [0]}}, ["base", "network", "hidden",
                                                                     0], "base"),

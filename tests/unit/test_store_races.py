@@ -196,8 +196,9 @@ def test_a_figure_kept_while_its_version_is_deleted_is_not_left_behind(tmp_path,
 
 def test_deletes_of_other_models_at_once_each_answer_ok(tmp_path, trained):
     # each delete cleared every tombstone, also one another delete was still counting, which
-    # then answered 404 for a model it had removed (about 1 in 100 over HTTP)
-    sides, rounds = 4, 60
+    # then answered 404 for a model it had removed (about 1 in 100 over HTTP). This catches
+    # it in some runs only; test_store_files' tombstone test holds the rule deterministically
+    sides, rounds = 4, 200
     names = [[f"m{side}-{r}" for r in range(rounds)] for side in range(sides)]
     store = FileStore(tmp_path)
     for side_names in names:
