@@ -19,8 +19,9 @@ from .cache import ModelCache
 from .generation import Generation
 
 SETTLED_NS = 50_000_000
-# The listed metrics kept grow to the models a listing finds, up to this many (about 1 KB
-# each): a listing larger than the LRU would drop, in name order, each entry it needs next.
+# The listed metrics kept grow to the models a listing finds, up to this many: a listing
+# larger than the LRU would drop, in name order, each entry it needs next. A trained
+# model's metrics are under 1 KB; an upload's may hold 16 KB (uploads need the token).
 MAX_LISTED = 65_536
 RECHECK_S = 1.0
 
