@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "NNSERVE_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
@@ -86,13 +87,14 @@ class Settings(BaseSettings):
             raise ValueError("must not start or end with white space or hold a control "
                              "character (a header cannot carry it)")
         return token
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: Literal[LOG_LEVELS] = "INFO"
     """Log level of the service's own logger: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, level):
-        return level.upper() if isinstance(level, str) else level
+        known = isinstance(level, str) and level.upper() in LOG_LEVELS
+        return level.upper() if known else level  # refused as it was set
 
     @property
     def jobs_path(self):

@@ -55,5 +55,5 @@ def test_an_unknown_log_level_stops_start_up_in_one_line(monkeypatch):
     monkeypatch.setenv("NNSERVE_LOG_LEVEL", "verbose")  # was a traceback in every worker
     with pytest.raises(SettingsError) as caught:
         read_settings()
-    assert str(caught.value) == ("NNSERVE_LOG_LEVEL='VERBOSE': input should be 'DEBUG', 'INFO',"
+    assert str(caught.value) == ("NNSERVE_LOG_LEVEL='verbose': input should be 'DEBUG', 'INFO',"
                                  " 'WARNING', 'ERROR' or 'CRITICAL'")
