@@ -181,9 +181,16 @@ class Service:
     def versions(self, name):
         """Return the metadata of every version of a model (404 if it has none), each
         listing its aliases."""
+        return self.model_detail(name)[0]
+
+    def model_detail(self, name):
+        """Return (versions, aliases) of a model from one read of each: every version's
+        metadata listing its aliases, and {alias: version} of the versions listed, so the
+        two agree while aliases move and versions come and go."""
         metas = self.store.versions(name)
-        aliases = self.store.aliases(name)
-        return [_with_aliases(meta, aliases) for meta in metas]
+        listed = {meta["version"] for meta in metas}
+        aliases = {a: v for a, v in self.store.aliases(name).items() if v in listed}
+        return [_with_aliases(meta, aliases) for meta in metas], aliases
 
     def aliases(self, name):
         """Return {alias: version} of a model."""

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     job_retention_s: float = Field(7 * 24 * 3600.0, ge=3600, le=100 * 365 * 24 * 3600,
                                    allow_inf_nan=False)
     """How long an ended training job stays on record after it ends (1 hour to 100 years)."""
-    max_wait_s: float = Field(60.0, ge=0)
-    """Longest ?wait= a training request may ask for."""
+    max_wait_s: float = Field(60.0, ge=0, le=3600, allow_inf_nan=False)
+    """Longest ?wait= a training request may ask for (at most an hour)."""
     max_streams: int = Field(4, ge=1, le=256)
     """Event streams open at once in each worker, each on a thread of its own; 503 beyond."""
     stream_keepalive_s: float = Field(15.0, gt=0, le=3600, allow_inf_nan=False)

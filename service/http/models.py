@@ -43,9 +43,8 @@ def index():
 def show(name):
     """Each version's metadata (with its aliases), oldest first; a damaged version is
     reported corrupt; and every alias with its version."""
-    svc = service()
-    versions = svc.versions(name)
-    return json_response({"name": name, "versions": versions, "aliases": svc.aliases(name)})
+    versions, aliases = service().model_detail(name)
+    return json_response({"name": name, "versions": versions, "aliases": aliases})
 
 
 @bp.delete("/<name>")

@@ -91,3 +91,37 @@ def test_a_bad_alias_name_is_422_naming_it(two):
     r = two.put("/v1/models/m/aliases/UPPER", json={"version": 1})
     problem = assert_problem(r, 422)
     assert problem.errors[0]["loc"] == ["alias"]
+
+
+def test_a_model_read_while_its_alias_moves_agrees_with_itself(app, two):
+    # the versions' aliases and the aliases map were two reads: a move between them gave
+    # "version 1 lists prod but aliases={'prod': 2}" (4 in 2,100 reads over HTTP)
+    import threading
+
+    npz = two.get("/v1/models/m/versions/2/npz").data
+    stop, bad = threading.Event(), []
+
+    def churn():
+        mover = app.test_client()
+        while not stop.is_set():
+            new = mover.post("/v1/models/m/versions", data=npz,
+                             content_type="application/octet-stream").json["version"]
+            mover.put("/v1/models/m/aliases/prod", json={"version": new})
+            mover.delete(f"/v1/models/m/versions/{new - 1}")
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(600):
+            detail = two.get("/v1/models/m").json
+            listed = {v["version"] for v in detail["versions"]}
+            named = {v["version"] for v in detail["versions"] if "prod" in v["aliases"]}
+            prod = detail["aliases"].get("prod")
+            if prod is not None and (prod not in listed or named != {prod}):
+                bad.append(detail["aliases"])
+            elif prod is None and named:
+                bad.append(named)
+    finally:
+        stop.set()
+        thread.join()
+    assert bad == []

@@ -57,3 +57,11 @@ def test_an_unknown_log_level_stops_start_up_in_one_line(monkeypatch):
         read_settings()
     assert str(caught.value) == ("NNSERVE_LOG_LEVEL='verbose': input should be 'DEBUG', 'INFO',"
                                  " 'WARNING', 'ERROR' or 'CRITICAL'")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "3601"])
+def test_the_longest_wait_is_a_finite_hour_at_most(monkeypatch, value):
+    monkeypatch.setenv("NNSERVE_MAX_WAIT_S", value)  # ?wait= would hold a thread for ever
+    with pytest.raises(SettingsError) as caught:
+        read_settings()
+    assert str(caught.value).startswith(f"NNSERVE_MAX_WAIT_S='{value}': input should be")
