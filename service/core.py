@@ -49,6 +49,15 @@ class Service:
                 self.runner.start()
         return self
 
+    def drain(self):
+        """Begin stopping (gunicorn's SIGTERM): end this process's event streams and claim
+        no more jobs, so queued ones wait for a process that stays; a running job goes on
+        until stop()."""
+        if self.streams is not None:
+            self.streams.close_all()
+        if self.runner is not None:
+            self.runner.stop_claiming()
+
     def stop(self):
         """End this process's event streams and stop its runner (a running job fails as
         interrupted)."""

@@ -159,19 +159,21 @@ def post_worker_init(worker):
     # the collector rescans them hundreds of times (benchmarks/RESULTS.md, "Garbage collector")
     gc.freeze()
     gc.set_threshold(GC_YOUNG, 20, 20)
-    _end_streams_on_sigterm(worker)
+    _drain_on_sigterm(worker)
 
 
-def _end_streams_on_sigterm(worker):
-    """On SIGTERM, end the worker's event streams at once, then stop it as gunicorn does:
-    an open stream would otherwise hold its thread through the whole graceful timeout."""
+def _drain_on_sigterm(worker):
+    """On SIGTERM, end the worker's event streams at once and claim no more jobs
+    (Service.drain), then stop it as gunicorn does: an open stream would otherwise hold its
+    thread through the whole graceful timeout, and a job claimed while the worker drains
+    would fail "interrupted by shutdown" though other workers are there to run it."""
     service = getattr(worker.wsgi, "extensions", {}).get("nnserve")
     stop = signal.getsignal(signal.SIGTERM)
-    if service is None or service.streams is None or not callable(stop):
+    if service is None or not callable(stop):
         return
 
     def on_sigterm(sig, frame):
-        service.streams.close_all()
+        service.drain()
         stop(sig, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)

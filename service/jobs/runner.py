@@ -57,6 +57,7 @@ class JobRunner:
         self.retention_s, self._pruned_at = retention_s, -math.inf
         self.worker = worker  # set by start(): the id of the process that runs the thread
         self._wake, self._stopping = threading.Event(), threading.Event()
+        self._draining = threading.Event()  # stop_claiming(): the process is stopping
         self._run = None  # the _Execution of the running job, read by the watchdog and stop()
         self._threads = []
 
@@ -74,6 +75,10 @@ class JobRunner:
     def wake(self):
         """Make the claim loop look for a job now (call after creating one in this process)."""
         self._wake.set()
+
+    def stop_claiming(self):
+        """Claim no more jobs (the process is stopping); the running one goes on."""
+        self._draining.set()
 
     def stop(self, timeout=10.0):
         """Stop claiming; ask the running job to stop; fail it if still training after timeout."""
@@ -95,6 +100,9 @@ class JobRunner:
     def _loop(self):
         """Claim and run jobs until stopped; wait poll_s (or a wake) when there is none."""
         while not self._stopping.is_set():
+            if self._draining.is_set():
+                self._stopping.wait(self.poll_s)
+                continue
             self._prune()
             self._wake.clear()  # before the claim, so a wake from now on is not lost
             try:

@@ -161,6 +161,30 @@ def test_stop_fails_the_running_job_as_interrupted(jobs, start_runner):
                                                             None)
 
 
+def test_a_draining_runner_claims_nothing_more_and_its_running_job_goes_on(jobs,
+                                                                           start_runner):
+    # a SIGTERMed worker claimed queued jobs for seconds, which then failed "interrupted by
+    # shutdown" though other workers could have run them
+    started, release = threading.Event(), threading.Event()
+
+    def execute(job, report):
+        started.set()
+        release.wait(5)
+        return {"done": job["id"]}
+
+    runner = start_runner(execute, max_running=3)
+    first = run_one(jobs, runner, started)
+    runner.stop_claiming()
+    queued = jobs.create("m", {}, 1)["id"]
+    runner.wake()
+    time.sleep(0.3)  # six polls
+    assert jobs.get(queued)["status"] == "queued"
+    release.set()
+    assert jobs.wait(first, 3.0)["status"] == "succeeded"
+    time.sleep(0.2)
+    assert jobs.get(queued)["status"] == "queued"  # left for a process that stays
+
+
 def test_stop_fails_a_job_that_ignores_it_after_the_timeout(jobs, start_runner):
     started, release = threading.Event(), threading.Event()
 
