@@ -2,6 +2,7 @@
 
 import logging
 import math
+import threading
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Service:
         self.limits = {"max_train_points": settings.max_train_points,
                        "max_predict_points": settings.max_predict_points}
         self.figures = Lru(FIGURES_KEPT)
+        self._waits = threading.BoundedSemaphore(settings.max_waits)  # submit's ?wait=
         self.runner = None if jobs is None else JobRunner(
             jobs, self._execute, max_running=settings.max_running_jobs,
             timeout_s=settings.job_timeout_s, retention_s=settings.job_retention_s,
@@ -75,7 +77,14 @@ class Service:
         job = self.jobs.create(req.model, req.model_dump(mode="json"), req.training.epochs)
         metrics.JOBS_SUBMITTED.inc()
         self.runner.wake()
-        return self.jobs.wait(job["id"], wait) if wait > 0 else job
+        # A wait sleeps on a request thread: past max_waits of them, the job is answered as
+        # created, so waiting clients cannot hold every thread (/healthz stalled for 8 s).
+        if wait <= 0 or not self._waits.acquire(blocking=False):
+            return job
+        try:
+            return self.jobs.wait(job["id"], wait)
+        finally:
+            self._waits.release()
 
     def job(self, job_id, kind="training"):
         """Return one job of kind (a sweep is not found as a training, nor the reverse)."""

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     """How long an ended training job stays on record after it ends (1 hour to 100 years)."""
     max_wait_s: float = Field(60.0, ge=0, le=3600, allow_inf_nan=False)
     """Longest ?wait= a training request may ask for (at most an hour)."""
+    max_waits: int = Field(3, ge=0, le=256)
+    """?wait= requests waiting at once in each worker (each holds a thread); beyond, 202 at once."""
     max_streams: int = Field(4, ge=1, le=256)
     """Event streams open at once in each worker, each on a thread of its own; 503 beyond."""
     stream_keepalive_s: float = Field(15.0, gt=0, le=3600, allow_inf_nan=False)

@@ -293,3 +293,22 @@ def test_the_request_in_a_job_revalidates_as_a_training_request(client):
     assert again.network.hidden == [3]
     assert again.network.activation == "tanh"
     assert again.dataset.n == 20
+
+
+def test_waits_past_max_waits_are_answered_at_once(make_client):
+    # each ?wait sleeps on a request thread: 24 waiting clients stalled /healthz for 8 s
+    import threading
+    import time
+
+    client = make_client(run_jobs=False, max_waits=1)  # nothing trains: a wait lasts
+    first = {}
+    holder = threading.Thread(target=lambda: first.update(
+        r=client.post("/v1/trainings?wait=3", json=XOR)))
+    holder.start()
+    time.sleep(0.5)  # the first wait holds the one place
+    started = time.monotonic()
+    r = client.post("/v1/trainings?wait=3", json=XOR)
+    took = time.monotonic() - started
+    holder.join()
+    assert r.status_code == 202 and r.json["status"] == "queued" and took < 1.5, took
+    assert first["r"].status_code == 202  # it waited its 3 s, then answered as queued
