@@ -8,7 +8,7 @@ import numpy as np
 
 from . import boundaries, metrics, plots, streams, sweep_plots, sweeps, trainer, unitplots
 from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
-from .jobs import JobRunner
+from .jobs import WORKER_LOST, JobRunner
 from .lru import Lru
 from .nn.model import SMALL_ROWS
 from .schemas import SweepRequest, TrainingRequest
@@ -138,13 +138,30 @@ class Service:
     def sweep(self, sweep_id):
         """Return one sweep job."""
         try:
-            return self.job(sweep_id, "sweep")
+            return self._with_saved_trials(self.job(sweep_id, "sweep"))
         except JobNotFound:
             raise SweepNotFound(sweep_id) from None
 
     def list_sweeps(self, query):
         """Return (sweep jobs, total), newest first."""
-        return self.jobs.list(limit=query.limit, offset=query.offset, kind="sweep", full=True)
+        jobs, total = self.jobs.list(limit=query.limit, offset=query.offset, kind="sweep",
+                                     full=True)
+        return [self._with_saved_trials(job) for job in jobs], total
+
+    def _with_saved_trials(self, job):
+        """Return a sweep job whose worker was lost with each trial it saved shown saved:
+        its last report may predate the saves (the versions carry the sweep's id and trial)."""
+        if job["status"] != "failed" or job["error"] != WORKER_LOST:
+            return job
+        saved = sweeps.saved_trials(self.store, job["model"], job["id"])
+        trials = list((job["progress"] or {}).get("trials") or [])
+        if not saved or not trials:
+            return job
+        for i, meta in saved.items():
+            if i < len(trials):
+                trials[i] = {"status": "succeeded", "metrics": meta["metrics"],
+                             "version": meta["version"], "error": None}
+        return {**job, "progress": {**job["progress"], "trials": trials}}
 
     def cancel_sweep(self, sweep_id):
         """Return the sweep after cancelling what has not finished (409 once it has ended)."""

@@ -33,7 +33,7 @@ def run_sweep(service, job, report, save=True):
         for i, state in enumerate(reported[:len(states)]):  # ended, as the last attempt said
             if state.get("status") in ("succeeded", "failed"):
                 states[i] = state  # a version deleted since is not saved again
-        for i, meta in _saved_trials(service.store, req.model, job["id"]).items():
+        for i, meta in saved_trials(service.store, req.model, job["id"]).items():
             states[i] = {"status": "succeeded", "metrics": meta["metrics"],
                          "version": meta["version"], "error": None}
     groups = [[i for i in members if states[i]["status"] == "queued"]
@@ -65,7 +65,7 @@ def run_sweep(service, job, report, save=True):
     return {"trials": states, "best": best}
 
 
-def _saved_trials(store, name, sweep_id):
+def saved_trials(store, name, sweep_id):
     """Return {trial: meta} of the versions an earlier attempt of the sweep saved, so that it
     goes on from them instead of saving them twice (each trial trains alone as it does with
     the others: fit_many)."""

@@ -63,3 +63,36 @@ def test_the_readme_sweep_runs_end_to_end_and_survives_a_restart(start_server, t
     assert kept == sweep
     later = _ended(again.url, queued)
     assert later.status == "succeeded" and [t.version for t in later.trials] == [1, 2]
+
+
+def test_a_sweep_whose_worker_is_killed_shows_the_trials_it_saved(start_server):
+    # its last report came before the saves: the trials whose versions are in the store were
+    # shown failed with no version, and nothing named them
+    import os
+    import signal
+    import sqlite3
+
+    srv = start_server(workers=2)
+    body = {"model": "lost", "base": {"dataset": {"kind": "xor"},
+                                      "training": {"epochs": 20_000, "starts": 1}},
+            "grid": {"network.hidden": [[4], [4, 4], [3]], "network.seed": [0, 1]}}
+    sweep_id = requests.post(f"{srv.url}/v1/sweeps", json=body, timeout=10).json()["id"]
+    db = sqlite3.connect(f"file:{srv.store / '.jobs.sqlite3'}?mode=ro", uri=True)
+    deadline = time.monotonic() + 60
+    while True:  # the first group's two versions are in place: kill its worker at once
+        saved = list((srv.store / "lost").glob("[0-9]*.npz"))
+        worker = db.execute("SELECT worker FROM jobs WHERE id = ?", (sweep_id,)).fetchone()[0]
+        if len(saved) >= 2 and worker:
+            os.kill(int(worker.split(":")[1]), signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline, "no version saved"
+        time.sleep(0.001)
+    db.close()
+    sweep = _ended(srv.url, sweep_id)
+    assert sweep.status == "failed" and sweep.error == "worker lost"
+    versions = requests.get(f"{srv.url}/v1/models/lost", timeout=5).json()["versions"]
+    kept = {v["sweep"]["trial"]: v["version"] for v in versions}
+    assert len(kept) >= 2
+    shown = {t.trial: t.version for t in sweep.trials if t.status == "succeeded"}
+    assert shown == kept
+    assert all(t.version is None for t in sweep.trials if t.trial not in kept)
