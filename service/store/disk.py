@@ -86,15 +86,19 @@ def still_at(directory, folder):
         return False
 
 
-def place(directory, folder, arrays, meta, x, y):
+def place(directory, folder, arrays, meta, x, y, before_link=None):
     """Return True once the file is durably in place as meta's version, False if it is taken.
     Linked by path: a delete that renamed the folder (fd) whose numbering gave the version
     either came after the link (the version went with it, as a later delete takes it) or
     before (it lands in the folder a save made anew, whose mark is then raised to cover
-    it, so that its number is not given twice there)."""
+    it, so that its number is not given twice there). before_link() is called once the
+    file is written, just before it is linked: a job's fence, whose lease a worker paused
+    while writing may have lost (its raise leaves no version)."""
     tmp = directory / f".tmp-{uuid.uuid4().hex}.npz"
     try:
         write_file(tmp, arrays, meta, x, y)
+        if before_link is not None:
+            before_link()
         os.link(tmp, directory / f"{meta['version']}.npz")  # fails, never overwrites, if taken
     except (FileExistsError, FileNotFoundError):  # taken, or the directory was just deleted
         return False

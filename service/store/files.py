@@ -233,7 +233,9 @@ class FileStore(ModelStore):
 
     def _add(self, name, arrays, meta, x, y, fence=None):
         """Return meta as stored in the next free version of name; never overwrites a file.
-        The fence is checked just before (files cannot take part in the jobs' transaction)."""
+        The fence is checked before and again just before the file is linked (files cannot
+        take part in the jobs' transaction): a worker paused past its lease while it wrote
+        the file adds no version to a job reported failed."""
         if fence is not None:
             fence.hold()
         directory = self.root / name
@@ -248,7 +250,8 @@ class FileStore(ModelStore):
                         stamped = {**meta, "name": name, "version": version,
                                    "created_at": utc_iso()}
                         try:
-                            placed = place(directory, folder, arrays, stamped, x, y)
+                            placed = place(directory, folder, arrays, stamped, x, y,
+                                           None if fence is None else fence.hold)
                         finally:  # a place that failed after linking still changed the folder
                             self.memory.changed(name)
                 except FileNotFoundError:  # the model was deleted meanwhile: recreate it

@@ -227,3 +227,31 @@ def test_a_listing_larger_than_the_cache_reads_each_meta_once(tmp_path, trained,
     first = store.list_models()
     second = store.list_models()  # each read pushed out the entry the scan needed next
     assert len(reads) == 100 and first == second and len(first) == 100
+
+
+def test_a_lease_lost_while_the_file_is_written_leaves_no_version(tmp_path, trained):
+    # a worker paused (SIGSTOP) past its lease while writing: the reaper failed its job,
+    # then the resumed save linked a version of a job reported failed
+    from service.errors import LeaseLost
+    from service.jobs import SqliteJobs
+
+    jobs, store = SqliteJobs(tmp_path / "jobs.sqlite3"), FileStore(tmp_path / "store")
+    job_id = jobs.create("xor", {}, 1)["id"]
+    lease = jobs.claim("here:1:1", max_running=1)["lease"]
+    assert jobs.begin_save(job_id, lease)
+    fence, holds = jobs.fence(job_id, lease), []
+
+    class Paused:  # the real fence; the job is failed (as the reaper does) after its 1st check
+        def hold(self, *args, **kwargs):
+            holds.append(True)
+            answer = fence.hold(*args, **kwargs)
+            if len(holds) == 1:
+                jobs.finish(job_id, lease, "failed", error="worker lost")
+            return answer
+
+    with pytest.raises(LeaseLost):
+        save(store, "xor", trained, fence=Paused())
+    assert len(holds) == 2 and jobs.get(job_id)["status"] == "failed"
+    with pytest.raises(ModelNotFound):
+        store.versions("xor")
+    assert not [p for p in (tmp_path / "store" / "xor").iterdir() if p.suffix == ".npz"]
