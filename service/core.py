@@ -159,8 +159,7 @@ class Service:
             return job
         for i, meta in saved.items():
             if i < len(trials):
-                trials[i] = {"status": "succeeded", "metrics": meta["metrics"],
-                             "version": meta["version"], "error": None}
+                trials[i] = sweeps.saved_state(meta)
         return {**job, "progress": {**job["progress"], "trials": trials}}
 
     def cancel_sweep(self, sweep_id):

@@ -17,7 +17,7 @@ def percent(fraction, digits=1):
         return "n/a"       # refused one, or written by hand)
     scaled = round(value * 100 * scale, 6)
     if not math.isfinite(scaled):  # no fraction (an uploaded file's 1e308): shown as it is
-        return f"{value:.4g}"
+        return short(value)
     return f"{math.floor(scaled) / scale:.{digits}f}%"
 
 

@@ -34,8 +34,7 @@ def run_sweep(service, job, report, save=True):
             if state.get("status") in ("succeeded", "failed"):
                 states[i] = state  # a version deleted since is not saved again
         for i, meta in saved_trials(service.store, req.model, job["id"]).items():
-            states[i] = {"status": "succeeded", "metrics": meta["metrics"],
-                         "version": meta["version"], "error": None}
+            states[i] = saved_state(meta)
     groups = [[i for i in members if states[i]["status"] == "queued"]
               for members in _groups(trials)]
     groups = [members for members in groups if members]
@@ -152,5 +151,11 @@ def _save(service, sweep_id, name, trial, parameters, index, fit, fitted_at, fen
                               history=fit.history, x=x, y=y,
                               sweep={"id": sweep_id, "trial": index, "parameters": parameters},
                               fence=fence)
+    return saved_state(meta)
+
+
+def saved_state(meta):
+    """Return the state of a trial whose version meta is (one shape for a trial saved now,
+    found saved by a second attempt, or shown saved after its worker was lost)."""
     return {"status": "succeeded", "metrics": meta["metrics"], "version": meta["version"],
             "error": None}
