@@ -36,9 +36,9 @@ class Settings(BaseSettings):
     """Points in one training data set."""
     max_epochs: int = Field(100_000, ge=1)
     """Epochs of one training job."""
-    max_work: float = Field(3e10, gt=0)
+    max_work: float = Field(3e10, gt=0, allow_inf_nan=False)
     """Work of one training job: epochs (with every start's probes) x points x parameters."""
-    max_predict_work: float = Field(1e10, gt=0)
+    max_predict_work: float = Field(1e10, gt=0, allow_inf_nan=False)
     """Work of one prediction or figure: points x parameters (a figure's points: its grid)."""
     max_sweep_trials: int = Field(256, ge=1)
     """Trials of one sweep (every combination of its grid); its work is the sum of theirs."""
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     """Spread kept-alive connections evenly over a host's workers (docs/DEPLOY.md)."""
     max_running_jobs: int = Field(2, ge=1)
     """Training jobs running at once across all workers; the rest wait queued."""
-    job_timeout_s: float = Field(600.0, gt=0)
+    job_timeout_s: float = Field(600.0, gt=0, allow_inf_nan=False)
     """Wall-clock limit of one training job, after which it fails."""
     job_lease_s: float = Field(30.0, ge=0.5, le=3600, allow_inf_nan=False)
     """Seconds without a heartbeat before a running job is lost (PostgreSQL: then claimed again)."""

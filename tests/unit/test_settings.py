@@ -65,3 +65,15 @@ def test_the_longest_wait_is_a_finite_hour_at_most(monkeypatch, value):
     with pytest.raises(SettingsError) as caught:
         read_settings()
     assert str(caught.value).startswith(f"NNSERVE_MAX_WAIT_S='{value}': input should be")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+@pytest.mark.parametrize("field", [name for name, info in Settings.model_fields.items()
+                                   if info.annotation is float])
+def test_no_float_setting_takes_infinity_or_nan(monkeypatch, field, value):
+    # An infinite limit or timeout reads as a number and acts as none (a job never timed out,
+    # any work let through): a limit is lifted by a large finite value, said so.
+    monkeypatch.setenv(f"NNSERVE_{field.upper()}", value)
+    with pytest.raises(SettingsError) as caught:
+        read_settings()
+    assert str(caught.value).startswith(f"NNSERVE_{field.upper()}='{value}': input should be")
