@@ -283,6 +283,11 @@ class BufferingWorker(ThreadWorker):
             return self._refuse(reading, 413, "Request Entity Too Large",
                                 f"request body over the limit of {self.max_body} bytes "
                                 "(NNSERVE_MAX_BODY_BYTES)")
+        if reading.scan.undecoded:
+            coding = reading.scan.undecoded[:80].decode("latin-1")
+            return self._refuse(reading, 501, "Not Implemented",
+                                f"Transfer-Encoding {coding!r} is not supported: send the body "
+                                "as it is, chunked or with a Content-Length")
         self._forget(reading)  # a thread holds it now, as stock gthread's would
         conn = reading.conn
         V2_SOCKETS[conn.sock] = names_v2(reading.start)

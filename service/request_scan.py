@@ -16,6 +16,9 @@ FIELDS = re.compile(rb"\r\n(content-length|transfer-encoding|expect):([^\r\n]*)"
                     re.IGNORECASE)
 MAX_CHUNK_LINE = 8190  # gunicorn's bounds on a chunk-size line and on the trailers
 MAX_TRAILERS = 8190 * 32
+# Codings gunicorn lets stand before a final "chunked" and passes on undecoded: the app
+# would read gzip bytes as the body, or, past what one read brings, a body cut short.
+UNDECODED = {b"gzip", b"deflate", b"compress", b"identity"}
 
 
 class RequestScan:
@@ -26,7 +29,8 @@ class RequestScan:
     max_body (refused as it is: its last chunk's data may never come). `expects_continue`
     is true while the client waits for "100 Continue" before sending the body it announced.
     `ahead` says whether bytes past the request's end were fed: the start of a pipelined
-    request."""
+    request. `undecoded` holds a Transfer-Encoding nothing decodes (gzip, chunked, ...),
+    refused as it is (501)."""
 
     def __init__(self, max_head, max_body):
         self.max_head, self.max_body = max_head, max_body
@@ -34,6 +38,7 @@ class RequestScan:
         self.framed = False  # the head has ended and says how the body is framed
         self.done = self.whole = self.expects_continue = self.ahead = False
         self.over_limit = False
+        self.undecoded = None
         self.remaining = 0  # body bytes still to come (in a chunk: its data and CRLF)
         self.chunked = False
         self.line = bytearray()  # a chunk-size line or the trailers, as they arrive
@@ -77,8 +82,12 @@ class RequestScan:
             fields.setdefault(name.lower(), []).append(value.strip().lower())
         length, coding = fields.get(b"content-length"), fields.get(b"transfer-encoding")
         if coding is not None:
-            if length is not None or coding != [b"chunked"]:
-                return self._hand_over(whole=False)  # gunicorn's 400 or 501
+            codings = [c.strip() for value in coding for c in value.split(b",")]
+            if length is None and codings[-1] == b"chunked" and set(codings[:-1]) <= UNDECODED \
+                    and codings != [b"chunked"]:
+                self.undecoded = b", ".join(codings)
+            if length is not None or codings != [b"chunked"]:
+                return self._hand_over(whole=False)  # gunicorn's 400 or 501, or ours (501)
             self.chunked = True
         elif length is not None:
             if len(length) != 1 or not length[0].isdigit():

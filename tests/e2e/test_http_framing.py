@@ -82,3 +82,19 @@ def test_refusals_gunicorn_makes_are_the_protocols_shape_with_a_request_id(srv, 
         assert "Content-Type: application/json" in head and json.loads(payload)["error"]
     else:
         assert "application/problem+json" in head and json.loads(payload)["status"] == status
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "identity, chunked"])
+@pytest.mark.parametrize("chunks", [1, 40], ids=["one-read", "many-reads"])
+@pytest.mark.parametrize("path", ["/v2/models/m/infer", "/v1/models/m/versions"])
+def test_a_transfer_coding_nothing_decodes_is_a_501_whatever_the_body(srv, coding, chunks,
+                                                                      path):
+    # gunicorn passes "gzip, chunked" through undecoded: the same bytes were a 200 or a 400
+    # ("ended before its last chunk") depending on how many reads brought them
+    body = b"".join(b"%x\r\n%s\r\n" % (4096, b"x" * 4096) for _ in range(chunks))
+    status, head, payload = raw(srv, (f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+                                      f"Transfer-Encoding: {coding}\r\n\r\n").encode()
+                                + body + b"0\r\n\r\n")
+    assert status == 501, payload[:300]
+    detail = json.loads(payload)["error" if path.startswith("/v2") else "detail"]
+    assert detail.startswith(f"Transfer-Encoding '{coding}' is not supported"), detail

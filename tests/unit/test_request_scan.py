@@ -71,6 +71,26 @@ def test_what_gunicorn_refuses_is_handed_over_at_once_as_it_is(request_bytes, st
     assert s.done and not s.whole
 
 
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"GZIP ,chunked", b"deflate, chunked",
+                                     b"identity, chunked", b"gzip\r\nTransfer-Encoding: chunked"])
+@pytest.mark.parametrize("step", [None, 1])
+def test_a_coding_nothing_decodes_before_chunked_is_refused_from_its_head(codings, step):
+    # gunicorn lets it stand and hands the app the bytes undecoded (or, past one read, a
+    # body cut short): the worker refuses it instead, whatever the body
+    s, taken = scan(HEAD + b"Transfer-Encoding: " + codings + b"\r\n\r\n5\r\nhello\r\n",
+                    step=step)
+    assert s.done and not s.whole
+    assert s.undecoded == b", ".join(c.strip() for c in codings.lower()
+                                    .replace(b"\r\ntransfer-encoding:", b",").split(b","))
+
+
+@pytest.mark.parametrize("codings", [b"chunked", b"chunked, gzip", b"chunked, chunked",
+                                     b"bogus, chunked", b"gzip"])
+def test_only_a_coding_gunicorn_would_let_through_is_marked(codings):
+    s, _ = scan(HEAD + b"Transfer-Encoding: " + codings + b"\r\n\r\n")
+    assert s.undecoded is None  # chunked alone is read; the rest gunicorn refuses (400/501)
+
+
 def test_100_continue_is_expected_only_while_an_http_11_body_is_awaited():
     s, _ = scan(HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhe")
     assert s.expects_continue and not s.done
