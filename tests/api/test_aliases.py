@@ -99,15 +99,21 @@ def test_a_model_read_while_its_alias_moves_agrees_with_itself(app, two):
     import threading
 
     npz = two.get("/v1/models/m/versions/2/npz").data
-    stop, bad = threading.Event(), []
+    stop, bad, moves, failed = threading.Event(), [], [], []
 
     def churn():
         mover = app.test_client()
-        while not stop.is_set():
-            new = mover.post("/v1/models/m/versions", data=npz,
-                             content_type="application/octet-stream").json["version"]
-            mover.put("/v1/models/m/aliases/prod", json={"version": new})
-            mover.delete(f"/v1/models/m/versions/{new - 1}")
+        try:
+            while not stop.is_set():
+                made = mover.post("/v1/models/m/versions", data=npz,
+                                  content_type="application/octet-stream")
+                new = made.json["version"]
+                moved = mover.put("/v1/models/m/aliases/prod", json={"version": new})
+                gone = mover.delete(f"/v1/models/m/versions/{new - 1}")
+                assert (made.status_code, moved.status_code, gone.status_code) == (201, 200, 204)
+                moves.append(new)
+        except BaseException as exc:  # a churn that died would leave nothing to race
+            failed.append(exc)
 
     thread = threading.Thread(target=churn)
     thread.start()
@@ -124,4 +130,5 @@ def test_a_model_read_while_its_alias_moves_agrees_with_itself(app, two):
     finally:
         stop.set()
         thread.join()
+    assert failed == [] and len(moves) >= 10, (failed, len(moves))
     assert bad == []

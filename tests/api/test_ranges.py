@@ -116,8 +116,10 @@ def test_meta_no_store_or_page_can_keep_is_refused_at_upload(client, changes, fi
     r = client.post("/v1/models/odd/versions", data=_npz(_model(), **changes), content_type=NPZ)
     problem = assert_problem(r, 422, "Invalid Model File")
     assert problem.errors[0]["loc"][:3] == ["body", "meta", field], problem.errors
-    assert client.get("/v1/models").status_code == 200  # nothing kept: every list still works
+    listed = client.get("/v1/models")  # nothing kept: every list still works, without it
+    assert listed.status_code == 200 and "odd" not in {m["name"] for m in listed.json["models"]}
     assert client.get("/dashboard/models").status_code == 200
+    assert_problem(client.get("/v1/models/odd"), 404)
 
 
 def test_weights_that_overflow_the_models_dtype_are_refused_at_upload(client):

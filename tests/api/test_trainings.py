@@ -302,13 +302,24 @@ def test_waits_past_max_waits_are_answered_at_once(make_client):
 
     client = make_client(run_jobs=False, max_waits=1)  # nothing trains: a wait lasts
     first = {}
-    holder = threading.Thread(target=lambda: first.update(
-        r=client.post("/v1/trainings?wait=3", json=XOR)))
+
+    def hold():
+        started = time.monotonic()
+        first.update(r=client.post("/v1/trainings?wait=3", json=XOR),
+                     took=time.monotonic() - started)
+
+    holder = threading.Thread(target=hold)
     holder.start()
-    time.sleep(0.5)  # the first wait holds the one place
+    deadline = time.monotonic() + 5
+    while client.get("/v1/trainings").json["total"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # its job is created just before it takes the one place
+    time.sleep(0.2)
     started = time.monotonic()
     r = client.post("/v1/trainings?wait=3", json=XOR)
     took = time.monotonic() - started
     holder.join()
     assert r.status_code == 202 and r.json["status"] == "queued" and took < 1.5, took
-    assert first["r"].status_code == 202  # it waited its 3 s, then answered as queued
+    assert first["r"].status_code == 202 and first["took"] >= 2.9  # it waited its 3 s
+    started = time.monotonic()
+    again = client.post("/v1/trainings?wait=1", json=XOR)  # the place was given back
+    assert again.status_code == 202 and time.monotonic() - started >= 0.9
