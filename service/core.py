@@ -82,7 +82,7 @@ class Service:
         if wait <= 0 or not self._waits.acquire(blocking=False):
             return job
         try:
-            return self.jobs.wait(job["id"], wait)
+            return self.jobs.wait(job["id"], wait, known=job)
         finally:
             self._waits.release()
 

@@ -3,7 +3,7 @@
 import time
 from abc import ABC, abstractmethod
 
-from ..errors import LeaseLost
+from ..errors import LeaseLost, StoreUnavailable
 
 KINDS = ("training", "sweep")  # what a job's request is: one training, or a sweep of trials
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -142,11 +142,18 @@ class JobBackend(ABC):
         default) if it cannot, and a runner must poll."""
         return False
 
-    def wait(self, job_id, timeout_s):
-        """Return the job once it has ended, or as it stands after timeout_s seconds."""
-        deadline, delay = time.monotonic() + timeout_s, 0.005
+    def wait(self, job_id, timeout_s, known=None):
+        """Return the job once it has ended, or as it stands after timeout_s seconds. Given
+        the job as known (just created), a read that finds the store unavailable is tried
+        again until then, and the job returned as last read: a job committed is answered as
+        such, never as a 503 that a client would retry (training and saving it twice)."""
+        deadline, delay, job = time.monotonic() + timeout_s, 0.005, known
         while True:
-            job = self.get(job_id)
+            try:
+                job = self.get(job_id)
+            except StoreUnavailable:
+                if known is None:
+                    raise
             remaining = deadline - time.monotonic()
             if job["status"] in TERMINAL or remaining <= 0:
                 return job

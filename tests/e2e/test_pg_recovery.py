@@ -90,3 +90,34 @@ def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
         assert requests.get(f"{srv.url}/v1/trainings/{job_id}",
                             timeout=10).json()["status"] == "succeeded"
     assert train(srv.url, "again")["status"] == "succeeded"
+
+
+def test_a_wait_the_database_drops_answers_the_job_it_created(cluster, start_server,
+                                                               tmp_path):
+    # the job was committed, then its ?wait met the database gone: that was a 503 without
+    # the job's id, and a client retrying it trained and saved the model twice
+    import threading
+
+    srv = start_server(tmp_path / "store", workers=2, NNSERVE_DATABASE_URL=cluster.url())
+    long_job = {"model": "long", "dataset": {"kind": "spiral", "n": 200},
+                "network": {"hidden": [8, 8]}, "training": {"epochs": 100000, "starts": 1}}
+    answer = {}
+    waiter = threading.Thread(target=lambda: answer.update(r=requests.post(
+        f"{srv.url}/v1/trainings", params={"wait": 6}, json=long_job, timeout=30)))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not requests.get(f"{srv.url}/v1/trainings", timeout=10).json()["total"]:
+        assert time.monotonic() < deadline, "the job was never created"
+        time.sleep(0.05)
+    cluster.crash()
+    time.sleep(3)
+    cluster.start()
+    waiter.join()
+    r = answer["r"]
+    assert r.status_code in (201, 202), r.text  # 201 had it ended within the wait
+    job = r.json()
+    assert r.headers["Location"] == f"/v1/trainings/{job['id']}" and job["model"] == "long"
+    assert ready(srv.url, 15).status_code == 200
+    listed = requests.get(f"{srv.url}/v1/trainings", timeout=10).json()
+    assert [j["id"] for j in listed["jobs"]] == [job["id"]]  # the one job, still on record
+    requests.delete(f"{srv.url}/v1/trainings/{job['id']}", timeout=10)
