@@ -323,3 +323,18 @@ def test_waits_past_max_waits_are_answered_at_once(make_client):
     started = time.monotonic()
     again = client.post("/v1/trainings?wait=1", json=XOR)  # the place was given back
     assert again.status_code == 202 and time.monotonic() - started >= 0.9
+
+
+def test_a_draining_service_leaves_new_jobs_queued_for_another_process(make_client):
+    # gunicorn's SIGTERM calls Service.drain (gunicorn_conf._drain_on_sigterm; the streams it
+    # ends are tested in tests/e2e/test_events.py): a job claimed now would fail
+    # "interrupted by shutdown" although other workers are there to run it
+    import time
+
+    client = make_client()
+    service = client.application.extensions["nnserve"]
+    assert client.post("/v1/trainings?wait=10", json=XOR).json["status"] == "succeeded"
+    service.drain()
+    job = client.post("/v1/trainings", json=XOR).json
+    time.sleep(1.0)  # an undrained runner claims and ends it in well under 0.1 s
+    assert client.get(f"/v1/trainings/{job['id']}").json["status"] == "queued"
