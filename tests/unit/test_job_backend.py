@@ -556,3 +556,34 @@ def test_a_job_lost_after_its_save_landed_ends_succeeded_with_that_version(tmp_p
     assert plain.begin_save(job_id, claim(plain, worker="pid:gone")["lease"])
     assert plain.reap(is_alive=dead) == [job_id]
     assert plain.get(job_id)["error"] == "worker lost"
+
+
+def test_a_lost_saving_job_whose_store_cannot_answer_waits_for_the_next_reap(tmp_path,
+                                                                             trained):
+    # the third answer of saved(): neither "this version" nor "none" but "cannot say now"
+    # (its folder cannot be read: here a symbolic link loop, ELOOP): failing it "worker
+    # lost" would leave its version beside a failed job, so it stays running until a reap
+    # can tell
+    from functools import partial
+
+    from service.core import saved_result
+    from service.store import FileStore
+
+    from .storekit import save
+
+    store = FileStore(tmp_path / "store")
+    jobs = SqliteJobs(tmp_path / "jobs.db", saved=partial(saved_result, store))
+    job_id = jobs.create("m", {}, 1)["id"]
+    assert jobs.begin_save(job_id, claim(jobs, worker="pid:gone")["lease"])
+    version = save(store, "m", trained, job=job_id)["version"]
+    folder = tmp_path / "store" / "m"
+    folder.rename(tmp_path / "away")
+    folder.symlink_to(folder)  # the store cannot list the model now
+    dead = lambda worker: False  # noqa: E731
+    assert jobs.reap(is_alive=dead) == []
+    assert jobs.get(job_id)["status"] == "running"
+    folder.unlink()
+    (tmp_path / "away").rename(folder)
+    assert jobs.reap(is_alive=dead) == [job_id]
+    job = jobs.get(job_id)
+    assert job["status"] == "succeeded" and job["result"]["version"] == version
