@@ -257,6 +257,8 @@ def _churn_aliases(url, trained, seconds, role, out):
 
 
 def test_alias_moves_racing_version_deletes_never_deadlock(store, pg_database, trained):
+    # a guard, not proof: it passed with the model's lock removed too (the deadlock is rare);
+    # test_every_change_of_a_model_waits_for_the_models_lock below shows the lock is taken
     save(store, "al", trained)
     out = FORK.Queue()
     roles = ["save", "delete", "delete", "alias", "alias"]
@@ -270,6 +272,50 @@ def test_alias_moves_racing_version_deletes_never_deadlock(store, pg_database, t
     unavailable = [(role, s) for role, s in seen if set(s) - {"ok", "404"}]
     assert not unavailable, unavailable  # before: "deadlock detected", a 503
     assert all(s.get("ok") for _, s in seen), seen
+
+
+CHANGES = {  # every kind of change of a model, made on 'al' (versions 1 and 2, alias next)
+    "set_alias": lambda store, trained: store.set_alias("al", "prod", 1),
+    "delete_version": lambda store, trained: store.delete("al", 2),
+    "delete_alias": lambda store, trained: store.delete_alias("al", "next"),
+    "save": lambda store, trained: save(store, "al", trained),
+}
+
+
+def _change_in_child(url, change, trained, out):
+    """In another process: make one change of model 'al'; put how and when it ended."""
+    db = Database(url, max_size=1)
+    try:
+        CHANGES[change](PgStore(db), trained)
+        out.put(("ok", time.monotonic()))
+    except Exception as exc:  # the parent names it
+        out.put((repr(exc), time.monotonic()))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_every_change_of_a_model_waits_for_the_models_lock(store, pg_database, trained, change):
+    # what keeps an alias move and a delete of its version from deadlocking (each locking
+    # the other's rows first): every change of one model takes its advisory lock first.
+    # The stress test above is a guard; this one holds the lock and watches a change wait.
+    from service.store.postgres import LOCK_SPACE
+
+    save(store, "al", trained), save(store, "al", trained)
+    store.set_alias("al", "next", 2)
+    out = FORK.Queue()
+    with psycopg.connect(pg_database.url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext('al'))", (LOCK_SPACE,))
+        child = FORK.Process(target=_change_in_child,
+                             args=(pg_database.url, change, trained, out))
+        child.start()
+        time.sleep(1.0)
+        assert out.empty(), out.get()  # still waiting for the lock
+        released = time.monotonic()
+        holder.commit()
+        outcome, ended = out.get(timeout=10)
+    child.join(10)
+    assert outcome == "ok" and ended >= released
 
 
 def _churn_latest(url, trained, seconds, out):
