@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
+from werkzeug.routing import IntegerConverter
 
 from .. import backends, metrics
 from ..core import Service
@@ -33,6 +34,7 @@ def create_app(settings=None, service=None):
     settings = service.settings
     logging.getLogger("nnserve").setLevel(settings.log_level.upper())
     app = Flask("nnserve", root_path=str(PACKAGE))
+    app.url_map.converters["int"] = AsciiInteger  # before the routes are added
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["NNSERVE_AUTH"] = settings.api_token is not None
     app.extensions["nnserve"] = service
@@ -45,6 +47,13 @@ def create_app(settings=None, service=None):
     app.before_request(_refuse_unasked_query)
     app.after_request(_finish)
     return app
+
+
+class AsciiInteger(IntegerConverter):
+    """A version number in a path, in ASCII digits: Werkzeug's \\d+ also matches "١" or "１",
+    which int() reads as 1, so one version answered under many names."""
+
+    regex = r"[0-9]+"
 
 
 def _start():

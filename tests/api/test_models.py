@@ -121,6 +121,18 @@ def test_unknown_model_or_version_is_404(client, model, path, detail):
     assert problem.detail == detail
 
 
+# 1 in Arabic-Indic, fullwidth and Devanagari digits
+@pytest.mark.parametrize("spelling", ["\u0661", "\uff11", "\u0967"])
+def test_a_version_is_named_in_ascii_digits_only(client, model, spelling):
+    # Werkzeug's int converter matched any Unicode digit, which int() reads: version 1
+    # answered under each of these names, on /v1 and /v2
+    for path in (f"/v1/models/xor-demo/versions/{spelling}",
+                 f"/v2/models/xor-demo/versions/{spelling}"):
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+    assert client.get("/v1/models/xor-demo/versions/1").status_code == 200
+
+
 def test_delete_version_removes_only_that_version(client, model):
     _upload(client, _export(client))
 
