@@ -53,6 +53,31 @@ def _client(port, deadline, answers):
     return conn
 
 
+def _until_each_answers(srv, pids, timeout=30):
+    """Return once each of pids (new workers) has answered a request: booted, its loop
+    turning. Connections are held while asking, so the workers' shares send the next to
+    one holding fewer (closed ones would all go where the kernel puts them)."""
+    seen, held, deadline = set(), [], time.monotonic() + timeout
+    try:
+        while not pids <= seen:
+            assert time.monotonic() < deadline, f"workers {pids - seen} never answered"
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            r.read()
+            seen |= set(srv.pids_of([r.getheader("X-Request-ID")]).values())
+            held.append(conn)
+            if len(held) >= 8:  # a worker still booting: start again from none held
+                for conn in held:
+                    conn.close()
+                held.clear()
+                time.sleep(0.2)
+    finally:
+        for conn in held:
+            conn.close()
+    time.sleep(0.3)  # the workers see the closes and count the connections out
+
+
 def _clients(srv, count, seconds):
     """Run count clients for seconds; return their answers and {pid: connections} held at
     the end (then closed)."""
@@ -100,7 +125,7 @@ def test_a_worker_forked_in_place_of_a_killed_one_takes_its_share(start_server):
         while victim in srv.worker_pids() or len(srv.worker_pids()) < 2:
             assert time.monotonic() < deadline, "no worker forked in place of the killed one"
             time.sleep(0.1)
-        time.sleep(1.5)  # the new worker boots and records its slot
+        _until_each_answers(srv, srv.worker_pids() - {victim})  # booted, its slot taken
         answers, held = _clients(srv, 8, 2.0)
         assert sorted(held.values()) == [4, 4], held
         assert {status for status, _ in answers} == {200}
@@ -121,7 +146,7 @@ def test_a_reload_leaves_no_new_connection_waiting_for_the_old_workers(start_ser
     while len(srv.worker_pids() - old) < 2:
         assert time.monotonic() < deadline, "no new workers after SIGHUP"
         time.sleep(0.1)
-    time.sleep(1.0)  # the new workers boot and turn their loops
+    _until_each_answers(srv, srv.worker_pids() - old)  # the new workers have booted
     held, took, kept = [], [], []
     try:
         for _ in range(10):  # kept alive on the new workers, then one more, new each time
