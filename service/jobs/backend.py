@@ -1,9 +1,10 @@
 """JobBackend: the interface of every job backend, and the states of a job."""
 
+import re
 import time
 from abc import ABC, abstractmethod
 
-from ..errors import LeaseLost, StoreUnavailable
+from ..errors import JobNotFound, LeaseLost, StoreUnavailable
 
 KINDS = ("training", "sweep")  # what a job's request is: one training, or a sweep of trials
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -11,6 +12,16 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 WORKER_LOST = "worker lost"
 SHUTDOWN = "interrupted by shutdown"
 INTERNAL = "internal error"
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # every job's id: uuid4().hex
+
+
+def check_id(job_id):
+    """Return job_id if it has the form of a job's id; else raise JobNotFound: it names no
+    job, and may hold what a database cannot carry (a NUL, which PostgreSQL's driver
+    refuses with an error the service would answer 500)."""
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        raise JobNotFound(job_id)
+    return job_id
 
 
 class JobBackend(ABC):

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from ..errors import JobFinished, JobNotFound
 from ..pg.database import PING_TIMEOUT_S
 from ..timestamps import utc_iso
-from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend, check_id
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text
 from .sql import SqlReads
@@ -190,7 +190,7 @@ class PgJobs(SqlReads, JobBackend):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
         with self.db.connection() as conn, conn.transaction():
             row = conn.execute("SELECT status, saving FROM jobs WHERE id = %s FOR UPDATE",
-                               (job_id,)).fetchone()
+                               (check_id(job_id),)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
             if row[0] in TERMINAL:

@@ -3,7 +3,7 @@
 import json
 
 from ..errors import JobNotFound
-from .backend import STATUSES, ReapedReads
+from .backend import STATUSES, ReapedReads, check_id
 
 
 class SqlReads(ReapedReads):
@@ -17,7 +17,7 @@ class SqlReads(ReapedReads):
 
     def _get(self, job_id, full=True):
         with self._reading() as conn:
-            jobs = self._select(conn, f"id = {self.PARAM}", (job_id,), full=full)
+            jobs = self._select(conn, f"id = {self.PARAM}", (check_id(job_id),), full=full)
         if not jobs:
             raise JobNotFound(job_id)
         return jobs[0]
@@ -26,7 +26,7 @@ class SqlReads(ReapedReads):
         """Return the job's latest snapshot (None before its first); JobNotFound."""
         with self._reading() as conn:
             row = conn.execute(f"SELECT snapshot FROM jobs WHERE id = {self.PARAM}",
-                               (job_id,)).fetchone()
+                               (check_id(job_id),)).fetchone()
         if row is None:
             raise JobNotFound(job_id)
         return None if row[0] is None else json.loads(row[0])

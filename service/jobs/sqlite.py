@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import JobFinished, JobNotFound, ServiceError, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend
+from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend, check_id
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text, summary_of
 from .sql import SqlReads
@@ -211,7 +211,7 @@ class SqliteJobs(SqlReads, JobBackend):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
         with self._db("BEGIN IMMEDIATE") as conn:
             row = conn.execute("SELECT status, saving FROM jobs WHERE id = ?",
-                               (job_id,)).fetchone()
+                               (check_id(job_id),)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
             if row[0] in TERMINAL:

@@ -70,6 +70,11 @@ class Database:
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.AdminShutdown,
                 TimeoutError) as exc:
             raise self._unavailable(exc) from exc
+        except psycopg.errors.ReadOnlySqlTransaction as exc:  # a standby, or read-only set:
+            # reads go on, so the database is not marked down
+            raise StoreUnavailable("NNSERVE_DATABASE_URL: the database is read-only (a standby,"
+                                   " or default_transaction_read_only): nothing can be changed"
+                                   " now") from exc
         except Exception as exc:
             if type(exc).__name__ == "PoolTimeout":
                 raise self._unavailable(exc) from exc
