@@ -31,6 +31,10 @@ MAX_UNPACKED = 64 * 2**20  # bytes once inflated: refuses zip bombs before readi
 # history of 200,000 rows of full-precision floats (thinned when kept) about 35 MB; parsing
 # one of 64 MB cost a worker 400 MB (an 84 KB upload)
 MAX_META_UNPACKED = 48 * 2**20
+# Values in meta's JSON (counted by its commas before it is parsed): that 200,000-row
+# history has 600,000; a 92 KB upload of 5,500 columns of 1,000 zeros (42 MB inflated)
+# has 5.5 million, which cost 2 s and 250 MB to parse before its bounds refused it
+MAX_META_VALUES = 1_000_000
 MAX_POINTS = 10_000
 SAMPLE_SEED = 0
 META_TYPES = {
@@ -126,8 +130,12 @@ def _read_meta(zf):
     a = _member(zf, "meta", copy=False)
     if a.dtype.kind != "U" or a.shape != ():
         raise ValueError("meta is not a 0-d unicode array")
+    text = a.item()
+    if (values := text.count(",") + 1) > MAX_META_VALUES:
+        raise ValueError(f"meta holds about {values} values, over the limit of "
+                         f"{MAX_META_VALUES}")
     try:
-        meta = json.loads(a.item(), parse_constant=_refuse_constant, parse_float=_finite_float)
+        meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise ValueError(f"meta is not valid JSON ({exc})") from None
     if type(meta) is not dict:

@@ -240,6 +240,21 @@ def test_an_uploaded_history_is_thinned_as_a_trained_one(store, valid_npz):
     assert len(json.dumps(store.meta("up"))) < 100_000
 
 
+def test_a_meta_of_millions_of_values_is_refused_before_it_is_parsed(store, valid_npz):
+    # a probe's 92 KB upload, 42 MB inflated: parsing its 5.5 million zeros cost 2 s and
+    # 250 MB of a worker before the history's bound refused it (24 at once: 1.1 GB a worker)
+    history = {f"c{i}": [0] * 1000 for i in range(3000)}  # 36 MB inflated, as json.dumps writes
+    data = forged(valid_npz, lambda _, meta: meta["history"].update(history))
+
+    with pytest.raises(InvalidModelFile, match="meta holds about 30..... values, over the "
+                                               "limit of 1000000") as caught:
+        store.import_npz("up", data)
+
+    assert caught.value.status == 422
+    with pytest.raises(ModelNotFound):
+        store.meta("up")
+
+
 @pytest.mark.parametrize(("change", "loc", "says"), [
     (lambda meta: meta["metrics"].update({f"m{i}": 0.5 for i in range(2000)}), ["metrics"],
      "meta field 'metrics' is 2"),
