@@ -35,6 +35,9 @@ def create_app(settings=None, service=None):
     logging.getLogger("nnserve").setLevel(settings.log_level.upper())
     app = Flask("nnserve", root_path=str(PACKAGE))
     app.url_map.converters["int"] = AsciiInteger  # before the routes are added
+    # "/v1/models/m//versions/1" is no path of ours: a 404, not Werkzeug's 308 to the path
+    # without the empty segment (an HTML body, its host the Host header's; DELETE too)
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["NNSERVE_AUTH"] = settings.api_token is not None
     app.extensions["nnserve"] = service

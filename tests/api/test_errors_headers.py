@@ -31,6 +31,21 @@ def test_a_huge_version_number_is_not_found_not_a_crash(shared, method, suffix):
     assert_problem(r, r.status_code)
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("delete", "/v1/models/m//versions/1"), ("get", "/v1/trainings//events"),
+    ("post", "/v1/models//predict"), ("post", "/v2//models/m/infer"),
+])
+def test_a_path_with_an_empty_segment_is_not_found_not_redirected(shared, method, path):
+    # Werkzeug merged the slashes with a 308 (an HTML body, its Location on the Host header):
+    # a client following it made a DELETE of a URL it never wrote
+    r = getattr(shared, method)(path, headers={"Host": "evil.example"})
+    assert r.status_code == 404 and "Location" not in r.headers, (r.status_code, r.headers)
+    if path.startswith("/v2"):
+        assert r.mimetype == "application/json" and r.json["error"]
+    else:
+        assert_problem(r, 404)
+
+
 # ----- headers -----
 
 
