@@ -7,6 +7,7 @@ falling back to it. dumps writes compact JSON, NumPy arrays included.
 """
 
 import json
+import sys
 from collections import Counter
 
 import orjson
@@ -58,6 +59,10 @@ def _loads_plain(raw: bytes):
         return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except RecursionError as exc:  # nesting past the stack
         raise ValueError(str(exc)) from None
+    except ValueError as exc:  # the interpreter's bound says how to lift it: not the client's
+        if "integer string conversion" not in str(exc):
+            raise
+        raise ValueError(f"an integer of over {sys.get_int_max_str_digits()} digits") from None
 
 
 def dumps(body) -> bytes:

@@ -2,6 +2,7 @@
 
 import json
 import random
+import sys
 from collections import Counter
 
 import numpy as np
@@ -109,3 +110,11 @@ def test_dumps_writes_compact_json_numpy_and_what_orjson_refuses():
     assert jsoncodec.dumps({"a": [1, {"b": None}]}) == b'{"a":[1,{"b":null}]}'
     assert np.float32(json.loads(jsoncodec.dumps(np.array([0.1], np.float32)))[0]) == \
         np.float32(0.1)
+
+
+def test_an_integer_past_the_interpreters_digit_bound_is_named_without_its_advice():
+    # was "Exceeds the limit (4300 digits) for integer string conversion ... use
+    # sys.set_int_max_str_digits() to increase the limit", in a client's 400
+    with pytest.raises(ValueError) as caught:
+        jsoncodec.loads(b'{"x1": ' + b"1" * 5000 + b', "x2": 0}')
+    assert str(caught.value) == f"an integer of over {sys.get_int_max_str_digits()} digits"
