@@ -139,8 +139,9 @@ class JobBackend(ABC):
 
     @abstractmethod
     def recover(self):
-        """Fail the running jobs whose worker is gone (at start-up: a previous run's); return
-        their ids."""
+        """End the running jobs whose worker is gone (at start-up: a previous run's) as
+        reap does: failed "worker lost", or, on a backend that runs a lost job once more
+        (PostgreSQL), queued again on their first attempt; return the ids of those failed."""
 
     @abstractmethod
     def ping(self):

@@ -213,39 +213,51 @@ class PgJobs(SqlReads, JobBackend):
         """Handle the running jobs whose worker is lost; return the ids of those failed."""
         with self.db.connection() as conn:
             running = self._select(conn, "status = 'running'")
-        return self._reap(running, is_alive)
+        return self._lost(running, is_alive)[0]
 
-    def _reap(self, jobs, is_alive=None):
+    def _reap(self, jobs):
+        """Handle the lost of jobs (ReapedReads); return the ids of those failed or queued
+        again, which a read must then read again."""
+        failed, queued = self._lost(jobs)
+        return failed + queued
+
+    def _lost(self, jobs, is_alive=None):
         """Of jobs, those running past their lease or on a dead process of this host are
-        queued again on their first attempt, failed WORKER_LOST after; return those failed."""
+        queued again on their first attempt, failed WORKER_LOST after; return the ids of
+        (those failed, those queued again).
+        A dead process is not waited for: its job is queued again (or failed) at once, by
+        whichever host sees it first (a host restarted after a crash has the host id it had:
+        its start-up reap sees its old workers dead, as another host would see their leases
+        expire, and the job runs once more either way)."""
         is_alive = is_alive or worker_is_alive
         running = [j for j in jobs if j["status"] == "running"]
         if not running:
-            return []
-        failed = []
+            return [], []
+        failed, queued = [], []
         with self.db.connection() as conn:
             for job in running:
-                # a dead process of this host: failed at once, as the interface promises;
-                # an expired lease (another host died or paused): queued again, once
+                # a dead process of this host, or an expired lease (another host died or
+                # paused): queued again, once
                 dead = not is_alive(job["worker"])
-                if not dead and job["attempt"] < MAX_ATTEMPTS and conn.execute(
+                lost = "true" if dead else f"lease_until < {NOW}"
+                if job["attempt"] < MAX_ATTEMPTS and conn.execute(
                         "UPDATE jobs SET status = 'queued', lease = NULL, worker = NULL,"
-                        f" lease_until = NULL, saving = false WHERE {HELD} AND lease_until < {NOW}",
+                        f" lease_until = NULL, saving = false WHERE {HELD} AND {lost}",
                         (job["id"], job["lease"])).rowcount:
                     conn.execute(f"NOTIFY {CHANNEL}")
                     log.warning("job %s lost its worker %s: queued again (attempt %d)",
                                 job["id"], job["worker"], job["attempt"] + 1)
+                    queued.append(job["id"])
                     continue
-                # Not dead: failed only with no attempt left. A lease that expired since the
-                # statement above asked is queued again by the next reap, never failed here.
-                expiry = "true" if dead else (
-                    f"lease_until < {NOW} AND attempt >= {MAX_ATTEMPTS}")
+                # Failed only with no attempt left. A lease that expired since the statement
+                # above asked is queued again by the next reap, never failed here.
+                expiry = f"({lost}) AND attempt >= {MAX_ATTEMPTS}"
                 if conn.execute(
                         "UPDATE jobs SET status = 'failed', error = %s, finished_at = %s"
                         f" WHERE {HELD} AND {expiry}",
                         (WORKER_LOST, utc_iso(), job["id"], job["lease"])).rowcount:
                     failed.append(job["id"])
-        return failed
+        return failed, queued
 
     def prune(self, ended_before):
         """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""

@@ -167,3 +167,37 @@ def test_an_unreachable_database_stops_start_up_with_one_line(tmp_path):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "NNSERVE_" in line]
     assert len(lines) == 1 and "NNSERVE_DATABASE_URL" in lines[0], proc.stderr
     assert "pw-kept-secret" not in proc.stdout + proc.stderr
+
+
+class _HostInTheInitialPidNamespace(Host):
+    """A host whose processes share this machine's PID namespace: its host id is its
+    hostname alone, the same after a restart (as a VM's, or a container whose namespace
+    number the kernel gave again)."""
+
+    def spawn(self, log):
+        command = ["unshare", "--uts", "--fork", "--kill-child", "sh", "-c",
+                   'hostname "$0" && exec "$@"', self.hostname, str(NNSERVE), "serve"]
+        return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_a_host_restarted_after_a_crash_runs_its_lost_job_once_more(pg_cluster, tmp_path):
+    # its start-up reap saw its old workers dead (same host id) and failed their job at
+    # once, "worker lost" at attempt 1, where another host would have run it again
+    url = pg_cluster.new_database(f"hosts_{os.getpid()}_{next(_DATABASES)}")
+    lease = {"NNSERVE_JOB_LEASE_S": 30}  # the restart comes well within it
+    first = _HostInTheInitialPidNamespace(tmp_path, "vm", url, workers=1, **lease).start(60)
+    again = None
+    try:
+        lost_id = submit(first, "crashed", {**MEDIUM, "training": {  # 2-3 s a run
+            **MEDIUM["training"], "epochs": 40_000}})
+        running_on(first, lost_id)
+        first.kill()
+        again = _HostInTheInitialPidNamespace(tmp_path, "vm", url, workers=1, **lease)
+        again.start(60)
+        done = ended(again, lost_id, timeout=25)
+        assert (done["status"], done["attempt"]) == ("succeeded", 2), done
+    finally:
+        first.stop()
+        if again is not None:
+            again.stop()
