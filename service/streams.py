@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from .errors import InvalidInput, TooManyStreams
+from .errors import InvalidInput, JobNotFound, StoreUnavailable, TooManyStreams
 from .jobs.backend import TERMINAL
 from .jobs.runner import WRITE_INTERVAL_S
 
@@ -130,7 +130,12 @@ class Streams:
             if state == HALF_CLOSED and not half_closed:
                 quiet_since = -math.inf  # probe at once, then every HALF_CLOSED_PROBE_S
             half_closed = state == HALF_CLOSED
-            job = self.jobs.summary(job["id"])
+            try:
+                job = self.jobs.summary(job["id"])
+            except StoreUnavailable:  # the database is away: keep-alives go on, the next
+                continue  # poll reads again (the answer was cut short mid-stream, unended)
+            except JobNotFound:  # deleted meanwhile (past its retention)
+                return
 
 
 class _Stream:

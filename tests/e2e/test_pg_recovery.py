@@ -121,3 +121,41 @@ def test_a_wait_the_database_drops_answers_the_job_it_created(cluster, start_ser
     listed = requests.get(f"{srv.url}/v1/trainings", timeout=10).json()
     assert [j["id"] for j in listed["jobs"]] == [job["id"]]  # the one job, still on record
     requests.delete(f"{srv.url}/v1/trainings/{job['id']}", timeout=10)
+
+
+def test_an_event_stream_rides_out_a_database_crash(cluster, start_server, tmp_path):
+    # the stream's next read met the database gone, raised, and the answer was cut short
+    # mid-stream (no end event, an incomplete chunked body) with a traceback in the log
+    import threading
+
+    srv = start_server(tmp_path / "store", workers=2, NNSERVE_DATABASE_URL=cluster.url())
+    long_job = {"model": "watched", "dataset": {"kind": "spiral", "n": 200},
+                "network": {"hidden": [8, 8]}, "training": {"epochs": 100000, "starts": 1}}
+    job_id = requests.post(f"{srv.url}/v1/trainings", json=long_job, timeout=10).json()["id"]
+    seen, failed = [], []
+
+    def watch():
+        try:
+            with requests.get(f"{srv.url}/v1/trainings/{job_id}/events", stream=True,
+                              headers={"Accept": "text/event-stream"}, timeout=(5, 30)) as r:
+                seen.extend(line for line in r.iter_lines(decode_unicode=True)
+                            if line.startswith("event:"))
+        except requests.RequestException as exc:
+            failed.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    deadline = time.monotonic() + 20
+    while "event: progress" not in seen:
+        assert time.monotonic() < deadline and watcher.is_alive(), (seen, failed)
+        time.sleep(0.05)
+    cluster.crash()
+    time.sleep(7)  # past the 5 s a read waits for a connection
+    cluster.start()
+    assert ready(srv.url, 15).status_code == 200
+    r = requests.delete(f"{srv.url}/v1/trainings/{job_id}", timeout=10)
+    assert r.status_code in (200, 409), r.text  # 409: it had ended meanwhile
+    watcher.join(30)
+    assert not watcher.is_alive() and failed == [], failed
+    assert seen[-1] == "event: end", seen[-3:]
+    assert "Traceback" not in srv.log_text()
