@@ -16,6 +16,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from .errors import StoreUnavailable
+
 REQUESTS = Counter(
     "nnserve_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
@@ -52,7 +54,9 @@ def count_request(method, route, status, seconds=None):
 
 
 class JobsByStatus:
-    """A collector calling counts() at scrape time: jobs by status, across workers."""
+    """A collector calling counts() at scrape time: jobs by status, across workers. While
+    the job backend cannot answer (a database restarting), the gauges are left out and
+    nnserve_training_jobs_readable says 0: the request counters are still scraped."""
 
     def __init__(self, counts):
         self.counts = counts
@@ -60,9 +64,17 @@ class JobsByStatus:
     def collect(self):
         family = GaugeMetricFamily("nnserve_training_jobs", "Training jobs by status",
                                    labels=["status"])
-        for status, count in sorted(self.counts().items()):
+        try:
+            counts = self.counts()
+        except StoreUnavailable:
+            counts = None
+        for status, count in sorted((counts or {}).items()):
             family.add_metric([status], count)
         yield family
+        yield GaugeMetricFamily("nnserve_training_jobs_readable",
+                                "1 if the job gauges were read at this scrape, 0 if the job"
+                                " backend could not answer (they are left out)",
+                                value=float(counts is not None))
 
 
 def render(job_counts):

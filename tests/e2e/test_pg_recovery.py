@@ -77,9 +77,15 @@ def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
         r = requests.post(f"{srv.url}/v1/models/xor/predict", json=POINTS, timeout=10)
         assert r.status_code == 200 and r.json()["version"] == before["result"]["version"]
     assert time.monotonic() - asked < 4  # without waiting for the database each time
+    r = requests.get(f"{srv.url}/metrics", timeout=20)  # was a 503: no counters at all
+    assert r.status_code == 200 and "nnserve_http_requests_total{" in r.text, r.text[:300]
+    assert "nnserve_training_jobs_readable 0.0" in r.text
+    assert "nnserve_training_jobs{" not in r.text
 
     cluster.start()  # the same port: nnserve finds it again by itself
     assert ready(srv.url, 15).status_code == 200
+    r = requests.get(f"{srv.url}/metrics", timeout=20)
+    assert "nnserve_training_jobs_readable 1.0" in r.text and "nnserve_training_jobs{" in r.text
     assert requests.get(f"{srv.url}/v1/trainings/{before['id']}",
                         timeout=10).json()["status"] == "succeeded"
     assert train(srv.url, "after")["status"] == "succeeded"
