@@ -70,8 +70,8 @@ def sweeps():
     """Sweeps, newest first: each one's trials as a sortable table, links to their versions,
     and the comparison figure once it has ended, as an HTML fragment of the dashboard."""
     query = parse_query(SweepListQuery)
-    jobs, _ = service().list_sweeps(query)
-    return _html("sweeps.html", sweeps=[sweep_view(job) for job in jobs],
+    jobs, total = service().list_sweeps(query)
+    return _html("sweeps.html", sweeps=[sweep_view(job) for job in jobs], total=total,
                  metrics=("accuracy", "loss", "validation_accuracy", "validation_loss",
                           "epochs"), protected=_reads_protected())
 

@@ -45,3 +45,5 @@ def test_the_sweeps_fragment_lists_trials_with_links_and_the_figure(client):
     assert 'href="/v1/models/sw/versions/1"' in html and 'href="/v1/models/sw/versions/2"' in html
     assert f'src="/v1/sweeps/{sweep_id}/plot.png"' in html
     assert "No sweeps yet" not in html
+    past = client.get("/dashboard/sweeps?offset=5").get_data(as_text=True)
+    assert "No sweeps on this page (1 in all)" in past and "No sweeps yet" not in past

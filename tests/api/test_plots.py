@@ -118,6 +118,8 @@ def test_fragments_show_jobs_and_models(client, model):
     models = client.get("/dashboard/models").get_data(as_text=True)
     assert 'data-model="xor-demo"' in models
     assert '<img src="/v1/models/xor-demo/versions/1/plot.png"' in models
+    past = client.get("/dashboard/jobs?offset=50").get_data(as_text=True)
+    assert "No training jobs on this page (1 in all)" in past  # not "No training jobs yet"
 
 
 def test_fragments_say_when_empty(client):
