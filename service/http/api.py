@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMe
 from werkzeug.wsgi import get_content_length
 
 from .. import jsoncodec
+from ..errors import InvalidInput
 
 
 def operation(summary, *, access="read", body=None, query=None, response=None, status=200,
@@ -92,8 +93,14 @@ def parse_json(raw: bytes):
 
 def parse_query(model: type[BaseModel]):
     """Return the query string validated by model (422 naming the parameter otherwise)."""
-    # A repeated parameter stays a list, so it is refused rather than silently cut to its first.
-    args = {k: v[0] if len(v) == 1 else v for k, v in request.args.lists()}
+    # A repeated parameter is refused, naming it, rather than silently cut to its first (no
+    # query here takes a list: validating the list said "Input should be a valid integer").
+    args = {}
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise InvalidInput(f"query parameter {name[:40]!r} is given {len(values)} times: "
+                               "give it once", field=(name[:40],))
+        args[name] = values[0]
     return model.model_validate(args)
 
 

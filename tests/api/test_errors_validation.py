@@ -210,3 +210,14 @@ def test_outside_v1_or_with_an_empty_query_nothing_is_refused(shared, path):
     r = (shared.post(path, json={"x1": 0.1, "x2": 0.9}) if "predict" in path
          else shared.get(path))
     assert r.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/trainings?status=succeeded&status=failed",
+                                  "/dashboard/models?limit=10&limit=20",
+                                  "/v1/models/m/points?limit=5&limit=5"])
+def test_a_repeated_query_parameter_is_named_as_repeated(shared, path):
+    # validating the list of its values said "Input should be a valid integer"
+    name = path.split("?")[1].split("=")[0]
+    problem = assert_problem(shared.get(path), 422)
+    assert problem.detail == f"query parameter '{name}' is given 2 times: give it once"
+    assert problem.errors[0]["loc"] == [name]
