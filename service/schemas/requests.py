@@ -205,7 +205,8 @@ class PredictRequest(Strict):
     def _single_point(cls, data: Any):
         if isinstance(data, dict) and "points" not in data and ("x1" in data or "x2" in data):
             rest = {k: v for k, v in data.items() if k not in ("x1", "x2")}
-            return {**rest, "points": [{"x1": data.get("x1"), "x2": data.get("x2")}]}
+            # a coordinate missing stays missing: _pair names it (None read "not a number")
+            return {**rest, "points": [{k: data[k] for k in ("x1", "x2") if k in data}]}
         return data
 
     @field_validator("points", mode="before")

@@ -221,3 +221,11 @@ def test_a_repeated_query_parameter_is_named_as_repeated(shared, path):
     problem = assert_problem(shared.get(path), 422)
     assert problem.detail == f"query parameter '{name}' is given 2 times: give it once"
     assert problem.errors[0]["loc"] == [name]
+
+
+@pytest.mark.parametrize("body", [{"x1": 0.1}, {"x2": 0.1}])
+def test_a_single_point_missing_a_coordinate_says_which_keys_it_has(shared, body):
+    # was "points.0.1: Input should be a valid number", as if x2 had been sent as null
+    problem = assert_problem(shared.post("/v1/models/m/predict", json=body), 422)
+    assert problem.errors[0]["loc"] == ["points"]  # as the points form says it
+    assert f"exactly the keys x1 and x2, got {sorted(body)}" in problem.errors[0]["msg"]

@@ -137,7 +137,7 @@ def test_unknown_model_or_version_is_404(trained, path, detail):
         ({"points": [{"x1": 0.1, "x2": 0.2, "x3": 0.3}]}, ["points"]),
         ({"points": "0.1,0.2"}, ["points"]),
         ({"points": [[0.1, 0.2]], "threshold": "high"}, ["threshold"]),
-        ({"x1": 0.1}, ["points", 0, 1]),
+        ({"x1": 0.1}, ["points"]),  # as {"points": [{"x1": 0.1}]}, not a null x2
         ({"x1": 0.1, "x2": 0.2, "points": [[0.1, 0.2]]}, ["x1"]),
         ([[0.1, 0.2]], []),
     ],
