@@ -209,10 +209,13 @@ def _predict(name, version):
 
 def _uploaded_bytes():
     if request.mimetype == "multipart/form-data":
-        part = request.files.get("file")
-        if part is None:
+        parts = request.files.getlist("file")
+        if not parts:
             raise BadRequest("multipart upload needs a 'file' part holding the .npz")
-        return part.read()
+        if len(parts) > 1:  # one was kept, silently: which one a client meant is unknown
+            raise BadRequest(f"multipart upload has {len(parts)} 'file' parts: send one "
+                             "version at a time")
+        return parts[0].read()
     if request.mimetype not in (NPZ, "application/x-npz", "application/zip"):
         raise UnsupportedMediaType("send the .npz as application/octet-stream or multipart")
     return read_body()

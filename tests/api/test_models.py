@@ -260,6 +260,15 @@ def test_multipart_upload_without_a_file_part_is_400(client, model):
     assert_problem(r, 400, "Bad Request", "'file' part")
 
 
+def test_multipart_upload_with_two_file_parts_is_400_and_saves_nothing(client, model):
+    npz = _export(client)  # the first part was kept, silently
+    r = client.post("/v1/models/xor-demo/versions",
+                    data={"file": [(io.BytesIO(npz), "a.npz"), (io.BytesIO(npz), "b.npz")]})
+
+    assert_problem(r, 400, "Bad Request", "2 'file' parts")
+    assert [v["version"] for v in client.get("/v1/models/xor-demo").json["versions"]] == [1]
+
+
 def test_a_damaged_stored_version_is_reported_corrupt_not_served(client, settings, model):
     _upload(client, _export(client))
     path = settings.store_dir / "xor-demo" / "1.npz"
