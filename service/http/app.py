@@ -53,10 +53,11 @@ def create_app(settings=None, service=None):
 
 
 class AsciiInteger(IntegerConverter):
-    """A version number in a path, in ASCII digits: Werkzeug's \\d+ also matches "١" or "１",
-    which int() reads as 1, so one version answered under many names."""
+    """A version number in a path, in ASCII digits and without leading zeros: Werkzeug's
+    \\d+ also matches "١", "１" or "01", which int() reads as 1, so one version answered
+    under many names (0 is matched, to be refused naming the version)."""
 
-    regex = r"[0-9]+"
+    regex = r"[1-9][0-9]*|0"
 
 
 def _start():

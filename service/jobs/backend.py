@@ -34,7 +34,8 @@ class JobBackend(ABC):
     claim): report, heartbeat and finish are fenced, accepted only with the lease that
     holds the job, so a worker that lost its job (reaped as lost; with a shared database,
     claimed again elsewhere) can neither record progress nor end it. A running job whose
-    worker is gone is failed with WORKER_LOST, never left running.
+    worker is gone is failed with WORKER_LOST (where the backend runs a lost job once more,
+    PostgreSQL, queued again on its first attempt), never left running.
 
     A running job that is to keep a model first takes begin_save, which is atomic with
     cancel: either the cancel came first (begin_save refuses, the job saves nothing and ends
@@ -211,7 +212,7 @@ class ReapedReads:
 
     def _reaped(self, job_id, full):
         job = self._get(job_id, full)
-        if job["status"] == "running" and self._reap([job]):
+        if job["status"] == "running" and self._reap_for_read([job]):
             job = self._get(job_id, full)
         return job
 
@@ -219,6 +220,14 @@ class ReapedReads:
         """Return (jobs, total): one page of the matching jobs of kind (summaries unless
         full), newest first, and their count."""
         page = self._page(status, model, limit, offset, kind, full)
-        if self._reap(page[0]):
+        if self._reap_for_read(page[0]):
             page = self._page(status, model, limit, offset, kind, full)
         return page
+
+    def _reap_for_read(self, jobs):
+        """Return _reap(jobs), or nothing reaped where the reap cannot write (a read-only
+        database): a read answers with what it read rather than needing a write."""
+        try:
+            return self._reap(jobs)
+        except StoreUnavailable:
+            return []

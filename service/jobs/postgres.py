@@ -4,9 +4,9 @@ A claim takes the oldest queued row with FOR UPDATE SKIP LOCKED after a transact
 advisory lock, so counting the running jobs and claiming one is atomic across hosts (the
 max_running limit holds everywhere). A claim's lease lasts lease_s on the database's clock
 and each heartbeat or report renews it; a running job whose lease expired (its host died,
-or was paused) is queued again once (attempt 2), then failed WORKER_LOST; a job whose
-worker is a dead process of this host is failed WORKER_LOST at once (the interface's
-promise). The lease token fences report, heartbeat and finish.
+or was paused) is queued again once (attempt 2), then failed WORKER_LOST; so is a job whose
+worker is a dead process of this host, at once, without waiting for its lease. The lease
+token fences report, heartbeat and finish.
 """
 
 import logging

@@ -121,8 +121,8 @@ def test_unknown_model_or_version_is_404(client, model, path, detail):
     assert problem.detail == detail
 
 
-# 1 in Arabic-Indic, fullwidth and Devanagari digits
-@pytest.mark.parametrize("spelling", ["\u0661", "\uff11", "\u0967"])
+# 1 in Arabic-Indic, fullwidth and Devanagari digits, and with leading zeros
+@pytest.mark.parametrize("spelling", ["\u0661", "\uff11", "\u0967", "01", "001"])
 def test_a_version_is_named_in_ascii_digits_only(client, model, spelling):
     # Werkzeug's int converter matched any Unicode digit, which int() reads: version 1
     # answered under each of these names, on /v1 and /v2

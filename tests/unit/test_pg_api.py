@@ -50,11 +50,24 @@ def _read_only(cluster, on):
 
 def test_a_read_only_database_answers_writes_503_and_reads_on(client, cluster):
     npz = client.get("/v1/models/xor/versions/1/npz").data
+    long_job = {"model": "long", "dataset": {"kind": "spiral", "n": 200},
+                "network": {"hidden": [8, 8]}, "training": {"epochs": 100000, "starts": 1}}
+    running = client.post("/v1/trainings", json=long_job).json["id"]
+    deadline = time.monotonic() + 20
+    while client.get(f"/v1/trainings/{running}").json["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     _read_only(cluster, True)
     try:
         _writes_refused(client, npz)
+        # a read of a running job reaps it, which writes: it read as a 503 (a review)
+        for path in (f"/v1/trainings/{running}", "/v1/trainings", "/dashboard/jobs"):
+            r = client.get(path)
+            assert r.status_code == 200, (path, r.status_code, r.data[:300])
+        assert client.get(f"/v1/trainings/{running}").json["status"] == "running"
     finally:
         _read_only(cluster, False)
+    client.delete(f"/v1/trainings/{running}")
     assert client.put("/v1/models/xor/aliases/prod", json={"version": 1}).status_code == 200
     assert client.post("/v1/trainings?wait=30", json=XOR).json["status"] == "succeeded"
 
