@@ -59,10 +59,16 @@ def _loads_plain(raw: bytes):
         return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except RecursionError as exc:  # nesting past the stack
         raise ValueError(str(exc)) from None
-    except ValueError as exc:  # the interpreter's bound says how to lift it: not the client's
-        if "integer string conversion" not in str(exc):
-            raise
-        raise ValueError(f"an integer of over {sys.get_int_max_str_digits()} digits") from None
+    except ValueError as exc:
+        raise ValueError(plain_reason(exc)) from None
+
+
+def plain_reason(exc):
+    """Return why a JSON document was refused (a ValueError of json), as a client may read
+    it: the interpreter's bound on an integer's digits says how to lift it, not the client's."""
+    if "integer string conversion" in str(exc):
+        return f"an integer of over {sys.get_int_max_str_digits()} digits"
+    return str(exc)
 
 
 def dumps(body) -> bytes:

@@ -97,7 +97,7 @@ def parse_query(model: type[BaseModel]):
     # query here takes a list: validating the list said "Input should be a valid integer").
     args = {}
     for name, values in request.args.lists():
-        if len(values) > 1:
+        if len(values) > 1 and name in model.model_fields:  # one unknown is refused as such
             raise InvalidInput(f"query parameter {name[:40]!r} is given {len(values)} times: "
                                "give it once", field=(name[:40],))
         args[name] = values[0]

@@ -210,21 +210,22 @@ class PgJobs(SqlReads, JobBackend):
         return self.reap()
 
     def reap(self, is_alive=None):
-        """Handle the running jobs whose worker is lost; return the ids of those failed."""
+        """Handle the running jobs whose worker is lost; return the ids of those ended."""
         with self.db.connection() as conn:
             running = self._select(conn, "status = 'running'")
         return self._lost(running, is_alive)[0]
 
     def _reap(self, jobs):
-        """Handle the lost of jobs (ReapedReads); return the ids of those failed or queued
+        """Handle the lost of jobs (ReapedReads); return the ids of those ended or queued
         again, which a read must then read again."""
-        failed, queued = self._lost(jobs)
-        return failed + queued
+        ended, queued = self._lost(jobs)
+        return ended + queued
 
     def _lost(self, jobs, is_alive=None):
         """Of jobs, those running past their lease or on a dead process of this host are
-        queued again on their first attempt, failed WORKER_LOST after; return the ids of
-        (those failed, those queued again).
+        queued again on their first attempt, failed WORKER_LOST after (cancelled, when a
+        cancel was asked and the job was not saving); return the ids of (those ended, those
+        queued again).
         A dead process is not waited for: its job is queued again (or failed) at once, by
         whichever host sees it first (a host restarted after a crash has the host id it had:
         its start-up reap sees its old workers dead, as another host would see their leases
@@ -233,13 +234,19 @@ class PgJobs(SqlReads, JobBackend):
         running = [j for j in jobs if j["status"] == "running"]
         if not running:
             return [], []
-        failed, queued = [], []
+        ended, queued = [], []
         with self.db.connection() as conn:
             for job in running:
                 # a dead process of this host, or an expired lease (another host died or
                 # paused): queued again, once
                 dead = not is_alive(job["worker"])
                 lost = "true" if dead else f"lease_until < {NOW}"
+                if job["cancel_requested"] and not job["saving"] and conn.execute(
+                        "UPDATE jobs SET status = 'cancelled', finished_at = %s"
+                        f" WHERE {HELD} AND {lost} AND cancel_requested AND NOT saving",
+                        (utc_iso(), job["id"], job["lease"])).rowcount:
+                    ended.append(job["id"])  # cancelled, as asked: not run again to be told
+                    continue
                 if job["attempt"] < MAX_ATTEMPTS and conn.execute(
                         "UPDATE jobs SET status = 'queued', lease = NULL, worker = NULL,"
                         f" lease_until = NULL, saving = false WHERE {HELD} AND {lost}",
@@ -256,8 +263,8 @@ class PgJobs(SqlReads, JobBackend):
                         "UPDATE jobs SET status = 'failed', error = %s, finished_at = %s"
                         f" WHERE {HELD} AND {expiry}",
                         (WORKER_LOST, utc_iso(), job["id"], job["lease"])).rowcount:
-                    failed.append(job["id"])
-        return failed, queued
+                    ended.append(job["id"])
+        return ended, queued
 
     def prune(self, ended_before):
         """Delete the jobs that ended before ended_before (a utc_iso time); return how many."""

@@ -246,7 +246,8 @@ class SqliteJobs(SqlReads, JobBackend):
 
     def _end_lost(self, job):
         """End a lost job: succeeded with the version it saved, if it got so far, else
-        failed WORKER_LOST; return whether this call ended it."""
+        cancelled if a cancel was asked, else failed WORKER_LOST; return whether this call
+        ended it."""
         if job["saving"] and job["kind"] == "training" and self.saved is not None:
             if self.saved is LEAVE_SAVING:
                 return False  # the store may hold its version: not this process's to say
@@ -257,6 +258,8 @@ class SqliteJobs(SqlReads, JobBackend):
                 return False
             if result is not None:
                 return self.finish(job["id"], job["lease"], "succeeded", result=result)
+        if job["cancel_requested"] and not job["saving"]:
+            return self.finish(job["id"], job["lease"], "cancelled")
         return self.finish(job["id"], job["lease"], "failed", error=WORKER_LOST)
 
     def prune(self, ended_before):

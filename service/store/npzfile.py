@@ -20,6 +20,7 @@ import zlib
 
 import numpy as np
 
+from .. import jsoncodec
 from ..nn.datasets import check_dataset
 from ..nn.model import Model
 
@@ -32,9 +33,10 @@ MAX_UNPACKED = 64 * 2**20  # bytes once inflated: refuses zip bombs before readi
 # one of 64 MB cost a worker 400 MB (an 84 KB upload)
 MAX_META_UNPACKED = 48 * 2**20
 # Values in meta's JSON (counted by its commas before it is parsed): that 200,000-row
-# history has 600,000; a 92 KB upload of 5,500 columns of 1,000 zeros (42 MB inflated)
-# has 5.5 million, which cost 2 s and 250 MB to parse before its bounds refused it
-MAX_META_VALUES = 1_000_000
+# history has 600,000 in 3 columns, 1 million in the 5 a model with held-out points keeps;
+# a 92 KB upload of 5,500 columns of 1,000 zeros (42 MB inflated) has 5.5 million, which
+# cost 2 s and 250 MB to parse before its bounds refused it
+MAX_META_VALUES = 2_000_000
 MAX_POINTS = 10_000
 SAMPLE_SEED = 0
 META_TYPES = {
@@ -137,7 +139,7 @@ def _read_meta(zf):
     try:
         meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as exc:
-        raise ValueError(f"meta is not valid JSON ({exc})") from None
+        raise ValueError(f"meta is not valid JSON ({jsoncodec.plain_reason(exc)})") from None
     if type(meta) is not dict:
         raise ValueError("meta is not a JSON object")
     if meta.get("format") != FORMAT:

@@ -229,3 +229,8 @@ def test_a_single_point_missing_a_coordinate_says_which_keys_it_has(shared, body
     problem = assert_problem(shared.post("/v1/models/m/predict", json=body), 422)
     assert problem.errors[0]["loc"] == ["points"]  # as the points form says it
     assert f"exactly the keys x1 and x2, got {sorted(body)}" in problem.errors[0]["msg"]
+
+
+def test_a_repeated_unknown_query_parameter_is_named_unknown_not_repeated(shared):
+    problem = assert_problem(shared.get("/v1/trainings?bogus=1&bogus=2"), 422)
+    assert problem.errors[0]["loc"] == ["bogus"] and "give it once" not in problem.detail

@@ -415,6 +415,17 @@ def test_a_dead_workers_job_runs_once_more_where_the_backend_runs_lost_jobs_agai
                                                              runs_of_a_lost_job(jobs))
 
 
+def test_a_lost_job_asked_to_cancel_ends_cancelled_not_run_again(jobs):
+    # the cancel was answered 200 ("asking it to stop"); its worker then died: claimed
+    # again, it would train until its first report only to be told
+    job_id = jobs.create("m", {}, 1)["id"]
+    claim(jobs, dead_worker())
+    jobs.cancel(job_id)
+    job = jobs.get(job_id)
+    assert (job["status"], job["error"], job["attempt"]) == ("cancelled", None, 1)
+    assert claim(jobs) is None
+
+
 def test_recover_ends_the_jobs_of_workers_gone(jobs):
     gone, alive = (jobs.create(name, {}, 1)["id"] for name in ("gone", "alive"))
     claim(jobs, dead_worker())

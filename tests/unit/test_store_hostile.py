@@ -247,12 +247,25 @@ def test_a_meta_of_millions_of_values_is_refused_before_it_is_parsed(store, vali
     data = forged(valid_npz, lambda _, meta: meta["history"].update(history))
 
     with pytest.raises(InvalidModelFile, match="meta holds about 30..... values, over the "
-                                               "limit of 1000000") as caught:
+                                               "limit of 2000000") as caught:
         store.import_npz("up", data)
 
     assert caught.value.status == 422
     with pytest.raises(ModelNotFound):
         store.meta("up")
+
+
+def test_a_meta_integer_past_the_digit_bound_is_named_without_the_interpreters_advice(
+        store, valid_npz):
+    def huge(members, meta):
+        members["meta"] = np.array(json.dumps(meta).replace('"format": 1',
+                                                            '"format": 1, "n": ' + "7" * 5000))
+
+    with pytest.raises(InvalidModelFile) as caught:
+        store.import_npz("up", forged(valid_npz, huge))
+
+    assert "an integer of over 4300 digits" in caught.value.detail
+    assert "set_int_max_str_digits" not in caught.value.detail
 
 
 @pytest.mark.parametrize(("change", "loc", "says"), [
