@@ -164,6 +164,15 @@ class UnsupportedEncoding(ServiceError):
                          "uncompressed")
 
 
+class UnsupportedTransferCoding(ServiceError):
+    """A transfer coding before chunked (gzip, chunked): gunicorn passes the body on
+    undecoded. The worker that reads whole requests refuses it from the head; this is the
+    same refusal where stock gthread reads the request (TLS, the PROXY protocol)."""
+
+    status = 501
+    title = "Not Implemented"
+
+
 class Unauthorized(ServiceError):
     status = 401
     title = "Unauthorized"

@@ -33,7 +33,7 @@ from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .errors import PROBLEM, problem_body
-from .request_scan import RequestScan
+from .request_scan import RequestScan, undecoded_detail
 from .settings import Settings
 
 MEMORY_BUDGET = 64 << 20  # bytes of unfinished requests a worker keeps in memory
@@ -284,10 +284,8 @@ class BufferingWorker(ThreadWorker):
                                 f"request body over the limit of {self.max_body} bytes "
                                 "(NNSERVE_MAX_BODY_BYTES)")
         if reading.scan.undecoded:
-            coding = reading.scan.undecoded[:80].decode("latin-1")
             return self._refuse(reading, 501, "Not Implemented",
-                                f"Transfer-Encoding {coding!r} is not supported: send the body "
-                                "as it is, chunked or with a Content-Length")
+                                undecoded_detail(reading.scan.undecoded.decode("latin-1")))
         self._forget(reading)  # a thread holds it now, as stock gthread's would
         conn = reading.conn
         V2_SOCKETS[conn.sock] = names_v2(reading.start)

@@ -21,6 +21,21 @@ MAX_TRAILERS = 8190 * 32
 UNDECODED = {b"gzip", b"deflate", b"compress", b"identity"}
 
 
+def undecoded_detail(coding):
+    """Return the refusal (501) of a Transfer-Encoding nothing decodes, as a client reads it."""
+    return (f"Transfer-Encoding {coding[:80]!r} is not supported: send the body as it is, "
+            "chunked or with a Content-Length")
+
+
+def undecoded_coding(values):
+    """Return the codings of Transfer-Encoding values (each stripped and lowercased), joined,
+    when a coding nothing decodes stands before a final chunked; else None."""
+    codings = [c.strip() for value in values for c in value.split(b",")]
+    if codings[-1] == b"chunked" and set(codings[:-1]) <= UNDECODED and codings != [b"chunked"]:
+        return b", ".join(codings)
+    return None
+
+
 class RequestScan:
     """Fed a connection's bytes in order, says when one request has been received.
 
@@ -82,11 +97,8 @@ class RequestScan:
             fields.setdefault(name.lower(), []).append(value.strip().lower())
         length, coding = fields.get(b"content-length"), fields.get(b"transfer-encoding")
         if coding is not None:
-            codings = [c.strip() for value in coding for c in value.split(b",")]
-            if length is None and codings[-1] == b"chunked" and set(codings[:-1]) <= UNDECODED \
-                    and codings != [b"chunked"]:
-                self.undecoded = b", ".join(codings)
-            if length is not None or codings != [b"chunked"]:
+            self.undecoded = None if length is not None else undecoded_coding(coding)
+            if length is not None or coding != [b"chunked"]:
                 return self._hand_over(whole=False)  # gunicorn's 400 or 501, or ours (501)
             self.chunked = True
         elif length is not None:

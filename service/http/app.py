@@ -12,7 +12,8 @@ from werkzeug.routing import IntegerConverter
 
 from .. import backends, metrics
 from ..core import Service
-from ..errors import Unauthorized, UnsupportedEncoding
+from ..errors import Unauthorized, UnsupportedEncoding, UnsupportedTransferCoding
+from ..request_scan import undecoded_coding, undecoded_detail
 from ..schemas.requests import NoQuery
 from ..settings import read_settings
 from . import dashboard, models, ops, problems, sweeps, trainings, v2
@@ -100,8 +101,13 @@ def _encodings(secret):
 
 
 def _refuse_encoded_bodies():
-    """Refuse a compressed body (415) rather than parse its bytes as JSON or a .npz."""
+    """Refuse a compressed body (415) rather than parse its bytes as JSON or a .npz, and a
+    transfer coding nothing decodes (501)."""
     environ = request.environ
+    transfer = environ.get("HTTP_TRANSFER_ENCODING")
+    if transfer is not None and (coding := undecoded_coding(
+            [transfer.encode("latin-1", "replace").strip().lower()])):
+        raise UnsupportedTransferCoding(undecoded_detail(coding.decode("latin-1")))
     coding = environ.get("HTTP_CONTENT_ENCODING")
     if coding is None or coding.strip().lower() in ("", "identity"):
         return

@@ -225,9 +225,10 @@ class ReapedReads:
         return page
 
     def _reap_for_read(self, jobs):
-        """Return _reap(jobs), or nothing reaped where the reap cannot write (a read-only
-        database): a read answers with what it read rather than needing a write."""
+        """Return whether the read must read again: _reap(jobs) changed a job, or could not
+        say (a read-only database refuses the reap's write; one lost meanwhile may have
+        taken some): the read is made again, which a read-only database answers."""
         try:
-            return self._reap(jobs)
+            return bool(self._reap(jobs))
         except StoreUnavailable:
-            return []
+            return True

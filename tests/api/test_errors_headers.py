@@ -164,3 +164,14 @@ def test_a_compressed_v2_body_is_the_protocols_415(shared):
     r = shared.post("/v2/models/m/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
 
     assert r.status_code == 415 and "send the body uncompressed" in r.json["error"]
+
+
+@pytest.mark.parametrize("path", ["/v1/models/m/predict", "/v2/models/m/infer"])
+def test_a_transfer_coding_nothing_decodes_is_a_501_in_the_app_too(shared, path):
+    # where stock gthread reads the request (TLS, the PROXY protocol) the worker's refusal
+    # from the head does not run: gunicorn let "gzip, chunked" through, read undecoded
+    r = shared.post(path, data=b'{"x1": 0, "x2": 1}', content_type=JSON,
+                    headers={"Transfer-Encoding": "gzip, chunked"})
+    assert r.status_code == 501, r.data[:300]
+    detail = r.json["error"] if path.startswith("/v2") else r.json["detail"]
+    assert detail.startswith("Transfer-Encoding 'gzip, chunked' is not supported")
