@@ -68,27 +68,33 @@ def split_seed(summary):
     return summary.get("seed", 0)
 
 
-def check_request(req, settings, build=None):
+def check_request(req, settings, check_data=None):
     """Refuse a request over a limit of settings, or one that cannot train (before any work).
-    build(dataset) -> (x, y, summary) is build_dataset unless given (a sweep's trials
-    sharing a data set build it once)."""
+    check_data(dataset, validation_split) is check_data_of unless given (a sweep's trials
+    sharing a data set check it once)."""
     epochs, dataset = req.training.epochs, req.dataset
     check_network(req.network.hidden, settings, ("network", "hidden"))
     check_limit("max_epochs", epochs, settings.max_epochs, ("training", "epochs"))
     field = ("dataset", "points") if dataset.kind == "points" else ("dataset",)
     check_limit("max_train_points", dataset.size, settings.max_train_points, field)
-    # a single-class or malformed set, or one too small to split, is refused now
-    x, y, summary = (build or build_dataset)(dataset)
     arch, config = build_network(req)
+    # a single-class or malformed set, or one too small to split, is refused now
+    (check_data or check_data_of)(dataset, config.validation_split)
     try:
         config.check(arch)
     except ValueError as exc:
         raise InvalidInput(str(exc), field=("training",)) from None
+    check_limit("max_work", request_work(req), settings.max_work, ("training", "epochs"))
+
+
+def check_data_of(dataset, validation_split):
+    """Refuse a data set spec that cannot train with validation_split held out: malformed,
+    single-class, or too small to split (422 naming the field). Keeps nothing it built."""
+    _, y, summary = build_dataset(dataset)
     try:
-        hold_out(y, config.validation_split, split_seed(summary))
+        hold_out(y, validation_split, split_seed(summary))
     except ValueError as exc:
         raise InvalidInput(str(exc), field=("training", "validation_split")) from None
-    check_limit("max_work", request_work(req), settings.max_work, ("training", "epochs"))
 
 
 def request_work(req):

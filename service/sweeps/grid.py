@@ -73,15 +73,19 @@ def check_sweep(req, settings):
     count = math.prod(len(values) for values in req.grid.values())
     trainer.check_limit("max_sweep_trials", count, settings.max_sweep_trials, ("grid",))
     limits = {"max_train_points": settings.max_train_points}
-    built = {}  # id(a data set) -> what it builds: a shared data set is built once
+    # (id(a data set), validation split) -> the data set, once checked: a data set shared by
+    # trials is checked once, and only the spec is kept (keeping each one built held 256
+    # data sets of 100,000 points, 600 MB, for a 1.5 KB request)
+    checked = {}
 
-    def build(dataset):
-        if id(dataset) not in built:
-            built[id(dataset)] = (dataset, trainer.build_dataset(dataset))  # keeps it alive
-        return built[id(dataset)][1]
+    def check_data(dataset, validation_split):
+        key = (id(dataset), validation_split)
+        if key not in checked:
+            trainer.check_data_of(dataset, validation_split)
+            checked[key] = dataset  # keeps its id from being given to another
 
     requests = trial_requests(req, lambda body, parameters: _checked(
-        body, parameters, settings, limits, build))
+        body, parameters, settings, limits, check_data))
     if req.metric.startswith("validation") and not all(
             r.training.validation_split for r in requests):
         raise InvalidInput(f"metric {req.metric!r} needs a training.validation_split above 0 "
@@ -91,11 +95,11 @@ def check_sweep(req, settings):
     return requests
 
 
-def _checked(body, parameters, settings, limits, build):
+def _checked(body, parameters, settings, limits, check_data):
     """Return one trial's TrainingRequest, checked as POST /v1/trainings checks it."""
     try:
         trial = TrainingRequest.model_validate(body, context=limits)
-        trainer.check_request(trial, settings, build)
+        trainer.check_request(trial, settings, check_data)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise _named(InvalidInput(error["msg"]), error["loc"], parameters, body) from None
