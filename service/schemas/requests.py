@@ -174,13 +174,17 @@ class TrainingRequest(Strict):
     model: Name
     dataset: Dataset
     network: NetworkSpec = Field(default_factory=NetworkSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec, validate_default=True)
 
-    @model_validator(mode="after")
-    def _bce_needs_sigmoid(self):
-        if self.training.loss == "bce" and self.network.output_activation != "sigmoid":
+    @field_validator("training")
+    @classmethod
+    def _bce_needs_sigmoid(cls, training, info: ValidationInfo):
+        # a field's validator, so that the answer names training (a model's named nothing)
+        network = info.data.get("network")
+        if network is not None and training.loss == "bce" \
+                and network.output_activation != "sigmoid":
             raise ValueError("loss 'bce' needs output_activation 'sigmoid'; use loss 'mse'")
-        return self
+        return training
 
 
 _NUMBER = {"type": "number", "minimum": -MAX_COORDINATE, "maximum": MAX_COORDINATE}

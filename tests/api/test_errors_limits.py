@@ -193,8 +193,9 @@ def test_bce_with_an_identity_output_is_422(shared):
 
     r = shared.post("/v1/trainings", json=body)
 
-    assert_problem(r, 422, "Validation Error",
-                   "loss 'bce' needs output_activation 'sigmoid'; use loss 'mse'")
+    problem = assert_problem(r, 422, "Validation Error",
+                             "loss 'bce' needs output_activation 'sigmoid'; use loss 'mse'")
+    assert problem.errors[0]["loc"] == ["training"]  # was [], naming no field
 
 
 @pytest.mark.parametrize(
