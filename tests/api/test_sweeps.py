@@ -326,3 +326,30 @@ def test_checking_a_grid_of_data_sets_keeps_none_of_them(make_client):
     finally:
         tracemalloc.stop()
     assert peak < 20e6, peak
+
+
+def test_a_group_of_large_networks_trains_in_passes_that_bound_its_memory(make_client):
+    # every trial of one network trained in one stack: 256 trials of eight layers of 256
+    # units, 4 starts each, would have held 48 GB; N=32 took a worker from 1.8 to 7.8 GB
+    import tracemalloc
+
+    from service.schemas import SweepRequest
+    from service.sweeps.run import _passes
+
+    service = make_client(run_jobs=False).application.extensions["nnserve"]
+    big = {"dataset": {"kind": "xor"}, "network": {"hidden": [256] * 8},
+           "training": {"epochs": 2, "starts": 2, "probe_epochs": 1}}
+    req = SweepRequest.model_validate({"model": "big", "base": big,
+                                       "grid": {"network.seed": [0, 1, 2, 3, 4, 5]}})
+    trials = [TrainingRequest.model_validate({"model": "big", **big,
+                                              "network": {**big["network"], "seed": s}})
+              for s in range(6)]
+    assert [len(p) for p in _passes(list(range(6)), trials)] == [2, 2, 2]  # 459,777 x 2 each
+    tracemalloc.start()
+    try:
+        states = service.sweep_here(req, lambda *a, **k: False)["trials"]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [s["status"] for s in states] == ["succeeded"] * 6
+    assert peak < 400e6, peak  # 235 MB in passes of 2 trials; 682 MB as one stack of 6
