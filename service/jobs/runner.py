@@ -195,6 +195,11 @@ class JobRunner:
             return "shutdown"
         if write or now - run.written_at >= WRITE_INTERVAL_S:  # _report's due
             answer = self._flush(run)
+            for _ in range(FINISH_ATTEMPTS - 1 if write else 0):  # a blip must not cost the
+                if answer is not None:  # whole training: the last report is asked again
+                    break
+                time.sleep(FINISH_RETRY_S)
+                answer = self._flush(run)
             if answer:
                 return "cancelled"  # or no longer ours (reaped): either way, stop without a model
             if answer is None and write:
@@ -206,11 +211,15 @@ class JobRunner:
     def _begin_save(self, run):
         """Return None once the backend put the job into its saving phase (no cancel can win
         from now on), else why it must stop without saving."""
-        try:
-            return None if self.backend.begin_save(run.job_id, run.lease) else "cancelled"
-        except ServiceError as exc:
-            log.warning("cannot start saving training job %s: %s", run.job_id, exc)
-            return "unconfirmed"
+        for attempt in range(1, FINISH_ATTEMPTS + 1):  # one UPDATE, as good twice as once
+            try:
+                return None if self.backend.begin_save(run.job_id, run.lease) else "cancelled"
+            except ServiceError as exc:
+                log.warning("cannot start saving training job %s (attempt %d of %d): %s",
+                            run.job_id, attempt, FINISH_ATTEMPTS, exc)
+            if attempt < FINISH_ATTEMPTS:
+                time.sleep(FINISH_RETRY_S)
+        return "unconfirmed"
 
     def _end_save(self, run):
         """Leave the saving phase in the backend, so that a cancel may win again."""
@@ -230,6 +239,8 @@ class JobRunner:
             return self.backend.report(run.job_id, run.lease, progress, history, snapshot)
         except ServiceError as exc:  # a busy database must not kill the training
             log.warning("cannot record progress of training job %s: %s", run.job_id, exc)
+            if run.pending is None:  # kept for the next write, unless a newer one came
+                run.pending = progress, history, snapshot
             return None
 
     def _finish(self, run, status, result, error):

@@ -309,3 +309,44 @@ def test_a_failing_prune_does_not_stop_the_runner(tmp_path, caplog):
     assert "cannot delete old training jobs" in caplog.text
 
 
+
+
+def test_a_blip_at_the_last_report_is_asked_again_not_the_training_lost(tmp_path):
+    # a database refusing writes for a moment as the job finished training failed it "could
+    # not be reached before saving; no model was saved", at attempt 1, for good
+    import psycopg
+
+    from service.jobs.postgres import PgJobs
+    from service.pg import Database
+    from tests.pgkit import Cluster
+
+    def read_only(on):
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET default_transaction_read_only = "
+                         + ("on" if on else "off"))
+            conn.execute("SELECT pg_reload_conf()")
+
+    def execute(job, report):
+        assert report(progress(1, 2), HISTORY) is False
+        read_only(True)
+        time.sleep(0.2)  # every backend has taken the reload
+        threading.Timer(0.6, read_only, (False,)).start()
+        if report(progress(2, 2), HISTORY, last=True):
+            return None
+        return {"name": "m"}
+
+    cluster = Cluster()
+    db = Database(cluster.url(), max_size=2)
+    runner = None
+    try:
+        db.migrate()
+        jobs = PgJobs(db)
+        runner = JobRunner(jobs, execute, max_running=1, timeout_s=30.0, poll_s=0.05).start()
+        job = jobs.wait(run_one(jobs, runner), 10.0)
+        assert (job["status"], job["error"], job["attempt"]) == ("succeeded", None, 1), job
+        assert job["progress"]["epoch"] == 2
+    finally:
+        if runner is not None:
+            runner.stop(timeout=2.0)
+        db.close()
+        cluster.stop()
