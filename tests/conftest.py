@@ -60,21 +60,14 @@ _DATABASES = itertools.count()
 @pytest.fixture(scope="session")
 def pg_cluster():
     """A private PostgreSQL server for the session (tests/pgkit.py), stopped by its PID at the
-    end, also when the run is interrupted (SIGTERM becomes SystemExit, so finally runs)."""
-    import signal
-
+    end; when the run is killed (SIGTERM, SIGKILL), its watcher process stops it."""
     from tests.pgkit import Cluster
 
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
-    # Not in the processes the tests fork (multiprocessing): a Python handler there let a
-    # Pool's exit, which SIGTERMs its workers, wait for one of them for ever.
-    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     cluster = Cluster()
     try:
         yield cluster
     finally:
         cluster.stop()
-        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """A private PostgreSQL cluster for the tests: initdb into a temporary folder (as the
 postgres user where we are root: initdb refuses root), a free port, its socket in its own
-folder, started with pg_ctl -l and stopped by its PID, also when the run is interrupted."""
+folder, started with pg_ctl -l and stopped by its PID, also when the run is interrupted:
+a watcher process stops it once the process that made it is gone, however it ended."""
 
 import atexit
 import os
@@ -45,7 +46,21 @@ class Cluster:
                         "-U", "postgres", "--no-sync"], check=True, capture_output=True,
                        timeout=120)
         self.start()
+        self._watcher = self._watch_owner()
         atexit.register(self.stop)
+
+    def _watch_owner(self):
+        """Start a process that stops the server (and removes its folder) once this process
+        is gone, by SIGTERM or SIGKILL too (a CI timeout), so no PostgreSQL outlives a run.
+        A SIGTERM handler here could do it only for SIGTERM, and every child forked under
+        it lost a SIGTERM that came before it ran: a Pool's exit waited for one for ever."""
+        pid_file, folder = self.data / "postmaster.pid", self.folder
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 0.5; done; "
+                  f'pid=$(head -n 1 "{pid_file}" 2>/dev/null) && kill -INT "$pid" && '
+                  f'sleep 3 && kill -KILL "$pid" 2>/dev/null; rm -rf "{folder}"')
+        return subprocess.Popen(["sh", "-c", script], start_new_session=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
 
     def start(self):
         options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -77,7 +92,11 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def stop(self):
-        """Stop the server by its PID (a fast shutdown), then remove its folder."""
+        """Stop the server by its PID (a fast shutdown), then remove its folder (and end the
+        watcher, which has nothing left to do)."""
+        if self._watcher.poll() is None:
+            self._watcher.kill()
+            self._watcher.wait()
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGINT)
