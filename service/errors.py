@@ -113,6 +113,11 @@ class JobFinished(ServiceError):
     status = 409
     title = "Job Already Finished"
 
+    def __init__(self, detail, retry_after=None):
+        super().__init__(detail)
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(retry_after)}
+
 
 class LeaseLost(ServiceError):
     """A job's save refused: the job is no longer running under the lease of the worker

@@ -4,7 +4,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 
-from ..errors import JobNotFound, LeaseLost, StoreUnavailable
+from ..errors import JobFinished, JobNotFound, LeaseLost, StoreUnavailable
 
 KINDS = ("training", "sweep")  # what a job's request is: one training, or a sweep of trials
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -13,6 +13,27 @@ WORKER_LOST = "worker lost"
 SHUTDOWN = "interrupted by shutdown"
 INTERNAL = "internal error"
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # every job's id: uuid4().hex
+
+
+def check_cancel(job_id, row):
+    """Raise JobNotFound, or JobFinished (409) when a job's (status, saving, kind) row says
+    a cancel cannot win now: ended, or saving. A sweep saving one group of its trials goes
+    on to the next: its 409 says to cancel again, after Retry-After."""
+    if row is None:
+        raise JobNotFound(job_id)
+    status, saving, kind = row
+    if status in TERMINAL:
+        raise JobFinished(f"{_noun(kind)} {job_id!r} already {status}")
+    if saving and kind == "sweep":
+        raise JobFinished(f"sweep {job_id!r} is saving a group of its trials: cancel again "
+                          "in a moment to stop the rest", retry_after=1)
+    if saving:
+        raise JobFinished(f"training job {job_id!r} already finished training and is saving "
+                          "its model")
+
+
+def _noun(kind):
+    return "sweep" if kind == "sweep" else "training job"
 
 
 def check_id(job_id):

@@ -13,10 +13,9 @@ import logging
 import uuid
 from contextlib import contextmanager
 
-from ..errors import JobFinished, JobNotFound
 from ..pg.database import PING_TIMEOUT_S
 from ..timestamps import utc_iso
-from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend, check_id
+from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend, check_cancel, check_id
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text
 from .sql import SqlReads
@@ -189,15 +188,9 @@ class PgJobs(SqlReads, JobBackend):
     def cancel(self, job_id):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
         with self.db.connection() as conn, conn.transaction():
-            row = conn.execute("SELECT status, saving FROM jobs WHERE id = %s FOR UPDATE",
+            row = conn.execute("SELECT status, saving, kind FROM jobs WHERE id = %s FOR UPDATE",
                                (check_id(job_id),)).fetchone()
-            if row is None:
-                raise JobNotFound(job_id)
-            if row[0] in TERMINAL:
-                raise JobFinished(f"training job {job_id!r} already {row[0]}")
-            if row[1]:
-                raise JobFinished(f"training job {job_id!r} already finished training and "
-                                  "is saving its model")
+            check_cancel(job_id, row)
             if row[0] == "queued":
                 conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = %s"
                              " WHERE id = %s", (utc_iso(), job_id))

@@ -10,9 +10,9 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import JobFinished, JobNotFound, ServiceError, StoreFull, StoreUnavailable
+from ..errors import ServiceError, StoreFull, StoreUnavailable
 from ..timestamps import utc_iso
-from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend, check_id
+from .backend import KINDS, TERMINAL, WORKER_LOST, JobBackend, check_cancel, check_id
 from .processes import worker_is_alive
 from .records import FIELDS, SUMMARY_FIELDS, dumps, job_of, new_job, snapshot_text, summary_of
 from .sql import SqlReads
@@ -210,15 +210,9 @@ class SqliteJobs(SqlReads, JobBackend):
     def cancel(self, job_id):
         """Return the job after cancelling it (queued) or asking it to stop (running)."""
         with self._db("BEGIN IMMEDIATE") as conn:
-            row = conn.execute("SELECT status, saving FROM jobs WHERE id = ?",
+            row = conn.execute("SELECT status, saving, kind FROM jobs WHERE id = ?",
                                (check_id(job_id),)).fetchone()
-            if row is None:
-                raise JobNotFound(job_id)
-            if row[0] in TERMINAL:
-                raise JobFinished(f"training job {job_id!r} already {row[0]}")
-            if row[1]:
-                raise JobFinished(f"training job {job_id!r} already finished training and "
-                                  "is saving its model")
+            check_cancel(job_id, row)
             if row[0] == "queued":
                 conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
                              (utc_iso(), job_id))

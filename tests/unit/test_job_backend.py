@@ -194,6 +194,21 @@ def test_cancel_of_a_running_job_asks_its_next_report_to_stop(jobs):
     assert jobs.finish(job_id, lease, "cancelled") is True
 
 
+def test_a_sweep_saving_a_group_says_to_cancel_again_and_when(jobs):
+    # its 409 said "training job ... already finished training", and a client took the
+    # sweep for done while it trained and saved every other group
+    sweep_id = jobs.create("m", {}, 1, kind="sweep")["id"]
+    lease = claim(jobs)["lease"]
+    assert jobs.begin_save(sweep_id, lease)
+    with pytest.raises(JobFinished) as caught:
+        jobs.cancel(sweep_id)
+    assert caught.value.detail == (f"sweep {sweep_id!r} is saving a group of its trials: "
+                                   "cancel again in a moment to stop the rest")
+    assert caught.value.headers == {"Retry-After": "1"}
+    jobs.end_save(sweep_id, lease)  # the group saved: the next cancel wins
+    assert jobs.cancel(sweep_id)["cancel_requested"] is True
+
+
 def test_cancel_of_an_ended_job_raises_job_finished(jobs):
     job_id = jobs.create("m", {}, 1)["id"]
     lease = claim(jobs, max_running=1)["lease"]
