@@ -353,3 +353,17 @@ def test_a_group_of_large_networks_trains_in_passes_that_bound_its_memory(make_c
         tracemalloc.stop()
     assert [s["status"] for s in states] == ["succeeded"] * 6
     assert peak < 400e6, peak  # 235 MB in passes of 2 trials; 682 MB as one stack of 6
+
+
+def test_a_grid_value_past_its_bound_is_422_naming_the_key(client):
+    # a data set of points swept as a value was copied into every trial's parameters: its
+    # state, the sweep's answers and each version's meta (112 MB answers at 20,000 points)
+    points = [[i / 500, (i % 7) / 7] for i in range(500)]
+    dataset = {"kind": "points", "points": points, "labels": [i % 2 for i in range(500)]}
+    r = _start(client, grid={"dataset": [dataset], "network.seed": [0, 1]})
+    problem = assert_problem(r, 422)
+    assert problem.errors[0]["loc"] == ["grid", "dataset"]
+    assert "over the limit of 4096: put a data set of points in base" in problem.detail
+    r = _start(client, grid={"network.seed": [0, 1]},
+               base={**BASE, "dataset": dataset})  # the way that works: in base, once
+    assert r.status_code == 202, r.json
