@@ -149,9 +149,11 @@ class Service:
         return [self._with_saved_trials(job) for job in jobs], total
 
     def _with_saved_trials(self, job):
-        """Return a sweep job whose worker was lost with each trial it saved shown saved:
-        its last report may predate the saves (the versions carry the sweep's id and trial)."""
-        if job["status"] != "failed" or job["error"] != WORKER_LOST:
+        """Return a sweep job whose worker was lost (failed so, or ended cancelled by the
+        reap, a cancel asked before) with each trial it saved shown saved: its last report
+        may predate the saves (the versions carry the sweep's id and trial)."""
+        lost = job["status"] == "failed" and job["error"] == WORKER_LOST
+        if not lost and job["status"] != "cancelled":
             return job
         saved = sweeps.saved_trials(self.store, job["model"], job["id"])
         trials = list((job["progress"] or {}).get("trials") or [])

@@ -367,3 +367,35 @@ def test_a_grid_value_past_its_bound_is_422_naming_the_key(client):
     r = _start(client, grid={"network.seed": [0, 1]},
                base={**BASE, "dataset": dataset})  # the way that works: in base, once
     assert r.status_code == 202, r.json
+
+
+def test_a_sweep_cancelled_as_its_worker_was_lost_shows_the_trials_it_saved(make_client):
+    # the reap ended it cancelled (a cancel was asked), and it showed trials 2-11 cancelled
+    # with no version though 2 and 3 had been saved: only a sweep failed "worker lost" was
+    # read against its versions
+    import multiprocessing
+
+    from service.jobs import worker_id
+
+    client = make_client(run_jobs=False)
+    service = client.application.extensions["nnserve"]
+    sweep_id = _start(client).json["id"]
+    gone = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0,))
+    gone.start()
+    gone.join()
+    worker = f"{worker_id().rsplit(':', 2)[0]}:{gone.pid}:1"  # a process of this host, ended
+    lease = service.jobs.claim(worker, 9)["lease"]
+    queued = {"status": "queued", "metrics": None, "version": None, "error": None}
+    service.jobs.report(sweep_id, lease, {"epoch": 0, "epochs": 0, "loss": None,
+                                          "accuracy": None, "trials": [queued] * 8}, {})
+    fitted = service.train(TrainingRequest.model_validate({"model": "sw", **BASE}))
+    saved = service.store.save("sw", fitted.model, dataset=fitted.dataset,
+                               metrics=fitted.metrics(), history=fitted.fit.history,
+                               x=fitted.x, y=fitted.y,
+                               sweep={"id": sweep_id, "trial": 1, "parameters": {}})
+    service.jobs.cancel(sweep_id)  # asked; the worker is gone before it sees it
+    sweep = client.get(f"/v1/sweeps/{sweep_id}").json
+    assert sweep["status"] == "cancelled"
+    trial = sweep["trials"][1]
+    assert (trial["status"], trial["version"]) == ("succeeded", saved["version"]), trial
+    assert sweep["trials"][0]["version"] is None
