@@ -111,6 +111,12 @@ class PgMemory:
         kept = self._aliases.get(name) if state is not None else None
         return dict(kept[1]) if kept and kept[0] == state else None
 
+    def last_aliases(self, name):
+        """Return the aliases of name last remembered, whatever state they were read under,
+        or None: what a process serves while the database cannot be asked."""
+        kept = self._aliases.get(name)
+        return dict(kept[1]) if kept else None
+
     def keep_aliases(self, name, state, aliases):
         """Remember the aliases of name, read under state."""
         if state is not None:

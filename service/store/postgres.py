@@ -271,9 +271,18 @@ class PgStore(ModelStore):
         kept = self.memory.aliases(name, state)
         if kept is not None:
             return kept
-        with self.db.connection() as conn:
-            found = dict(sorted(conn.execute(  # by code point, whatever the collation
-                "SELECT alias, version FROM model_aliases WHERE name = %s", (name,))))
+        last = self.memory.last_aliases(name) if state is None else None
+        if last is not None and self.db.is_down():
+            return last  # as a loaded version is served: an alias's prediction goes on
+        try:
+            with self.db.connection(PING_TIMEOUT_S if last is not None else
+                                    CONNECT_TIMEOUT_S) as conn:
+                found = dict(sorted(conn.execute(  # by code point, whatever the collation
+                    "SELECT alias, version FROM model_aliases WHERE name = %s", (name,))))
+        except StoreUnavailable:
+            if last is None:
+                raise
+            return last
         self.memory.keep_aliases(name, state, found)
         return found
 

@@ -42,16 +42,18 @@ def ready(url, timeout):
         time.sleep(0.1)
 
 
-def warm(srv, name, timeout=15):
-    """Have every worker of srv load the model: kept-alive sessions, each held open while
-    the next connects, until every worker has answered one (the workers spread connections
-    evenly, DEPLOY.md: once all have booted, the next session reaches another worker)."""
+def warm(srv, name, timeout=15, alias=None):
+    """Have every worker of srv load the model (and read its aliases, with alias): kept-alive
+    sessions, each held open while the next connects, until every worker has answered one
+    (the workers spread connections evenly, DEPLOY.md: once all have booted, the next
+    session reaches another worker)."""
     sessions, answered, workers = [], set(), srv.worker_pids()
     deadline = time.monotonic() + timeout
+    path = f"/v1/models/{name}" + (f"/aliases/{alias}" if alias else "") + "/predict"
     try:
         while answered != workers and time.monotonic() < deadline:
             sessions.append(requests.Session())
-            r = sessions[-1].post(f"{srv.url}/v1/models/{name}/predict", json=POINTS, timeout=10)
+            r = sessions[-1].post(f"{srv.url}{path}", json=POINTS, timeout=10)
             assert r.status_code == 200, r.text
             answered |= set(srv.pids_of([r.headers["X-Request-ID"]]).values())
             time.sleep(0.05)  # a worker still booting (its imports) answers nothing yet
@@ -64,7 +66,11 @@ def warm(srv, name, timeout=15):
 def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
     srv = start_server(tmp_path / "store", workers=2, NNSERVE_DATABASE_URL=cluster.url())
     before = train(srv.url, "xor")
+    version = before["result"]["version"]
+    assert requests.put(f"{srv.url}/v1/models/xor/aliases/prod", json={"version": version},
+                        timeout=10).status_code == 200
     warm(srv, "xor")
+    warm(srv, "xor", alias="prod")
 
     cluster.crash()
     asked = time.monotonic()
@@ -73,9 +79,9 @@ def test_nnserve_rides_out_a_database_crash(cluster, start_server, tmp_path):
     assert "NNSERVE_DATABASE_URL" in r.json()["detail"] and "jobs" in r.json()["checks"]
     assert time.monotonic() - asked < 1.5  # a readiness probe's timeout is short
     asked = time.monotonic()
-    for _ in range(8):
-        r = requests.post(f"{srv.url}/v1/models/xor/predict", json=POINTS, timeout=10)
-        assert r.status_code == 200 and r.json()["version"] == before["result"]["version"]
+    for path in ["/v1/models/xor/predict", "/v1/models/xor/aliases/prod/predict"] * 4:
+        r = requests.post(f"{srv.url}{path}", json=POINTS, timeout=10)  # an alias's was a
+        assert r.status_code == 200 and r.json()["version"] == version, r.text  # 503 in 5 s
     assert time.monotonic() - asked < 4  # without waiting for the database each time
     r = requests.get(f"{srv.url}/metrics", timeout=20)  # was a 503: no counters at all
     assert r.status_code == 200 and "nnserve_http_requests_total{" in r.text, r.text[:300]
