@@ -28,6 +28,9 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status, not a traceback
+        print("nnserve: interrupted", file=sys.stderr)
+        return 130
     except ValidationError as exc:
         where = ".".join(str(part) for part in exc.errors()[0]["loc"])
         print(f"nnserve: {where}: {exc.errors()[0]['msg']}", file=sys.stderr)
@@ -48,6 +51,8 @@ def train(args):
     """Train locally and print the lab's report: losses, every prediction, the accuracy."""
     service = _service(args)
     req = TrainingRequest.model_validate(_request(args), context=service.limits)
+    if args.name:
+        service.store.ping()  # a store no model can be saved in: refused before any work
     if args.plot is not None:
         _check_figure_path(args.plot)
 

@@ -122,3 +122,28 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_the_variable(tmp_path
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "nnserve: NNSERVE_MAX_WAIT_S='-1': input should be greater than or equal to 0"]
+
+
+def test_train_refuses_a_store_it_cannot_save_in_before_any_work(tmp_path):
+    # it trained to the end, then said "model store unavailable": the work was lost
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    done = subprocess.run([str(BIN / "nnserve"), "train", "--name", "m", "--store",
+                           str(not_a_folder)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout
+    assert "model store unavailable" in done.stderr and "Traceback" not in done.stderr
+    assert "epoch 0" not in done.stdout
+
+
+def test_ctrl_c_is_one_line_and_the_shells_status(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([str(BIN / "nnserve"), "train", "--dataset", "spiral", "--epochs",
+                             "100000", "--store", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("epoch 0 loss:")  # training
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err == "nnserve: interrupted\n", (proc.returncode, err)
