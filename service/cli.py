@@ -171,8 +171,11 @@ def _request(args):
     """Return the training request (a JSON dict) of the command's arguments."""
     given = {"n": args.n, "noise": args.noise, "seed": args.data_seed}
     fields = DATA_SPECS[args.dataset].model_fields
-    dataset = {"kind": args.dataset, **{k: v for k, v in given.items()
-                                        if k in fields and v is not None}}
+    options = {"n": "--n", "noise": "--noise", "seed": "--data-seed"}
+    for key in (k for k, v in given.items() if v is not None and k not in fields):
+        raise ValueError(f"{options[key]} does not apply to the {args.dataset} data set"
+                         " (the API refuses it too)")  # was silently ignored
+    dataset = {"kind": args.dataset, **{k: v for k, v in given.items() if v is not None}}
     network = {"hidden": args.hidden, "activation": args.activation, "seed": args.seed,
                "output_activation": args.output_activation, "bias": not args.no_bias}
     training = {"epochs": args.epochs, "learning_rate": args.lr, "optimizer": args.optimizer,
