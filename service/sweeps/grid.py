@@ -45,18 +45,23 @@ def trial_body(model, base, parameters):
 
 def trial_requests(req, validate):
     """Return validate(body, parameters) of every trial of a SweepRequest, in grid order: a
-    TrainingRequest of the trial's body. A data set no grid key changes is validated with
-    the first trial only, and that one object shared by the others (a base of 100,000
-    points is parsed once, not once a trial, and held once)."""
-    shared = "dataset" in req.base and not any(
-        path.split(".")[0] == "dataset" for path in req.grid)
-    base = {k: v for k, v in req.base.items() if k != "dataset"} if shared else req.base
+    TrainingRequest of the trial's body. Trials whose data set the grid sets alike (all of
+    them, when no grid key is under `dataset`) share the data set their first validated: a
+    base of 100,000 points is parsed once, not once a trial, and held once."""
+    keys = [path for path in req.grid if path.split(".")[0] == "dataset"]
+    bare = {k: v for k, v in req.base.items() if k != "dataset"}
+    shared = {}  # the trial's values of keys (JSON) -> the data set its first trial validated
     trials = []
     for parameters in expand(req.grid):
-        body = trial_body(req.model, base, parameters)
-        if shared:  # the base's own for the first, then the first trial's, validated
-            body["dataset"] = trials[0].dataset if trials else req.base["dataset"]
+        key = json.dumps([parameters[path] for path in keys])
+        if key in shared or (not keys and "dataset" in req.base):
+            body = trial_body(req.model, bare, {p: v for p, v in parameters.items()
+                                                if p not in keys})
+            body["dataset"] = shared.get(key, req.base.get("dataset"))  # no copy of it
+        else:  # the first of its data set: set into a copy of the base's
+            body = trial_body(req.model, req.base, parameters)
         trials.append(validate(body, parameters))
+        shared.setdefault(key, trials[-1].dataset)
     return trials
 
 

@@ -399,3 +399,30 @@ def test_a_sweep_cancelled_as_its_worker_was_lost_shows_the_trials_it_saved(make
     trial = sweep["trials"][1]
     assert (trial["status"], trial["version"]) == ("succeeded", saved["version"]), trial
     assert sweep["trials"][0]["version"] is None
+
+
+def test_a_grid_key_under_dataset_still_shares_the_data_set_it_sets_alike(make_client):
+    # any grid key under `dataset` (even one that sets the base's own kind) made every
+    # trial a copy of the base's points, parsed anew: 256 trials over 100,000 points took
+    # 58 s and 2.2 GB of the worker that answered
+    import tracemalloc
+
+    from service.schemas import SweepRequest
+    from service.sweeps import check_sweep
+
+    service = make_client(run_jobs=False).application.extensions["nnserve"]
+    points = [[(i % 200) / 100 - 1, (i // 200) / 50 - 1] for i in range(20_000)]
+    labels = [int(x1 > x2) for x1, x2 in points]
+    req = SweepRequest.model_validate({
+        "model": "one", "base": {"dataset": {"kind": "points", "points": points,
+                                             "labels": labels},
+                                 "training": {"epochs": 1, "starts": 1}},
+        "grid": {"network.seed": list(range(32)), "dataset.kind": ["points"]}})
+    tracemalloc.start()
+    try:
+        trials = check_sweep(req, service.settings)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len({id(t.dataset) for t in trials}) == 1  # one data set, parsed once
+    assert peak < 30e6, peak
