@@ -16,6 +16,11 @@ PRUNE_INTERVAL_S = 60.0  # how often a runner deletes jobs past their retention
 BACKSTOP_POLL_S = 5.0  # how often a runner that is woken by its backend looks anyway
 SAVE_WAIT_S = 10.0  # how long stop() lets a job that is saving its model finish
 FINISH_ATTEMPTS, FINISH_RETRY_S = 3, 0.5
+# How long the last report before a save, and the step into the saving phase, are asked
+# again (every FINISH_RETRY_S) before a job that trained to the end fails unconfirmed: a
+# connection cut or a failover's read-only seconds must not cost the training. Well under
+# the heartbeat interval of the default lease (the watchdog waits for the lock meanwhile).
+CONFIRM_S = 5.0
 UNCONFIRMED = "the job database could not be reached before saving; no model was saved"
 
 
@@ -195,9 +200,8 @@ class JobRunner:
             return "shutdown"
         if write or now - run.written_at >= WRITE_INTERVAL_S:  # _report's due
             answer = self._flush(run)
-            for _ in range(FINISH_ATTEMPTS - 1 if write else 0):  # a blip must not cost the
-                if answer is not None:  # whole training: the last report is asked again
-                    break
+            until = time.monotonic() + CONFIRM_S
+            while write and answer is None and time.monotonic() < until:  # asked again
                 time.sleep(FINISH_RETRY_S)
                 answer = self._flush(run)
             if answer:
@@ -211,15 +215,15 @@ class JobRunner:
     def _begin_save(self, run):
         """Return None once the backend put the job into its saving phase (no cancel can win
         from now on), else why it must stop without saving."""
-        for attempt in range(1, FINISH_ATTEMPTS + 1):  # one UPDATE, as good twice as once
+        until = time.monotonic() + CONFIRM_S
+        while True:  # one UPDATE, as good twice as once
             try:
                 return None if self.backend.begin_save(run.job_id, run.lease) else "cancelled"
             except ServiceError as exc:
-                log.warning("cannot start saving training job %s (attempt %d of %d): %s",
-                            run.job_id, attempt, FINISH_ATTEMPTS, exc)
-            if attempt < FINISH_ATTEMPTS:
-                time.sleep(FINISH_RETRY_S)
-        return "unconfirmed"
+                log.warning("cannot start saving training job %s: %s", run.job_id, exc)
+            if time.monotonic() >= until:
+                return "unconfirmed"
+            time.sleep(FINISH_RETRY_S)
 
     def _end_save(self, run):
         """Leave the saving phase in the backend, so that a cancel may win again."""

@@ -43,7 +43,8 @@ def _alive(pid):
 
 def test_a_child_forked_dies_of_sigterm(pg_cluster):
     # pg_cluster once turned SIGTERM into SystemExit in the pytest process; a forked child
-    # must die of the signal (exit code 143 before)
+    # must die of the signal (exit code 143 before), and none may lose it: no handler here
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     running = FORK.Event()
     child = FORK.Process(target=_sleep, args=(running,))
     child.start()

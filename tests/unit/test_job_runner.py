@@ -287,9 +287,9 @@ def test_no_model_is_saved_when_the_last_report_cannot_be_written(tmp_path):
         jobs.fail_report = False
         return None
 
-    runner = JobRunner(jobs, execute, max_running=1, timeout_s=10.0, poll_s=0.05).start()
-    try:
-        job = jobs.wait(run_one(jobs, runner), 3.0)
+    runner = JobRunner(jobs, execute, max_running=1, timeout_s=30.0, poll_s=0.05).start()
+    try:  # asked again for CONFIRM_S before it gives up
+        job = jobs.wait(run_one(jobs, runner), runner_module.CONFIRM_S + 5.0)
     finally:
         runner.stop(timeout=2.0)
     assert saved == []
@@ -311,7 +311,7 @@ def test_a_failing_prune_does_not_stop_the_runner(tmp_path, caplog):
 
 
 
-def test_a_blip_at_the_last_report_is_asked_again_not_the_training_lost(tmp_path):
+def test_a_blip_at_the_last_report_is_asked_again_not_the_training_lost(tmp_path, caplog):
     # a database refusing writes for a moment as the job finished training failed it "could
     # not be reached before saving; no model was saved", at attempt 1, for good
     import psycopg
@@ -329,8 +329,16 @@ def test_a_blip_at_the_last_report_is_asked_again_not_the_training_lost(tmp_path
     def execute(job, report):
         assert report(progress(1, 2), HISTORY) is False
         read_only(True)
-        time.sleep(0.2)  # every backend has taken the reload
-        threading.Timer(0.6, read_only, (False,)).start()
+        deadline = time.monotonic() + 10
+        while True:  # until a write is refused: every backend has taken the reload
+            try:
+                with db.connection() as conn:
+                    conn.execute("UPDATE jobs SET model = model WHERE false")  # refused
+            except StoreUnavailable:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        threading.Timer(1.5, read_only, (False,)).start()  # the probe's 1.5 s
         if report(progress(2, 2), HISTORY, last=True):
             return None
         return {"name": "m"}
@@ -345,6 +353,7 @@ def test_a_blip_at_the_last_report_is_asked_again_not_the_training_lost(tmp_path
         job = jobs.wait(run_one(jobs, runner), 10.0)
         assert (job["status"], job["error"], job["attempt"]) == ("succeeded", None, 1), job
         assert job["progress"]["epoch"] == 2
+        assert "cannot record progress of training job" in caplog.text  # the blip was met
     finally:
         if runner is not None:
             runner.stop(timeout=2.0)
