@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import tempfile
+from http import HTTPStatus
 
 from gunicorn import glogging, util
 
@@ -97,6 +98,10 @@ def problem_error(sock, status, reason, detail):
     """Write a refusal gunicorn makes itself (request line or headers too long, bad HTTP)
     as the same problem+json every other error is (on /v2, the protocol's error), instead
     of gunicorn's HTML page."""
+    try:  # gunicorn names its 501 (an unknown transfer coding) "Bad Request"
+        reason = HTTPStatus(int(status)).phrase
+    except ValueError:
+        pass
     util.write_nonblock(sock, problem_response(status, reason, detail,
                                                v2=V2_SOCKETS.get(sock, False)))
 

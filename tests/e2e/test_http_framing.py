@@ -98,3 +98,12 @@ def test_a_transfer_coding_nothing_decodes_is_a_501_whatever_the_body(srv, codin
     assert status == 501, payload[:300]
     detail = json.loads(payload)["error" if path.startswith("/v2") else "detail"]
     assert detail.startswith(f"Transfer-Encoding '{coding}' is not supported"), detail
+
+
+def test_an_unknown_transfer_coding_is_gunicorns_501_named_as_one(srv):
+    # gunicorn refuses it 501 but named it "Bad Request": status line, type and title
+    status, head, payload = raw(srv, b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\n"
+                                     b"Transfer-Encoding: x-foo, chunked\r\n\r\n0\r\n\r\n")
+    assert status == 501 and head.startswith("HTTP/1.1 501 Not Implemented"), head
+    problem = json.loads(payload)
+    assert (problem["type"], problem["title"]) == ("/problems/not-implemented", "Not Implemented")
