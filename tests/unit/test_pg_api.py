@@ -42,10 +42,17 @@ def test_a_job_id_postgresql_cannot_carry_is_no_job(client, method, path):
 
 def _read_only(cluster, on):
     """Make every session of the cluster read-only (a standby's answer to a write), or not."""
+    want = "on" if on else "off"
     with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
+        conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {want}")
         conn.execute("SELECT pg_reload_conf()")
-    time.sleep(0.3)  # every backend takes the reload before its next command
+    deadline = time.monotonic() + 10
+    while True:  # a new session has it once the postmaster reloaded, which then signalled
+        with psycopg.connect(cluster.url()) as conn:  # every backend (taken before its next
+            if conn.execute("SHOW default_transaction_read_only").fetchone()[0] == want:
+                return  # command)
+        assert time.monotonic() < deadline, "the reload never took"
+        time.sleep(0.05)
 
 
 def test_a_read_only_database_answers_writes_503_and_reads_on(client, cluster):

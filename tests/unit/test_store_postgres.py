@@ -283,10 +283,15 @@ CHANGES = {  # every kind of change of a model, made on 'al' (versions 1 and 2, 
 
 
 def _change_in_child(url, change, trained, out):
-    """In another process: make one change of model 'al'; put how and when it ended."""
+    """In another process: make one change of model 'al'; put "ready" just before it, then
+    how and when it ended."""
     db = Database(url, max_size=1)
     try:
-        CHANGES[change](PgStore(db), trained)
+        store = PgStore(db)
+        with db.connection() as conn:  # connected: the change's own wait is all that is left
+            conn.execute("SELECT 1")
+        out.put(("ready", time.monotonic()))
+        CHANGES[change](store, trained)
         out.put(("ok", time.monotonic()))
     except Exception as exc:  # the parent names it
         out.put((repr(exc), time.monotonic()))
@@ -309,7 +314,13 @@ def test_every_change_of_a_model_waits_for_the_models_lock(store, pg_database, t
         child = FORK.Process(target=_change_in_child,
                              args=(pg_database.url, change, trained, out))
         child.start()
-        time.sleep(1.0)
+        assert out.get(timeout=30)[0] == "ready"
+        deadline = time.monotonic() + 10
+        while holder.execute("SELECT pg_stat_clear_snapshot()") and not holder.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND wait_event = 'advisory'").fetchone()[0]:  # waits on the lock, not slow
+            assert time.monotonic() < deadline and out.empty(), "the change did not wait"
+            time.sleep(0.02)
         assert out.empty(), out.get()  # still waiting for the lock
         released = time.monotonic()
         holder.commit()
