@@ -12,6 +12,9 @@ from ..nn.history import thin_history
 # 16 starts' probes) is about 130 KB, its other fields under 1 KB each.
 MAX_HISTORY_BYTES = 256 * 1024
 MAX_FIELD_BYTES = 16 * 1024
+# Levels of a history column: a trained model's "probes" is a list of objects of lists of
+# numbers (3); a column served 900 levels deep broke clients' JSON parsers (Ruby's: 100)
+MAX_COLUMN_DEPTH = 4
 FRACTIONS = ("accuracy", "validation_accuracy")  # metrics the pages show as percentages
 MAX_FLOAT_INT = int(sys.float_info.max)
 
@@ -23,6 +26,9 @@ def bounded_meta(meta):
     for column, values in history.items():
         if type(values) is not list:
             _refuse(("history", column), f"meta history column {column[:40]!r} is not a list")
+        if _depth(values) > MAX_COLUMN_DEPTH:
+            _refuse(("history", column), f"meta history column {column[:40]!r} nests deeper "
+                                         f"than {MAX_COLUMN_DEPTH} levels")
     meta = {**meta, "history": thin_history(history)}
     for field, value in meta.items():
         if not _plain_text(value):
@@ -37,6 +43,18 @@ def bounded_meta(meta):
                               f"{' once thinned' if field == 'history' else ''}, "
                               f"over the limit of {maximum}")
     return meta
+
+
+def _depth(value):
+    """Return how deep lists and objects nest in a JSON value (a number: 0)."""
+    deepest, stack = 0, [(value, 1)]  # no recursion: the parser allowed any depth
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
+                                                  else value))
+    return deepest
 
 
 def _plain_text(value):

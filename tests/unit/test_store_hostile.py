@@ -275,6 +275,8 @@ def test_a_meta_integer_past_the_digit_bound_is_named_without_the_interpreters_a
      "meta field 'dataset' is"),
     (lambda meta: meta["history"].update(loss="x" * 100), ["history", "loss"],
      "meta history column 'loss' is not a list"),
+    (lambda meta: meta["history"].update(x=json.loads("[" * 900 + "]" * 900)), ["history", "x"],
+     "meta history column 'x' nests deeper than 4 levels"),  # was kept and served so
     (lambda meta: meta["history"].update({f"c{i}": [0.123456789] * 1000 for i in range(20)}),
      ["history"], "meta field 'history' is"),
 ])
