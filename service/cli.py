@@ -74,18 +74,36 @@ def train(args):
         meta = service.save(args.name, fitted)
         print(f"saved {meta['name']} version {meta['version']}")
     if args.plot is not None:
-        png = plots.model_png(fitted.model, x, y, fit.history, title=args.dataset)
-        with open(args.plot, "wb") as figure:
-            figure.write(png)
+        _write_figure(args.plot, plots.model_png(fitted.model, x, y, fit.history,
+                                                 title=args.dataset))
         print(f"figure written to {args.plot}")
 
 
 def _check_figure_path(path):
-    """Refuse, before any work, a --plot path no file can be written to."""
+    """Refuse, before any work, a --plot path no file can be written to: the file is opened
+    for appending (nothing of one there is lost) and removed again if it was not there
+    (access() let root through to /proc and /sys, found only after training)."""
     if path.endswith(os.sep) or os.path.isdir(path):
         raise OSError(f"cannot write the figure to {path!r}: it is a folder")
     if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
         raise OSError(f"cannot write the figure to {path!r}: its folder is not writable")
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise OSError(f"cannot write the figure to {path!r}: {exc.strerror}") from None
+    if not existed:
+        os.remove(path)
+
+
+def _write_figure(path, png):
+    """Write png to path, a failure named as the figure's (/dev/full: no space left)."""
+    try:
+        with open(path, "wb") as figure:
+            figure.write(png)
+    except OSError as exc:
+        raise OSError(f"cannot write the figure to {path!r}: {exc.strerror}") from None
 
 
 def sweep(args):

@@ -55,6 +55,7 @@ def test_cli_reports_a_missing_model_without_a_traceback(tmp_path):
     (["--plot", "/tmp"], "it is a folder"),  # was found after training, losing the model
     (["--plot", "sub/"], "it is a folder"),
     (["--plot", ""], "--plot: must not be empty"),  # was silently no figure
+    (["--plot", "/proc/x.png"], "cannot write the figure to '/proc/x.png'"),  # root: after
     (["--dataset", "xor", "--n", "5"], "--n does not apply to the xor data set"),  # ignored
     (["--dataset", "xor", "--noise", "0.5"], "--noise does not apply to the xor data set"),
 ])
