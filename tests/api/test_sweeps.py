@@ -353,6 +353,9 @@ def test_a_group_of_large_networks_trains_in_passes_that_bound_its_memory(make_c
         tracemalloc.stop()
     assert [s["status"] for s in states] == ["succeeded"] * 6
     assert peak < 400e6, peak  # 235 MB in passes of 2 trials; 682 MB as one stack of 6
+    alone = service.train(trials[5]).metrics()  # a trial of the last pass, trained alone
+    assert states[5]["metrics"]["loss"] == alone["loss"]
+    assert states[5]["metrics"]["accuracy"] == alone["accuracy"]
 
 
 def test_a_grid_value_past_its_bound_is_422_naming_the_key(client):
