@@ -210,11 +210,15 @@ def _predict(name, version):
 def _uploaded_bytes():
     if request.mimetype == "multipart/form-data":
         parts = request.files.getlist("file")
+        fields = request.form.getlist("file")  # a part without a filename is read as text
+        if len(parts) + len(fields) > 1:  # one was kept, silently: which one is unknown
+            raise BadRequest(f"multipart upload has {len(parts) + len(fields)} 'file' parts: "
+                             "send one version at a time")
+        if fields:
+            raise BadRequest("the 'file' part has no filename, so it is read as text: send "
+                             "it as a file (curl -F file=@model.npz)")
         if not parts:
             raise BadRequest("multipart upload needs a 'file' part holding the .npz")
-        if len(parts) > 1:  # one was kept, silently: which one a client meant is unknown
-            raise BadRequest(f"multipart upload has {len(parts)} 'file' parts: send one "
-                             "version at a time")
         return parts[0].read()
     if request.mimetype not in (NPZ, "application/x-npz", "application/zip"):
         raise UnsupportedMediaType("send the .npz as application/octet-stream or multipart")

@@ -269,6 +269,17 @@ def test_multipart_upload_with_two_file_parts_is_400_and_saves_nothing(client, m
     assert [v["version"] for v in client.get("/v1/models/xor-demo").json["versions"]] == [1]
 
 
+def test_a_file_part_without_a_filename_is_named_not_taken_for_none(client, model):
+    npz = _export(client)  # curl -F 'file=<m.npz': a form field, not a file
+    r = client.post("/v1/models/xor-demo/versions", data={"file": npz.decode("latin-1")},
+                    content_type="multipart/form-data")
+    assert_problem(r, 400, "Bad Request", "the 'file' part has no filename")
+    r = client.post("/v1/models/xor-demo/versions",  # was 201, the field silently dropped
+                    data={"file": ["abc", (io.BytesIO(npz), "m.npz")]})
+    assert_problem(r, 400, "Bad Request", "2 'file' parts")
+    assert [v["version"] for v in client.get("/v1/models/xor-demo").json["versions"]] == [1]
+
+
 def test_a_damaged_stored_version_is_reported_corrupt_not_served(client, settings, model):
     _upload(client, _export(client))
     path = settings.store_dir / "xor-demo" / "1.npz"
