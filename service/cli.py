@@ -32,7 +32,7 @@ def main(argv=None):
         print("nnserve: interrupted", file=sys.stderr)
         return 130
     except ValidationError as exc:
-        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"]) or "the request"
         print(f"nnserve: {where}: {exc.errors()[0]['msg']}", file=sys.stderr)
     except (ValueError, LookupError, OSError, ServiceError) as exc:
         print(f"nnserve: {exc}", file=sys.stderr)

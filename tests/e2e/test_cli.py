@@ -91,6 +91,7 @@ def test_readme_sweep_prints_the_table_and_saves_with_save(tmp_path):
 @pytest.mark.parametrize(("text", "says"), [
     ('{"model": "x", "model": "y"}', "malformed JSON: duplicate key 'model'"),
     ("[" * 100_000 + "]" * 100_000, "malformed JSON: maximum recursion depth"),  # a traceback
+    ("[1, 2]", "nnserve: the request: Input should be a valid dictionary"),  # was "nnserve: : "
 ])
 def test_a_sweep_file_is_read_as_the_api_reads_a_body(tmp_path, text, says):
     done = subprocess.run([str(BIN / "nnserve"), "sweep", "-", "--store", str(tmp_path)],
