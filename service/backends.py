@@ -4,6 +4,7 @@ Imports are made where a backend is built: gunicorn's master calls prepare() bef
 forks, and must not load NumPy and the store for it.
 """
 
+import os
 from functools import partial
 
 
@@ -39,13 +40,24 @@ def build_jobs(settings, db=None, store=None):
     return SqliteJobs(settings.jobs_path, stale_s=settings.job_lease_s, saved=saved)
 
 
+# (pid, URL) set by prepare() in gunicorn's master once that database was checked and
+# migrated: its workers, forked from it, open their pools on it without checking again, so
+# that a worker booting while the database is away (a respawn during a failover) waits
+# for it as the others do, instead of failing to boot, which makes gunicorn halt the
+# whole server. The process that prepared it, or another database, is checked as ever.
+_PREPARED = None
+
+
 def database(settings):
     """Return the Database of NNSERVE_DATABASE_URL, its schema migrated; StoreUnavailable
-    with one line naming the setting (never the password) when it cannot be used."""
+    with one line naming the setting (never the password) when it cannot be used (not
+    checked again in a worker of a master that prepared it)."""
     from .pg import Database
 
-    db = Database(settings.database_url.get_secret_value())
-    db.check()
+    url = settings.database_url.get_secret_value()
+    db = Database(url)
+    if _PREPARED is None or _PREPARED[1] != url or _PREPARED[0] == os.getpid():
+        db.check()
     return db
 
 
@@ -63,6 +75,7 @@ def prepare(settings):
     cannot be used stops start-up with one line (SystemExit)."""
     from .errors import StoreUnavailable
 
+    global _PREPARED
     try:
         jobs = build_jobs(settings)
     except StoreUnavailable as exc:
@@ -70,3 +83,4 @@ def prepare(settings):
     jobs.recover()
     if hasattr(jobs, "db"):
         jobs.db.close()  # the workers open pools of their own
+        _PREPARED = (os.getpid(), settings.database_url.get_secret_value())

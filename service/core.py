@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from . import boundaries, metrics, plots, streams, sweep_plots, sweeps, trainer, unitplots
-from .errors import InvalidInput, JobNotFound, ModelNotFound, SweepNotFound
+from .errors import InvalidInput, JobNotFound, ModelNotFound, StoreUnavailable, SweepNotFound
 from .jobs import WORKER_LOST, JobRunner
 from .lru import Lru
 from .nn.model import SMALL_ROWS
@@ -46,7 +46,10 @@ class Service:
     def start(self):
         """Fail jobs orphaned by a previous run and start this process's runner; return self."""
         if self.jobs is not None:
-            self.jobs.recover()
+            try:
+                self.jobs.recover()
+            except StoreUnavailable as exc:  # a worker booting during an outage: its reads
+                log.warning("cannot look for lost jobs now: %s", exc)  # and claims reap later
             if self.settings.run_jobs:
                 self.runner.start()
         return self

@@ -171,3 +171,30 @@ def test_an_event_stream_rides_out_a_database_crash(cluster, start_server, tmp_p
     assert not watcher.is_alive() and failed == [], failed
     assert seen[-1] == "event: end", seen[-3:]
     assert "Traceback" not in srv.log_text()
+
+
+def test_a_worker_respawned_while_the_database_is_down_keeps_the_server_up(
+        cluster, start_server, tmp_path):
+    # a worker booting during an outage checked the database, failed to boot (exit 3), and
+    # gunicorn's master halted the whole server: "Worker failed to boot"
+    import os
+    import signal
+
+    srv = start_server(tmp_path / "store", workers=2, NNSERVE_DATABASE_URL=cluster.url())
+    before = train(srv.url, "xor")
+    cluster.crash()
+    victim = min(srv.worker_pids())
+    os.kill(victim, signal.SIGKILL)  # respawned at once, into the outage
+    deadline = time.monotonic() + 30
+    while victim in srv.worker_pids() or len(srv.worker_pids()) < 2:
+        assert srv.proc.poll() is None, srv.log_text()[-2000:]  # the master halted
+        assert time.monotonic() < deadline, "no worker forked in place of the killed one"
+        time.sleep(0.1)
+    time.sleep(3)  # the new worker boots with the database away
+    assert srv.proc.poll() is None, srv.log_text()[-2000:]
+    assert requests.get(f"{srv.url}/healthz", timeout=10).status_code == 200
+    cluster.start()
+    assert ready(srv.url, 20).status_code == 200
+    assert requests.get(f"{srv.url}/v1/trainings/{before['id']}",
+                        timeout=10).json()["status"] == "succeeded"
+    assert train(srv.url, "after")["status"] == "succeeded"
